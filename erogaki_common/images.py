@@ -1,0 +1,130 @@
+"""Image input checks and decoding, PNG output.
+
+Inputs are PNG, JPEG, WebP or GIF (first frame); the format is sniffed from the
+bytes, never trusted from a name or content type. Byte and pixel limits are
+checked before any pixel is decoded, so a decompression bomb costs nothing.
+Decoded images are 8-bit RGB, or RGBA when the input has transparency; EXIF
+orientation is applied. Output is always PNG: the green mask that hent-AI hands
+to DeepCreamPy only survives lossless formats.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+from erogaki_common.errors import ErrorName, ProcessingError
+
+# The smallest side the workers accept: below this nothing can be detected.
+MIN_SIDE = 8
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
+
+
+class ImageError(ProcessingError):
+    """The input image is unusable; ``name`` says why."""
+
+    name = ErrorName.INVALID_IMAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 40_000_000
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from its magic bytes, or None if it is not one we take."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    return None
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def check_bytes(data: bytes, limits: Limits) -> str:
+    """Cheap checks a submitter runs before queueing: size and format. Returns the format."""
+    if not data:
+        raise ImageError("The file is empty.", ErrorName.INVALID_IMAGE)
+    if len(data) > limits.max_bytes:
+        raise ImageError(
+            f"The image is {_mib(len(data))}; the limit is {_mib(limits.max_bytes)}.",
+            ErrorName.IMAGE_TOO_LARGE,
+        )
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError("The file is not a PNG, JPEG, WebP or GIF image.", ErrorName.INVALID_IMAGE)
+    return fmt
+
+
+def decode(data: bytes, limits: Limits = Limits()) -> Image.Image:
+    """Decode ``data`` into an RGB or RGBA image, checking every limit first."""
+    fmt = check_bytes(data, limits)
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit applies; Pillow's bomb warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[fmt])
+            width, height = image.size
+            if width * height > limits.max_pixels:
+                raise ImageError(
+                    f"The image is {width}x{height} pixels; the limit is "
+                    f"{limits.max_pixels / 1e6:.0f} megapixels.",
+                    ErrorName.IMAGE_DIMENSIONS_TOO_LARGE,
+                )
+            if min(width, height) < MIN_SIDE:
+                raise ImageError(
+                    f"The image is {width}x{height} pixels; both sides must be at least "
+                    f"{MIN_SIDE}.",
+                    ErrorName.IMAGE_TOO_SMALL,
+                )
+            image.seek(0)  # animated GIF/WebP: the first frame
+            image.load()
+            return _to_8bit(ImageOps.exif_transpose(image))
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError(
+            "The image's dimensions are too large to decode safely.",
+            ErrorName.IMAGE_DIMENSIONS_TOO_LARGE,
+        ) from None
+    except Exception:
+        # Truncated files, bad chunks, unsupported modes: Pillow raises many types.
+        raise ImageError(
+            f"The {fmt} file is damaged or truncated and cannot be decoded.",
+            ErrorName.INVALID_IMAGE,
+        ) from None
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode in ("RGB", "RGBA"):
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of clipping at 255.
+        return image.point(lambda v: v / 257).convert("L").convert("RGB")
+    if mode == "P":
+        has_alpha = "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
+    if mode in ("LA", "PA", "La", "RGBa"):
+        return image.convert("RGBA")
+    # L, 1, CMYK, YCbCr, LAB, HSV, F
+    return image.convert("RGB")
+
+
+def encode_png(image: Image.Image, compress_level: int = 1) -> bytes:
+    """PNG bytes; level 1 because workers pay the encode on every job and
+    the bytes only cross a LAN to Redis."""
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=compress_level)
+    return out.getvalue()

@@ -1,0 +1,99 @@
+"""Every Redis key erogaki reads or writes, with its TTL.
+
+The first block is protocol v1 as the seed names it (typos settled in
+``docs/protocol.md``); other clients of the protocol depend on these names.
+The second block is erogaki's own bookkeeping, all under ``erogaki:`` so it can
+never collide with the protocol's keys.
+
+Every key anyone writes carries a TTL: an abandoned job leaves nothing behind
+for longer than ``JOB_TTL``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# --- protocol v1 -------------------------------------------------------------
+
+# String: the input image bytes; hent-AI `bar` overwrites it with the
+# green-masked PNG (KEEPTTL).
+INPUT_PREFIX = "censored-images:"
+# String: the decensored PNG, set by the last worker of the job.
+RESULT_PREFIX = "decensored-images:"
+# String: the error JSON a worker sets when the job failed.
+ERROR_PREFIX = "errors:"
+
+
+class Queue(StrEnum):
+    """The three job queues: lists of uuids, RPUSH in, the head out."""
+
+    HENTAI_BAR = "censored-images:hent-ai:bar"
+    HENTAI_MOSAIC = "censored-images:hent-ai:mosaic"
+    DEEPCREAMPY_BAR = "censored-images:deepcreampy:bar"
+
+
+# --- erogaki's own keys --------------------------------------------------------
+
+# Hash per job: submitted (epoch s), mode, stage, attempts, worker, cancelled.
+# Workers tolerate its absence: jobs from foreign submitters have none.
+JOB_PREFIX = "erogaki:job:"
+# List per (worker instance, queue): the uuids that instance has claimed from
+# that queue with BLMOVE and not yet finished (Redis' reliable-queue pattern).
+PROCESSING_PREFIX = "erogaki:processing:"
+# String per worker instance: its heartbeat JSON; expiry means the worker is dead.
+HEARTBEAT_PREFIX = "erogaki:worker:"
+# Hash: worker instance -> JSON list of the queues it consumes; lets a reaper
+# find the processing lists of workers whose heartbeat expired.
+INSTANCES = "erogaki:instances"
+# String: a throwaway key set once at start-up to prove keyevents reach us.
+PROBE_PREFIX = "erogaki:probe:"
+# Pub/sub channel per job: stage changes, published by workers.
+STAGE_CHANNEL_PREFIX = "erogaki:stage:"
+
+# --- TTLs (seconds) ------------------------------------------------------------
+
+# Inputs, results, errors, job hashes, queues and processing lists: long enough
+# for a restarted bot to deliver a result, short enough that nothing piles up.
+JOB_TTL = 3600
+# A heartbeat outlives three missed beats before its worker counts as dead.
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_TTL = 15
+PROBE_TTL = 10
+
+
+def input_key(job_id: str) -> str:
+    return INPUT_PREFIX + job_id
+
+
+def result_key(job_id: str) -> str:
+    return RESULT_PREFIX + job_id
+
+
+def error_key(job_id: str) -> str:
+    return ERROR_PREFIX + job_id
+
+
+def job_key(job_id: str) -> str:
+    return JOB_PREFIX + job_id
+
+
+def heartbeat_key(instance: str) -> str:
+    return HEARTBEAT_PREFIX + instance
+
+
+def processing_key(instance: str, queue: str) -> str:
+    return f"{PROCESSING_PREFIX}{instance}:{queue}"
+
+
+def stage_channel(job_id: str) -> str:
+    return STAGE_CHANNEL_PREFIX + job_id
+
+
+def keyevent_channel(db: int, event: str = "set") -> str:
+    """The keyevent channel for ``event`` in database ``db``."""
+    return f"__keyevent@{db}__:{event}"
+
+
+def job_keys(job_id: str) -> tuple[str, ...]:
+    """Every key a finished job may have left; the submitter deletes them all."""
+    return (input_key(job_id), result_key(job_id), error_key(job_id), job_key(job_id))

@@ -1,0 +1,127 @@
+"""Settings from the environment and a ``.env`` file, read once.
+
+Every variable is listed in ``.env.example`` and in the README's table. A bad
+value raises ``ConfigError`` naming the variable and what it expected.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from erogaki_common.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_DISCORD_API_BASE = "https://discord.com/api/v10"
+BACKENDS = ("cpu", "onnx")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str
+    # Whether REDIS_URL was set at all: `erogaki up` starts its own Redis if not.
+    redis_url_set: bool
+    redis_db: int
+    discord_token: str | None
+    discord_api_base: str
+    backend: str
+    models_dir: Path
+    instance: str
+    # Seconds a submitter waits for a job before giving up with a clear error.
+    job_timeout: float
+    max_image_bytes: int
+    max_image_pixels: int
+    # Claims of one job before it is declared a poison job.
+    max_attempts: int
+
+
+def default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def redis_db_from_url(url: str) -> int:
+    """The database index a redis:// URL selects (path or ``?db=``), default 0."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"REDIS_URL must start with redis://, rediss:// or unix://, got {parts.scheme!r}"
+        )
+    db_text = ""
+    for pair in parts.query.split("&"):
+        if pair.startswith("db="):
+            db_text = pair[3:]
+    if not db_text and parts.scheme != "unix":
+        db_text = parts.path.strip("/")
+    if not db_text:
+        return 0
+    if not db_text.isdigit():
+        raise ConfigError(f"REDIS_URL selects database {db_text!r}; it must be a number")
+    return int(db_text)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def parse_settings(env: Mapping[str, str]) -> Settings:
+    """Settings from a mapping of variables (pure: tests call it directly)."""
+    redis_url = env.get("REDIS_URL", "").strip()
+    backend = env.get("EROGAKI_BACKEND", "cpu").strip() or "cpu"
+    if backend not in BACKENDS:
+        raise ConfigError(f"EROGAKI_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    api_base = env.get("DISCORD_API_BASE", "").strip() or DEFAULT_DISCORD_API_BASE
+    if not api_base.startswith(("http://", "https://")):
+        raise ConfigError(f"DISCORD_API_BASE must be an http(s) URL, got {api_base!r}")
+    return Settings(
+        redis_url=redis_url or DEFAULT_REDIS_URL,
+        redis_url_set=bool(redis_url),
+        redis_db=redis_db_from_url(redis_url or DEFAULT_REDIS_URL),
+        discord_token=env.get("DISCORD_TOKEN", "").strip() or None,
+        discord_api_base=api_base.rstrip("/"),
+        backend=backend,
+        models_dir=Path(env.get("EROGAKI_MODELS_DIR", "").strip() or "models"),
+        instance=env.get("EROGAKI_INSTANCE", "").strip() or default_instance(),
+        job_timeout=_float(env, "EROGAKI_JOB_TIMEOUT", 300.0),
+        max_image_bytes=_int(env, "EROGAKI_MAX_IMAGE_BYTES", 25 * 1024 * 1024),
+        max_image_pixels=_int(env, "EROGAKI_MAX_IMAGE_PIXELS", 40_000_000),
+        max_attempts=_int(env, "EROGAKI_MAX_ATTEMPTS", 3),
+    )
+
+
+@cache
+def get_settings(env_file: str = ".env") -> Settings:
+    """The process' settings: the environment wins over ``.env``; read once."""
+    merged: dict[str, str] = {}
+    if Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return parse_settings(merged)

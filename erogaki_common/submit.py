@@ -1,0 +1,463 @@
+"""The submit side of protocol v1: queue an image, await its result.
+
+One ``Submitter`` per process. It holds one keyevent subscription
+(``__keyevent@<db>__:set``) that serves every pending job, so finishing a job
+never unsubscribes anything. The flow per job:
+
+1. the job is registered locally, then the subscription is confirmed ready;
+2. one MULTI: ``SET censored-images:<id> EX``, the job hash, ``RPUSH`` queue;
+3. a ``set`` keyevent for ``decensored-images:<id>`` or ``errors:<id>``
+   triggers one pipeline: ``GET`` it and ``DEL`` every key of the job.
+
+Notifications are fire-and-forget, so after every (re)subscribe all pending
+jobs are re-checked with MGET. Where keyevents cannot be enabled (``CONFIG``
+refused by a managed Redis) the submitter says so once and polls the result
+keys instead. Every wait ends at the job's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from erogaki_common import keys
+from erogaki_common.errors import (
+    DeadlineExceeded,
+    ErrorInfo,
+    JobCancelled,
+    JobFailed,
+    JobLost,
+    RedisUnavailable,
+)
+from erogaki_common.protocol import Mode, Stage, new_job_id
+from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect
+from erogaki_common.settings import redis_db_from_url
+
+log = logging.getLogger(__name__)
+
+# The flags keyevents for string commands need: E (keyevent) and $ (strings).
+REQUIRED_FLAGS = "E$"
+# An idle subscription is PINGed this often so a dead peer is noticed.
+IDLE_PING_SECONDS = 15.0
+# How long a cancelled job's hash stays, so a worker still on it drops its result.
+CANCELLED_TTL = 300
+_RECHECK_CHUNK = 256
+
+
+def missing_flags(flags: str) -> str:
+    """The flags to add to ``notify-keyspace-events`` for string keyevents."""
+    missing = "" if "E" in flags else "E"
+    if "$" not in flags and "A" not in flags:  # A is an alias that includes $
+        missing += "$"
+    return missing
+
+
+@dataclass(eq=False)
+class _Pending:
+    job_id: str
+    mode: Mode
+    deadline: float  # event loop time
+    future: asyncio.Future[tuple[str, bytes]]
+    # True once the submit MULTI ran: only then may a missing input mean "lost".
+    submitted: bool = False
+    # True while a GET+DEL for this job is in flight; avoids fetching twice.
+    fetching: bool = False
+
+
+@dataclass
+class _Tasks:
+    """Background tasks, kept referenced so they are not garbage collected."""
+
+    running: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+
+class Submitter:
+    """Submits jobs and delivers their results; use as an async context manager."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        poll_interval: float = 0.1,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._url = redis_url
+        self._db = redis_db_from_url(redis_url)
+        self._redis = connect(redis_url)
+        self._channel = keys.keyevent_channel(self._db).encode()
+        self._poll_interval = poll_interval
+        self._connect_timeout = connect_timeout
+        self._pending: dict[str, _Pending] = {}
+        self._ready = asyncio.Event()
+        self._polling = False
+        self._wake_poller = asyncio.Event()
+        self._tasks = _Tasks()
+        self._listener: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        # Set when keyevents cannot be enabled; shown once.
+        self.fallback_reason: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening. Returns at once; Redis may still be down."""
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="erogaki-keyevents")
+
+    async def close(self) -> None:
+        for task in (self._listener, self._poller, *self._tasks.running):
+            if task is not None:
+                task.cancel()
+        for task in (self._listener, self._poller, *self._tasks.running):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for p in self._pending.values():
+            if not p.future.done():
+                p.future.cancel()
+        await self._redis.aclose()
+
+    async def __aenter__(self) -> Submitter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def redis(self) -> object:
+        """The command client, for callers that read status next to submitting."""
+        return self._redis
+
+    @property
+    def polling(self) -> bool:
+        return self._polling
+
+    # --- public API ----------------------------------------------------------
+
+    async def decensor(self, image: bytes, mode: Mode, *, timeout: float) -> bytes:
+        """Submit ``image`` and return the decensored PNG, or raise a typed error."""
+        job_id = await self.submit(image, mode, timeout=timeout)
+        return await self.result(job_id)
+
+    async def submit(
+        self,
+        image: bytes,
+        mode: Mode,
+        *,
+        timeout: float,
+        job_id: str | None = None,
+        info: Mapping[str, str] | None = None,
+    ) -> str:
+        """Queue ``image``; returns the job id. ``timeout`` bounds the whole job.
+
+        ``info`` adds fields to the job hash (the bot records who asked).
+        """
+        loop = asyncio.get_running_loop()
+        job_id = job_id or new_job_id()
+        pending = _Pending(job_id, mode, loop.time() + timeout, loop.create_future())
+        self._pending[job_id] = pending
+        try:
+            await self._wait_ready(pending.deadline)
+            await self._enqueue(pending, image, info or {})
+        except BaseException:
+            self._pending.pop(job_id, None)
+            raise
+        pending.submitted = True
+        if self._polling:
+            self._wake_poller.set()
+        return job_id
+
+    async def result(self, job_id: str) -> bytes:
+        """Wait for ``job_id``'s outcome. Every key of the job is gone afterwards."""
+        pending = self._pending[job_id]
+        remaining = pending.deadline - asyncio.get_running_loop().time()
+        try:
+            kind, value = await asyncio.wait_for(asyncio.shield(pending.future), remaining)
+        except TimeoutError:
+            stage = await self._abandon(pending)
+            raise DeadlineExceeded(_deadline_message(pending, stage)) from None
+        finally:
+            self._pending.pop(job_id, None)
+        if kind == "error":
+            raise JobFailed(ErrorInfo.from_json(value))
+        return value
+
+    async def cancel(self, job_id: str) -> bool:
+        """Withdraw a job: a queued one is removed, a running one is discarded
+        when it ends. Returns False when the job already finished."""
+        pending = self._pending.get(job_id)
+        if pending is None or pending.future.done():
+            return False
+        await self._abandon(pending)
+        if not pending.future.done():
+            pending.future.set_exception(JobCancelled(f"Job {job_id} was cancelled."))
+        return True
+
+    def pending_ids(self) -> list[str]:
+        return list(self._pending)
+
+    # --- submitting ----------------------------------------------------------
+
+    async def _wait_ready(self, deadline: float) -> None:
+        remaining = min(deadline - asyncio.get_running_loop().time(), self._connect_timeout)
+        try:
+            await asyncio.wait_for(self._ready.wait(), max(remaining, 0.0))
+        except TimeoutError:
+            raise RedisUnavailable(
+                f"Redis at {_safe_url(self._url)} is unreachable; the job was not queued."
+            ) from None
+
+    async def _enqueue(self, pending: _Pending, image: bytes, info: Mapping[str, str]) -> None:
+        job_id, queue = pending.job_id, pending.mode.queue
+        fields: dict[Any, Any] = {
+            "submitted": f"{time.time():.3f}",
+            "mode": pending.mode.value,
+            "stage": Stage.QUEUED.value,
+            **info,
+        }
+        attempt = 0
+        async for _ in _retries(pending.deadline, self._connect_timeout, self._url):
+            try:
+                if attempt and await self._redis.exists(keys.job_key(job_id)):
+                    return  # the MULTI ran; only its reply was lost
+                attempt += 1
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.set(keys.input_key(job_id), image, ex=keys.JOB_TTL)
+                    pipe.hset(keys.job_key(job_id), mapping=fields)
+                    pipe.expire(keys.job_key(job_id), keys.JOB_TTL)
+                    pipe.rpush(queue, job_id)
+                    pipe.expire(queue, keys.JOB_TTL)
+                    await pipe.execute()
+                return
+            except CONNECTION_ERRORS:
+                continue
+
+    async def _abandon(self, pending: _Pending) -> str | None:
+        """Take the job back out of Redis; returns the stage it had reached."""
+        job_id = pending.job_id
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.job_key(job_id), "stage")
+                pipe.lrem(pending.mode.queue, 0, job_id)
+                pipe.lrem(keys.Queue.DEEPCREAMPY_BAR, 0, job_id)
+                pipe.delete(keys.input_key(job_id), keys.result_key(job_id), keys.error_key(job_id))
+                # A worker holding the job sees the flag and drops its result.
+                pipe.hset(keys.job_key(job_id), "cancelled", "1")
+                pipe.expire(keys.job_key(job_id), CANCELLED_TTL)
+                replies = await pipe.execute()
+        except CONNECTION_ERRORS:
+            return None
+        stage = replies[0]
+        return stage.decode() if isinstance(stage, bytes) else None
+
+    # --- receiving -----------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Keep one confirmed subscription, for as long as the submitter lives."""
+        delays = backoff()
+        while True:
+            conn = None
+            try:
+                events_ok = await self._ensure_notifications()
+                conn = self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+                await conn.connect()
+                await conn.send_command("SUBSCRIBE", self._channel)
+                reply = await conn.read_response(timeout=self._connect_timeout)
+                if not (isinstance(reply, list) and reply[0] == b"subscribe"):
+                    raise ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r:.80}")
+                if not events_ok and not await self._probe(conn):
+                    await self._fall_back_to_polling()
+                    return
+                self._ready.set()
+                delays = backoff()
+                await self._recheck(self._waiting_ids())
+                await self._read_events(conn)
+            except CONNECTION_ERRORS as exc:
+                if self._ready.is_set():
+                    log.warning("keyevent subscription lost (%s); reconnecting", exc)
+                self._ready.clear()
+            finally:
+                if conn is not None:
+                    await conn.disconnect()
+            await anext(delays)
+
+    async def _ensure_notifications(self) -> bool:
+        """Add E and $ to notify-keyspace-events (never removing a flag).
+
+        Returns True when the flags are known to be on, False when CONFIG is
+        refused and only a probe can tell.
+        """
+        try:
+            current = await self._redis.config_get("notify-keyspace-events")
+            flags = str(next(iter(current.values()), "") if current else "")
+            if isinstance(flags, bytes):
+                flags = flags.decode()
+            add = missing_flags(flags)
+            if add:
+                await self._redis.config_set("notify-keyspace-events", flags + add)
+                log.info("enabled keyevent notifications: notify-keyspace-events=%s", flags + add)
+            return True
+        except ResponseError as exc:
+            log.info("CONFIG refused (%s); probing for keyevents instead", exc)
+            return False
+
+    async def _probe(self, conn: object) -> bool:
+        """Whether a SET we make reaches the subscription within a second."""
+        probe = keys.PROBE_PREFIX + uuid.uuid4().hex
+        await self._redis.set(probe, b"1", ex=keys.PROBE_TTL)
+        deadline = asyncio.get_running_loop().time() + 1.0
+        try:
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                msg = await conn.read_response(timeout=left, disconnect_on_error=False)  # type: ignore[attr-defined]
+                if isinstance(msg, list) and msg[0] == b"message":
+                    if msg[2] == probe.encode():
+                        return True
+                    self._on_key(msg[2])
+            return False
+        finally:
+            await self._redis.delete(probe)
+
+    async def _fall_back_to_polling(self) -> None:
+        self.fallback_reason = (
+            "Redis refuses CONFIG and does not publish keyevents for SET, so results are "
+            "polled. Set notify-keyspace-events to include 'E$' in the server's "
+            "configuration (parameter group) to get them without polling."
+        )
+        log.warning(self.fallback_reason)
+        self._polling = True
+        self._poller = asyncio.create_task(self._poll(), name="erogaki-poll")
+        self._ready.set()
+
+    async def _read_events(self, conn: object) -> None:
+        awaiting_pong = False
+        while True:
+            msg = await conn.read_response(  # type: ignore[attr-defined]
+                timeout=IDLE_PING_SECONDS, disconnect_on_error=False
+            )
+            if msg is None:
+                if awaiting_pong:
+                    raise ConnectionError("no answer to PING on the subscription")
+                await conn.send_command("PING")  # type: ignore[attr-defined]
+                awaiting_pong = True
+                continue
+            awaiting_pong = False
+            if isinstance(msg, list) and msg[0] == b"message":
+                self._on_key(msg[2])
+
+    def _on_key(self, key: bytes) -> None:
+        if key.startswith(b"decensored-images:"):
+            kind, job_id = "result", key[18:]
+        elif key.startswith(b"errors:"):
+            kind, job_id = "error", key[7:]
+        else:
+            return
+        pending = self._pending.get(job_id.decode(errors="replace"))
+        if pending is not None and not pending.fetching and not pending.future.done():
+            pending.fetching = True
+            self._tasks.spawn(self._fetch(pending, kind))
+
+    async def _fetch(self, pending: _Pending, kind: str) -> None:
+        job_id = pending.job_id
+        key = keys.result_key(job_id) if kind == "result" else keys.error_key(job_id)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.delete(*keys.job_keys(job_id))
+                value, _ = await pipe.execute()
+        except CONNECTION_ERRORS:
+            # The re-check after reconnecting tells what became of it.
+            pending.fetching = False
+            return
+        if value is None:
+            pending.fetching = False
+            return
+        if not pending.future.done():
+            pending.future.set_result((kind, value))
+
+    def _waiting_ids(self) -> list[str]:
+        return [i for i, p in self._pending.items() if not p.fetching and not p.future.done()]
+
+    async def _recheck(self, job_ids: Iterable[str]) -> None:
+        """Deliver what finished while no notification could reach us."""
+        ids = list(job_ids)
+        for start in range(0, len(ids), _RECHECK_CHUNK):
+            chunk = ids[start : start + _RECHECK_CHUNK]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    pipe.mget(
+                        keys.result_key(job_id), keys.error_key(job_id), keys.input_key(job_id)
+                    )
+                rows = await pipe.execute()
+            for job_id, (result, error, image) in zip(chunk, rows, strict=True):
+                pending = self._pending.get(job_id)
+                if pending is None or pending.fetching or pending.future.done():
+                    continue
+                if result is not None or error is not None:
+                    pending.fetching = True
+                    self._tasks.spawn(self._fetch(pending, "result" if result else "error"))
+                elif image is None and pending.submitted:
+                    pending.future.set_exception(
+                        JobLost(
+                            "Redis lost the job (restarted without persistence, flushed, or "
+                            "its keys expired); please submit it again."
+                        )
+                    )
+
+    async def _poll(self) -> None:
+        """The fallback when keyevents are unavailable: re-check pending jobs."""
+        while True:
+            waiting = [i for i in self._waiting_ids() if self._pending[i].submitted]
+            if not waiting:
+                self._wake_poller.clear()
+                await self._wake_poller.wait()
+                continue
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self._recheck(waiting)
+            await asyncio.sleep(self._poll_interval)
+
+
+async def _retries(deadline: float, connect_timeout: float, url: str) -> AsyncIterator[None]:
+    """Yield once per attempt until the deadline; then raise RedisUnavailable."""
+    loop = asyncio.get_running_loop()
+    give_up = min(deadline, loop.time() + connect_timeout)
+    yield None
+    async for _ in backoff():
+        if loop.time() >= give_up:
+            raise RedisUnavailable(
+                f"Redis at {_safe_url(url)} stopped answering; the job was not queued."
+            )
+        yield None
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def _deadline_message(pending: _Pending, stage: str | None) -> str:
+    if stage in (None, Stage.QUEUED.value):
+        return (
+            f"No worker took the {pending.mode.value} job in time: it was still queued "
+            f"on {pending.mode.queue}. Check that a worker is running (`erogaki status`)."
+        )
+    return (
+        f"The {pending.mode.value} job did not finish in time (last stage: {stage}). "
+        "The workers may be overloaded or down; try again later."
+    )

@@ -1,0 +1,587 @@
+"""The worker side of protocol v1: one loop primitive both workers plug into.
+
+Claiming is Redis' reliable-queue pattern. A job id moves atomically from the
+head of its queue into this instance's processing list (``BLMOVE``), so a
+worker killed at any moment still has the id on record. Each instance keeps a
+heartbeat key with a TTL; any live worker re-queues (at the head, oldest
+first) what a dead instance held. Each claim counts an attempt in the job
+hash; a job that keeps killing workers ends as ``JobFailedRepeatedly``.
+
+Finishing is one Lua script: drop the id from the processing list and set the
+result or error, or forward the job to the next queue, unless the submitter
+cancelled it meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from redis.exceptions import RedisError
+
+from erogaki_common import keys
+from erogaki_common.errors import Component, ErrorInfo, ErrorName, ProcessingError
+from erogaki_common.keys import Queue
+from erogaki_common.protocol import STAGE_ON_CLAIM, Stage, is_job_id
+from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect
+
+log = logging.getLogger(__name__)
+
+# How long a blocked claim waits before looping; bounds how long a silently
+# dead connection can go unnoticed.
+BLOCK_SECONDS = 5
+# How long an interrupted result write is retried before it is given up.
+STORE_RETRY_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class Job:
+    """A claimed job as the processing function sees it."""
+
+    id: str
+    queue: Queue
+    data: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The final decensored PNG."""
+
+    png: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Hand the job on: replace its input with ``data`` and push it to ``queue``."""
+
+    queue: Queue
+    data: bytes
+    stage: Stage = Stage.WAITING_FOR_INPAINTING
+
+
+Outcome = Done | Forward
+Processor = Callable[[Job], Awaitable[Outcome]]
+
+
+class JobOutcome(StrEnum):
+    DONE = "done"
+    FORWARDED = "forwarded"
+    FAILED = "failed"
+    # Cancelled by its submitter, or a malformed queue entry.
+    DROPPED = "dropped"
+    # Given back to its queue at shutdown.
+    HANDED_BACK = "handed-back"
+
+
+@dataclass(slots=True)
+class JobReport:
+    """What the loop logs and reports per job (never the payload)."""
+
+    id: str
+    queue: str
+    outcome: JobOutcome
+    attempts: int = 0
+    error: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def log_line(self) -> str:
+        timings = " ".join(f"{k}_ms={v * 1000:.1f}" for k, v in self.seconds.items())
+        error = f" error={self.error}" if self.error else ""
+        return (
+            f"job id={self.id} queue={self.queue} outcome={self.outcome.value} "
+            f"attempts={self.attempts}{error} {timings}"
+        )
+
+
+# KEYS: queue_1..queue_n, processing_1..processing_n. Oldest first, first queue first.
+_CLAIM_ANY = """
+local n = #KEYS / 2
+for i = 1, n do
+  local id = redis.call('LMOVE', KEYS[i], KEYS[n + i], 'LEFT', 'RIGHT')
+  if id then return {i, id} end
+end
+return false
+"""
+
+# KEYS: processing, key to set, job hash, input. ARGV: id, value, ttl.
+_FINISH = """
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+if redis.call('HGET', KEYS[3], 'cancelled') then
+  redis.call('DEL', KEYS[3], KEYS[4])
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# KEYS: processing, input, job hash, next queue. ARGV: id, new input, ttl, stage.
+_FORWARD = """
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+if redis.call('HGET', KEYS[3], 'cancelled') then
+  redis.call('DEL', KEYS[3], KEYS[2])
+  return 0
+end
+if redis.call('PTTL', KEYS[2]) > 0 then
+  redis.call('SET', KEYS[2], ARGV[2], 'KEEPTTL')
+else
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+end
+redis.call('HSET', KEYS[3], 'stage', ARGV[4], 'attempts', 0)
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('RPUSH', KEYS[4], ARGV[1])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
+return 1
+"""
+
+# KEYS: heartbeat, instances, then (processing, queue) pairs.
+# ARGV: instance, ttl, 'check' to skip a live instance, 'forget' to unregister.
+# Moves tail-first onto the queue's head, so the oldest claim ends up first.
+_REQUEUE = """
+if ARGV[3] == 'check' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local moved = 0
+for i = 3, #KEYS, 2 do
+  while redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT') do moved = moved + 1 end
+  redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
+end
+if ARGV[4] == 'forget' then redis.call('HDEL', KEYS[2], ARGV[1]) end
+return moved
+"""
+
+# KEYS: processing, queue, job hash. ARGV: id. A hand-back is not an attempt.
+_HAND_BACK = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HINCRBY', KEYS[3], 'attempts', -1) end
+  return 1
+end
+return 0
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    """Consume ``queues`` (first listed first) and run ``process`` on each job."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        queues: Sequence[Queue],
+        process: Processor,
+        *,
+        component: Component,
+        instance: str | None = None,
+        concurrency: int = 1,
+        max_attempts: int = 3,
+        burst: bool = False,
+        grace_seconds: float = 30.0,
+        heartbeat_interval: float = keys.HEARTBEAT_INTERVAL,
+        heartbeat_ttl: int = keys.HEARTBEAT_TTL,
+        on_report: Callable[[JobReport], None] | None = None,
+    ) -> None:
+        if not queues:
+            raise ValueError("a worker needs at least one queue")
+        self.queues = tuple(queues)
+        self.process = process
+        self.component = component
+        self.instance = instance or default_instance()
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.burst = burst
+        self.grace_seconds = grace_seconds
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_ttl = heartbeat_ttl
+        self.on_report = on_report
+        self.redis = connect(redis_url)
+        # BLMOVE holds its connection while blocked: a client of its own, sized
+        # for one claim per slot per queue.
+        self.blocking = connect(
+            redis_url, blocking=True, max_connections=concurrency * len(queues) + 2
+        )
+        self.processing = {q: keys.processing_key(self.instance, q) for q in self.queues}
+        self.counts = {o.value: 0 for o in JobOutcome}
+        self.started = time.time()
+        self._stop = asyncio.Event()
+        self._in_flight: dict[str, Queue] = {}
+        self._claim_any = self.redis.register_script(_CLAIM_ANY)
+        self._finish = self.redis.register_script(_FINISH)
+        self._forward = self.redis.register_script(_FORWARD)
+        self._requeue = self.redis.register_script(_REQUEUE)
+        self._hand_back = self.redis.register_script(_HAND_BACK)
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop taking jobs; the current ones finish (or are handed back)."""
+        if not self._stop.is_set():
+            log.info("worker %s stopping", self.instance)
+            self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+
+    async def run(self) -> None:
+        """Run until ``stop()`` (or, in burst mode, until the queues are empty)."""
+        await self._until_connected(self._recover_own)
+        await self._until_connected(self._beat)
+        heart = asyncio.create_task(self._heartbeat_loop(), name="erogaki-heartbeat")
+        slots = [
+            asyncio.create_task(self._slot(), name=f"erogaki-slot-{n}")
+            for n in range(self.concurrency)
+        ]
+        log.info(
+            "worker %s (%s) consuming %s", self.instance, self.component, ", ".join(self.queues)
+        )
+        try:
+            all_slots = asyncio.ensure_future(asyncio.wait(slots))
+            stopping = asyncio.create_task(self._stop.wait())
+            await asyncio.wait((all_slots, stopping), return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not all_slots.done():
+                # Idle slots end at once; busy ones get the grace period.
+                await asyncio.wait(slots, timeout=self.grace_seconds)
+        finally:
+            for slot in slots:
+                slot.cancel()
+            await asyncio.gather(*slots, return_exceptions=True)
+            heart.cancel()
+            await asyncio.gather(heart, return_exceptions=True)
+            await self._shut_down()
+
+    async def _shut_down(self) -> None:
+        try:
+            await self._requeue_lists(self.instance, check=False, forget=True)
+            await self.redis.delete(keys.heartbeat_key(self.instance))
+        except CONNECTION_ERRORS:
+            log.warning("Redis unreachable at shutdown; a reaper will re-queue held jobs")
+        await self.redis.aclose()
+        await self.blocking.aclose()
+        log.info("worker %s stopped", self.instance)
+
+    async def _until_connected(self, step: Callable[[], Awaitable[None]]) -> None:
+        delays = backoff()
+        while True:
+            try:
+                return await step()
+            except CONNECTION_ERRORS as exc:
+                log.warning("Redis unreachable (%s); retrying", exc)
+                await anext(delays)
+
+    # --- claiming ------------------------------------------------------------
+
+    async def _slot(self) -> None:
+        delays = backoff()
+        while not self._stop.is_set():
+            try:
+                claimed = await self._claim_or_stop()
+                delays = backoff()
+            except RedisError as exc:
+                log.warning("claim failed (%s); retrying", exc)
+                await anext(delays)
+                continue
+            if claimed is None:
+                if self.burst:
+                    return
+                continue
+            queue, job_id = claimed
+            # Shielded so that shutdown's cancel reaches the job as a hand-back.
+            handling = asyncio.create_task(self._handle(queue, job_id))
+            try:
+                await asyncio.shield(handling)
+            except asyncio.CancelledError:
+                handling.cancel()
+                await asyncio.gather(handling, return_exceptions=True)
+                raise
+            except Exception as exc:
+                # Redis failed under the job (not the image: processing errors
+                # are answered inside _handle). The id is still in our
+                # processing list; put it back on its queue once Redis answers.
+                log.warning("job %s interrupted (%s); handing it back", job_id, exc)
+                await self._until_connected(functools.partial(self._give_back, queue, job_id))
+
+    async def _claim_or_stop(self) -> tuple[Queue, str] | None:
+        """The next job id, moved into our processing list; None on timeout or stop."""
+        if self.burst:
+            return await self._try_claim()
+        claim = asyncio.create_task(self._claim())
+        stop = asyncio.create_task(self._stop.wait())
+        await asyncio.wait((claim, stop), return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not claim.done():
+            # A BLMOVE cut off here may still have moved an id: it sits in our
+            # processing list and shutdown puts it back on its queue.
+            claim.cancel()
+            await asyncio.gather(claim, return_exceptions=True)
+            return None
+        return claim.result()
+
+    async def _try_claim(self) -> tuple[Queue, str] | None:
+        reply = await self._claim_any(
+            keys=[*self.queues, *(self.processing[q] for q in self.queues)]
+        )
+        if not reply:
+            return None
+        index, job_id = reply
+        return self.queues[int(index) - 1], _text(job_id)
+
+    async def _claim(self) -> tuple[Queue, str] | None:
+        if len(self.queues) == 1:
+            queue = self.queues[0]
+            job_id = await self.blocking.blmove(
+                queue, self.processing[queue], BLOCK_SECONDS, "LEFT", "RIGHT"
+            )
+            return None if job_id is None else (queue, _text(job_id))
+        claimed = await self._try_claim()
+        if claimed is not None:
+            return claimed
+        # Block until any queue has an entry without taking it: moving a list's
+        # tail onto its own tail changes nothing, so cancelling the other
+        # waiters can't lose a job. Then claim atomically.
+        waiters: list[asyncio.Future[object]] = [
+            asyncio.ensure_future(self.blocking.blmove(q, q, BLOCK_SECONDS, "RIGHT", "RIGHT"))
+            for q in self.queues
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            results = await asyncio.gather(*waiters, return_exceptions=True)
+        for result in results:
+            if isinstance(result, CONNECTION_ERRORS):
+                raise result
+        return await self._try_claim()
+
+    # --- one job -------------------------------------------------------------
+
+    async def _handle(self, queue: Queue, job_id: str) -> None:
+        report = JobReport(job_id, queue, JobOutcome.DONE)
+        processing = self.processing[queue]
+        if not is_job_id(job_id):
+            await self.redis.lrem(processing, 1, job_id)
+            log.warning("dropped a malformed entry from %s", queue)
+            report.id, report.outcome = "-", JobOutcome.DROPPED
+            self._report(report)
+            return
+        self._in_flight[job_id] = queue
+        t0 = time.perf_counter()
+        try:
+            job = await self._fetch(queue, job_id)
+            report.attempts = job.attempts if job else 0
+            report.seconds["fetch"] = time.perf_counter() - t0
+            outcome: Outcome | ErrorInfo | None
+            if job is None:
+                outcome = None
+            elif job.attempts > self.max_attempts:
+                outcome = self._error(
+                    ErrorName.JOB_FAILED_REPEATEDLY,
+                    f"The image stopped a worker {job.attempts - 1} times and was given up.",
+                )
+            elif not job.data:
+                outcome = self._error(
+                    ErrorName.IMAGE_NOT_FOUND,
+                    "The image expired or was deleted before a worker could read it.",
+                )
+            else:
+                t1 = time.perf_counter()
+                outcome = await self._run_processor(job)
+                report.seconds["process"] = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            stored = await self._store(queue, job_id, outcome)
+            report.seconds["store"] = time.perf_counter() - t2
+            if isinstance(outcome, ErrorInfo):
+                report.outcome, report.error = JobOutcome.FAILED, outcome.name.value
+            elif isinstance(outcome, Forward):
+                report.outcome = JobOutcome.FORWARDED
+            if not stored:
+                report.outcome = JobOutcome.DROPPED
+        except asyncio.CancelledError:
+            try:
+                await asyncio.shield(self._give_back(queue, job_id))
+            except CONNECTION_ERRORS:
+                log.warning("could not hand back job %s; it is re-queued at restart", job_id)
+            report.outcome = JobOutcome.HANDED_BACK
+            raise
+        finally:
+            self._in_flight.pop(job_id, None)
+            report.seconds["total"] = time.perf_counter() - t0
+            self._report(report)
+
+    async def _fetch(self, queue: Queue, job_id: str) -> Job | None:
+        """Read the input and count the attempt; None if the job was cancelled."""
+        job_key = keys.job_key(job_id)
+        stage = STAGE_ON_CLAIM.get(queue, Stage.QUEUED)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.input_key(job_id))
+            pipe.hincrby(job_key, "attempts", 1)
+            pipe.hget(job_key, "cancelled")
+            pipe.hset(job_key, mapping={"stage": stage.value, "worker": self.instance})
+            pipe.expire(job_key, keys.JOB_TTL)
+            pipe.expire(self.processing[queue], keys.JOB_TTL)
+            pipe.publish(keys.stage_channel(job_id), stage.value)
+            data, attempts, cancelled, *_ = await pipe.execute()
+        if cancelled:
+            return None
+        return Job(job_id, queue, data or b"", int(attempts))
+
+    async def _run_processor(self, job: Job) -> Outcome | ErrorInfo:
+        try:
+            return await self.process(job)
+        except ProcessingError as exc:
+            return self._error(exc.name, exc.description)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug, not bad input: log it (never the payload) and answer the user.
+            log.exception("processing job %s from %s crashed", job.id, job.queue)
+            return self._error(
+                ErrorName.PROCESSING_FAILED,
+                "The worker hit an unexpected problem with this image.",
+            )
+
+    def _error(self, name: ErrorName, description: str) -> ErrorInfo:
+        return ErrorInfo(self.component.value, self.instance, name, description)
+
+    async def _store(self, queue: Queue, job_id: str, outcome: Outcome | ErrorInfo | None) -> bool:
+        """Finish the job in Redis, retrying through short outages. False: dropped."""
+        processing = self.processing[queue]
+        deadline = time.monotonic() + STORE_RETRY_SECONDS
+        delays = backoff()
+        while True:
+            try:
+                if outcome is None:
+                    await self.redis.lrem(processing, 1, job_id)
+                    return False
+                if isinstance(outcome, Forward):
+                    stored = await self._forward(
+                        keys=[
+                            processing,
+                            keys.input_key(job_id),
+                            keys.job_key(job_id),
+                            outcome.queue,
+                        ],
+                        args=[job_id, outcome.data, keys.JOB_TTL, outcome.stage.value],
+                    )
+                    await self.redis.publish(keys.stage_channel(job_id), outcome.stage.value)
+                else:
+                    target, value = (
+                        (keys.error_key(job_id), outcome.to_json())
+                        if isinstance(outcome, ErrorInfo)
+                        else (keys.result_key(job_id), outcome.png)
+                    )
+                    stored = await self._finish(
+                        keys=[processing, target, keys.job_key(job_id), keys.input_key(job_id)],
+                        args=[job_id, value, keys.JOB_TTL],
+                    )
+                return bool(stored)
+            except CONNECTION_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    log.error("gave up storing job %s: Redis unreachable (%s)", job_id, exc)
+                    return False
+                await anext(delays)
+
+    async def _give_back(self, queue: Queue, job_id: str) -> None:
+        await self._hand_back(
+            keys=[self.processing[queue], queue, keys.job_key(job_id)], args=[job_id]
+        )
+
+    def _report(self, report: JobReport) -> None:
+        self.counts[report.outcome.value] += 1
+        log.info(report.log_line())
+        if self.on_report is not None:
+            self.on_report(report)
+
+    # --- liveness and reaping ------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._beat()
+                await self.reap()
+            except CONNECTION_ERRORS as exc:
+                log.warning("heartbeat failed (%s)", exc)
+
+    async def _beat(self) -> None:
+        beat = {
+            "instance": self.instance,
+            "component": self.component.value,
+            "queues": list(self.queues),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": self.started,
+            "busy": len(self._in_flight),
+            "concurrency": self.concurrency,
+            "counts": self.counts,
+        }
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.heartbeat_key(self.instance), json.dumps(beat), ex=self.heartbeat_ttl)
+            pipe.hset(keys.INSTANCES, self.instance, json.dumps(list(self.queues)))
+            pipe.expire(keys.INSTANCES, keys.JOB_TTL)
+            for processing in self.processing.values():
+                pipe.expire(processing, keys.JOB_TTL)
+            await pipe.execute()
+
+    async def reap(self) -> int:
+        """Re-queue what dead instances held; returns how many jobs moved."""
+        moved = 0
+        for raw_instance, raw_queues in (await self.redis.hgetall(keys.INSTANCES)).items():
+            instance = _text(raw_instance)
+            if instance == self.instance:
+                continue
+            try:
+                queues = [Queue(q) for q in json.loads(raw_queues)]
+            except (ValueError, TypeError):
+                await self.redis.hdel(keys.INSTANCES, instance)
+                continue
+            count = await self._requeue_lists(instance, check=True, forget=True, queues=queues)
+            if count > 0:
+                log.warning("re-queued %d job(s) held by dead worker %s", count, instance)
+                moved += count
+        return moved
+
+    async def _recover_own(self) -> None:
+        """A restart under the same instance name takes back what it held."""
+        count = await self._requeue_lists(self.instance, check=False, forget=False)
+        if count:
+            log.warning("re-queued %d job(s) this instance held before it restarted", count)
+
+    async def _requeue_lists(
+        self,
+        instance: str,
+        *,
+        check: bool,
+        forget: bool,
+        queues: Sequence[Queue] | None = None,
+    ) -> int:
+        pairs: list[str] = []
+        for queue in queues or self.queues:
+            pairs += [keys.processing_key(instance, queue), queue]
+        moved = await self._requeue(
+            keys=[keys.heartbeat_key(instance), keys.INSTANCES, *pairs],
+            args=[
+                instance,
+                keys.JOB_TTL,
+                "check" if check else "",
+                "forget" if forget else "",
+            ],
+        )
+        return int(moved)
