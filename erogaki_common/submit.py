@@ -24,8 +24,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
 from erogaki_common import keys
@@ -273,10 +274,10 @@ class Submitter:
             conn = None
             try:
                 events_ok = await self._ensure_notifications()
-                conn = self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
-                await conn.connect()
+                conn = cast(AbstractConnection, self._redis.connection_pool.make_connection())  # type: ignore[no-untyped-call]
+                await conn.connect()  # type: ignore[no-untyped-call]
                 await conn.send_command("SUBSCRIBE", self._channel)
-                reply = await conn.read_response(timeout=self._connect_timeout)
+                reply = await _read(conn, self._connect_timeout)
                 if not (isinstance(reply, list) and reply[0] == b"subscribe"):
                     raise ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r:.80}")
                 if not events_ok and not await self._probe(conn):
@@ -315,14 +316,14 @@ class Submitter:
             log.info("CONFIG refused (%s); probing for keyevents instead", exc)
             return False
 
-    async def _probe(self, conn: object) -> bool:
+    async def _probe(self, conn: AbstractConnection) -> bool:
         """Whether a SET we make reaches the subscription within a second."""
         probe = keys.PROBE_PREFIX + uuid.uuid4().hex
         await self._redis.set(probe, b"1", ex=keys.PROBE_TTL)
         deadline = asyncio.get_running_loop().time() + 1.0
         try:
             while (left := deadline - asyncio.get_running_loop().time()) > 0:
-                msg = await conn.read_response(timeout=left, disconnect_on_error=False)  # type: ignore[attr-defined]
+                msg = await _read(conn, left)
                 if isinstance(msg, list) and msg[0] == b"message":
                     if msg[2] == probe.encode():
                         return True
@@ -342,16 +343,14 @@ class Submitter:
         self._poller = asyncio.create_task(self._poll(), name="erogaki-poll")
         self._ready.set()
 
-    async def _read_events(self, conn: object) -> None:
+    async def _read_events(self, conn: AbstractConnection) -> None:
         awaiting_pong = False
         while True:
-            msg = await conn.read_response(  # type: ignore[attr-defined]
-                timeout=IDLE_PING_SECONDS, disconnect_on_error=False
-            )
+            msg = await _read(conn, IDLE_PING_SECONDS)
             if msg is None:
                 if awaiting_pong:
                     raise ConnectionError("no answer to PING on the subscription")
-                await conn.send_command("PING")  # type: ignore[attr-defined]
+                await conn.send_command("PING")
                 awaiting_pong = True
                 continue
             awaiting_pong = False
@@ -428,6 +427,11 @@ class Submitter:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 await self._recheck(waiting)
             await asyncio.sleep(self._poll_interval)
+
+
+async def _read(conn: AbstractConnection, timeout: float) -> Any:
+    """One reply or pub/sub message; None when ``timeout`` passes first."""
+    return await conn.read_response(timeout=timeout, disconnect_on_error=False, push_request=True)
 
 
 async def _retries(deadline: float, connect_timeout: float, url: str) -> AsyncIterator[None]:
