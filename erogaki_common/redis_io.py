@@ -54,3 +54,11 @@ async def backoff(first: float = 0.05, cap: float = 5.0) -> AsyncIterator[float]
         await asyncio.sleep(pause)
         yield pause
         delay = min(cap, delay * 2)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its credentials, for messages and logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

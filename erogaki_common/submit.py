@@ -39,7 +39,7 @@ from erogaki_common.errors import (
     RedisUnavailable,
 )
 from erogaki_common.protocol import Mode, Stage, new_job_id
-from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect
+from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect, safe_url
 from erogaki_common.settings import redis_db_from_url
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ class Submitter:
             await asyncio.wait_for(self._ready.wait(), max(remaining, 0.0))
         except TimeoutError:
             raise RedisUnavailable(
-                f"Redis at {_safe_url(self._url)} is unreachable; the job was not queued."
+                f"Redis at {safe_url(self._url)} is unreachable; the job was not queued."
             ) from None
 
     async def _enqueue(self, pending: _Pending, image: bytes, info: Mapping[str, str]) -> None:
@@ -442,17 +442,9 @@ async def _retries(deadline: float, connect_timeout: float, url: str) -> AsyncIt
     async for _ in backoff():
         if loop.time() >= give_up:
             raise RedisUnavailable(
-                f"Redis at {_safe_url(url)} stopped answering; the job was not queued."
+                f"Redis at {safe_url(url)} stopped answering; the job was not queued."
             )
         yield None
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def _deadline_message(pending: _Pending, stage: str | None) -> str:

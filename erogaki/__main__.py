@@ -1,0 +1,3 @@
+from erogaki.cli import main
+
+main()

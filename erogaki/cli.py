@@ -1,0 +1,154 @@
+"""``erogaki``: argument parsing and exit codes; the work lives in the packages.
+
+Exit codes: 0 success; 1 the job failed (a worker's error); 2 bad usage,
+settings or input file; 3 Redis unreachable or the job was lost; 4 the
+deadline passed with no answer; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from erogaki_common.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    JobFailed,
+    JobLost,
+    RedisUnavailable,
+)
+from erogaki_common.settings import Settings, get_settings
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_REDIS, EXIT_DEADLINE = 0, 1, 2, 3, 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="erogaki",
+        description="Self-hosted decensoring bot for Discord, with Redis-connected workers.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    decensor = commands.add_parser(
+        "decensor",
+        help="submit one image through Redis, as the bot does, and wait for the result",
+        description="Submit one image through Redis exactly as the bot does and wait for it.",
+    )
+    decensor.add_argument("mode", choices=["bar", "mosaic"], help="what censors the image")
+    decensor.add_argument("input", type=Path, help="PNG, JPEG, WebP or GIF file")
+    decensor.add_argument(
+        "-o", "--output", type=Path, help="where to write the PNG (default: INPUT.decensored.png)"
+    )
+    decensor.add_argument(
+        "--masked",
+        action="store_true",
+        help="bar mode: the bars are already painted pure green (0,255,0); skip detection",
+    )
+    decensor.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="seconds to wait for the result (default: EROGAKI_JOB_TIMEOUT, 300)",
+    )
+
+    commands.add_parser(
+        "status",
+        help="queue lengths, live workers, oldest waiting job",
+        description="Show queue lengths, live workers and the oldest waiting job.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def run(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        print(f"erogaki: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "decensor":
+            return asyncio.run(decensor(args, settings))
+        if args.command == "status":
+            return asyncio.run(status(settings))
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+async def decensor(args: argparse.Namespace, settings: Settings) -> int:
+    from erogaki_common.images import ImageError, Limits, check_bytes
+    from erogaki_common.protocol import Mode
+    from erogaki_common.submit import Submitter
+
+    if args.masked and args.mode != "bar":
+        print("erogaki: --masked only applies to bar mode", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        image = args.input.read_bytes()
+    except OSError as exc:
+        print(f"erogaki: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        check_bytes(image, Limits(settings.max_image_bytes, settings.max_image_pixels))
+    except ImageError as exc:
+        print(f"erogaki: {args.input}: {exc.description}", file=sys.stderr)
+        return EXIT_USAGE
+    mode = Mode.BAR_MASKED if args.masked else Mode(args.mode)
+    timeout = args.timeout or settings.job_timeout
+    output = args.output or args.input.with_name(args.input.stem + ".decensored.png")
+
+    started = time.monotonic()
+    async with Submitter(settings.redis_url) as submitter:
+        job_id: str | None = None
+        try:
+            job_id = await submitter.submit(image, mode, timeout=timeout)
+            result = await submitter.result(job_id)
+        except JobFailed as exc:
+            print(f"erogaki: the job failed\n{exc.info.format()}", file=sys.stderr)
+            return EXIT_JOB_FAILED
+        except (RedisUnavailable, JobLost) as exc:
+            print(f"erogaki: {exc}", file=sys.stderr)
+            return EXIT_REDIS
+        except DeadlineExceeded as exc:
+            print(f"erogaki: timed out after {timeout:g} s. {exc}", file=sys.stderr)
+            return EXIT_DEADLINE
+        except asyncio.CancelledError:
+            # Ctrl-C: take the job back out of the queue before leaving.
+            if job_id is not None:
+                await asyncio.shield(submitter.cancel(job_id))
+            raise
+    output.write_bytes(result)
+    print(f"wrote {output} ({len(result)} bytes) in {time.monotonic() - started:.2f} s")
+    return EXIT_OK
+
+
+async def status(settings: Settings) -> int:
+    from erogaki_common.redis_io import CONNECTION_ERRORS, connect, safe_url
+    from erogaki_common.status import fleet_status
+
+    client = connect(settings.redis_url)
+    try:
+        report = await fleet_status(client)
+    except CONNECTION_ERRORS as exc:
+        url = safe_url(settings.redis_url)
+        print(f"erogaki: Redis at {url} is unreachable: {exc}", file=sys.stderr)
+        return EXIT_REDIS
+    finally:
+        await client.aclose()
+    print(report.format())
+    return EXIT_OK
