@@ -106,7 +106,7 @@ class ErrorInfo:
             instance=fields["instance"] or "unknown",
             name=name,
             description=description,
-            raw_name=raw_name,
+            raw_name=raw_name if name is ErrorName.UNKNOWN else "",
         )
 
     def format(self) -> str:

@@ -1,0 +1,233 @@
+"""Settings, the error JSON and image decoding: the pure parts of erogaki_common."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from erogaki_common.errors import ConfigError, ErrorInfo, ErrorName
+from erogaki_common.images import ImageError, Limits, decode, encode_png, sniff_format
+from erogaki_common.keys import keyevent_channel
+from erogaki_common.settings import parse_settings, redis_db_from_url
+from erogaki_common.submit import missing_flags
+
+# --- settings ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "db"),
+    [
+        ("redis://localhost:6379", 0),
+        ("redis://localhost:6379/0", 0),
+        ("redis://:secret@cache.internal:6380/7", 7),
+        ("rediss://user:pw@managed.example.com:6380/12", 12),
+        ("redis://localhost?db=3", 3),
+        ("unix:///run/redis.sock?db=4", 4),
+    ],
+)
+def test_db_index_comes_from_the_url(url: str, db: int) -> None:
+    assert redis_db_from_url(url) == db
+    assert parse_settings({"REDIS_URL": url}).redis_db == db
+
+
+def test_keyevent_channel_names_the_db() -> None:
+    assert keyevent_channel(7) == "__keyevent@7__:set"
+
+
+def test_defaults() -> None:
+    settings = parse_settings({})
+    assert settings.redis_url == "redis://localhost:6379/0" and not settings.redis_url_set
+    assert settings.backend == "cpu"
+    assert settings.discord_api_base == "https://discord.com/api/v10"
+    assert settings.job_timeout == 300.0
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://localhost/two"}, "REDIS_URL"),
+        ({"EROGAKI_BACKEND": "gpu"}, "EROGAKI_BACKEND"),
+        ({"EROGAKI_JOB_TIMEOUT": "soon"}, "EROGAKI_JOB_TIMEOUT"),
+        ({"EROGAKI_JOB_TIMEOUT": "-1"}, "EROGAKI_JOB_TIMEOUT"),
+        ({"EROGAKI_MAX_IMAGE_BYTES": "1.5"}, "EROGAKI_MAX_IMAGE_BYTES"),
+        ({"EROGAKI_MAX_ATTEMPTS": "0"}, "EROGAKI_MAX_ATTEMPTS"),
+        ({"DISCORD_API_BASE": "discord.com/api"}, "DISCORD_API_BASE"),
+    ],
+)
+def test_bad_values_name_their_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        parse_settings(env)
+
+
+@pytest.mark.parametrize(
+    ("flags", "missing"), [("", "E$"), ("AKE", ""), ("Kl", "E$"), ("E", "$"), ("K$", "E")]
+)
+def test_notification_flags_are_only_added(flags: str, missing: str) -> None:
+    assert missing_flags(flags) == missing
+
+
+# --- the error JSON --------------------------------------------------------------
+
+
+def test_error_json_round_trip() -> None:
+    info = ErrorInfo("DeepCreamPy-erogaki-wrapper", "gpu-1", ErrorName.NO_MASKED_REGIONS_FOUND, "x")
+    data = json.loads(info.to_json())
+    assert data == {
+        "component": "DeepCreamPy-erogaki-wrapper",
+        "instance": "gpu-1",
+        "name": "NoMaskedRegionsFound",
+        "description": "x",
+    }
+    assert ErrorInfo.from_json(info.to_json()) == info
+
+
+@pytest.mark.parametrize(
+    ("raw", "description"),
+    [
+        (b"\xff\xfe not json", "not json"),
+        (b"Segmentation fault", "Segmentation fault"),
+        (b"[1, 2]", "[1, 2]"),
+        (b'{"name": "CudaOOM"}', "The worker reported CudaOOM."),
+        (b'{"description": 42}', "42"),
+        (b"", "The worker reported an error it did not describe."),
+    ],
+)
+def test_malformed_foreign_errors_stay_readable(raw: bytes, description: str) -> None:
+    info = ErrorInfo.from_json(raw)
+    assert info.name is ErrorName.UNKNOWN
+    assert description in info.description
+    assert info.format()  # renders without raising
+
+
+def test_unknown_name_is_kept_for_display() -> None:
+    info = ErrorInfo.from_json(b'{"component":"c","instance":"i","name":"Oops","description":"d"}')
+    assert info.name is ErrorName.UNKNOWN and info.raw_name == "Oops"
+    assert info.format().startswith("Oops: d")
+
+
+def test_overlong_descriptions_are_cut() -> None:
+    info = ErrorInfo.from_json(json.dumps({"description": "x" * 10_000}).encode())
+    assert len(info.description) <= 300
+
+
+# --- images ----------------------------------------------------------------------
+
+
+def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def gradient(mode: str = "RGB", size: tuple[int, int] = (64, 48)) -> Image.Image:
+    w, h = size
+    x = np.linspace(0, 255, w, dtype=np.uint8)[None, :].repeat(h, 0)
+    rgb = np.stack([x, x[::-1], np.full_like(x, 90)], axis=-1)
+    return Image.fromarray(rgb).convert(mode)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF"])
+def test_formats_are_sniffed_from_bytes(fmt: str) -> None:
+    data = encode(gradient(), fmt)
+    assert sniff_format(data) == fmt
+    assert decode(data).size == (64, 48)
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"", ErrorName.INVALID_IMAGE),
+        (b"<!DOCTYPE html><html></html>", ErrorName.INVALID_IMAGE),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, ErrorName.INVALID_IMAGE),
+    ],
+)
+def test_garbage_is_refused(data: bytes, name: ErrorName) -> None:
+    with pytest.raises(ImageError) as caught:
+        decode(data)
+    assert caught.value.name is name
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_files_are_refused(fmt: str) -> None:
+    data = encode(gradient(size=(256, 256)), fmt)
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        decode(data[: len(data) // 2])
+
+
+def test_byte_limit_checked_before_decoding() -> None:
+    data = encode(gradient(), "PNG")
+    with pytest.raises(ImageError) as caught:
+        decode(data, Limits(max_bytes=len(data) - 1))
+    assert caught.value.name is ErrorName.IMAGE_TOO_LARGE
+
+
+def test_decompression_bomb_is_refused_without_decoding() -> None:
+    # 30000x30000 one-bit pixels: a few KiB on disk, 2.7 GB as RGB.
+    bomb = encode(Image.new("1", (30000, 30000)), "PNG")
+    assert len(bomb) < 200_000
+    started = time.perf_counter()
+    with pytest.raises(ImageError) as caught:
+        decode(bomb)
+    assert caught.value.name is ErrorName.IMAGE_DIMENSIONS_TOO_LARGE
+    assert time.perf_counter() - started < 1.0  # refused from the header alone
+
+
+def test_tiny_images_are_refused() -> None:
+    with pytest.raises(ImageError) as caught:
+        decode(encode(Image.new("RGB", (1, 1)), "PNG"))
+    assert caught.value.name is ErrorName.IMAGE_TOO_SMALL
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = gradient(size=(64, 32))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    decoded = decode(encode(image, "JPEG", exif=exif.tobytes()))
+    assert decoded.size == (32, 64)
+
+
+def test_alpha_is_kept() -> None:
+    rgba = gradient("RGBA")
+    rgba.putalpha(128)
+    decoded = decode(encode(rgba, "PNG"))
+    assert decoded.mode == "RGBA"
+    assert decoded.getpixel((3, 3))[3] == 128  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("L", "RGB"), ("P", "RGB"), ("LA", "RGBA"), ("1", "RGB")]
+)
+def test_other_modes_become_8_bit_rgb(mode: str, expected: str) -> None:
+    assert decode(encode(gradient(mode), "PNG")).mode == expected
+
+
+def test_16_bit_png_is_scaled_not_clipped() -> None:
+    values = np.full((16, 16), 40000, dtype=np.uint16)
+    decoded = decode(encode(Image.fromarray(values), "PNG"))
+    assert decoded.mode == "RGB"
+    assert abs(decoded.getpixel((0, 0))[0] - 40000 / 257) <= 1  # type: ignore[index]
+
+
+def test_cmyk_jpeg_becomes_rgb() -> None:
+    decoded = decode(encode(gradient("CMYK"), "JPEG"))
+    assert decoded.mode == "RGB"
+
+
+def test_animated_gif_gives_its_first_frame() -> None:
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    decoded = decode(buf.getvalue())
+    r, _, b = decoded.convert("RGB").getpixel((0, 0))  # type: ignore[misc]
+    assert r > 200 and b < 50
+
+
+def test_png_output_round_trips_pixels() -> None:
+    image = gradient("RGBA")
+    assert np.array_equal(np.asarray(decode(encode_png(image))), np.asarray(image))
