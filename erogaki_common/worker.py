@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -111,6 +112,18 @@ for i = 1, n do
   if id then return {i, id} end
 end
 return false
+"""
+
+# KEYS: input, job hash, processing. ARGV: stage, instance, ttl, stage channel.
+# Counts the attempt and records the stage; returns {input, attempts, cancelled}.
+_START = """
+local attempts = redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+local cancelled = redis.call('HGET', KEYS[2], 'cancelled')
+redis.call('HSET', KEYS[2], 'stage', ARGV[1], 'worker', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+return {redis.call('GET', KEYS[1]), attempts, cancelled}
 """
 
 # KEYS: processing, key to set, job hash, input. ARGV: id, value, ttl.
@@ -219,7 +232,9 @@ class Worker:
         self.started = time.time()
         self._stop = asyncio.Event()
         self._in_flight: dict[str, Queue] = {}
+        self._idle: set[asyncio.Task[Any]] = set()
         self._claim_any = self.redis.register_script(_CLAIM_ANY)
+        self._start_job = self.redis.register_script(_START)
         self._finish = self.redis.register_script(_FINISH)
         self._forward = self.redis.register_script(_FORWARD)
         self._requeue = self.redis.register_script(_REQUEUE)
@@ -232,6 +247,8 @@ class Worker:
         if not self._stop.is_set():
             log.info("worker %s stopping", self.instance)
             self._stop.set()
+            for slot in self._idle:
+                slot.cancel()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -289,49 +306,39 @@ class Worker:
 
     async def _slot(self) -> None:
         delays = backoff()
+        me = asyncio.current_task()
+        assert me is not None
         while not self._stop.is_set():
+            # While idle the slot is cancellable by stop(). A BLMOVE cut off
+            # that way may still have moved an id: it sits in our processing
+            # list and shutdown puts it back on its queue.
+            self._idle.add(me)
             try:
-                claimed = await self._claim_or_stop()
+                claimed = await (self._try_claim() if self.burst else self._claim())
                 delays = backoff()
+            except asyncio.CancelledError:
+                if self._stop.is_set():
+                    return
+                raise
             except RedisError as exc:
                 log.warning("claim failed (%s); retrying", exc)
                 await anext(delays)
                 continue
+            finally:
+                self._idle.discard(me)
             if claimed is None:
                 if self.burst:
                     return
                 continue
             queue, job_id = claimed
-            # Shielded so that shutdown's cancel reaches the job as a hand-back.
-            handling = asyncio.create_task(self._handle(queue, job_id))
             try:
-                await asyncio.shield(handling)
-            except asyncio.CancelledError:
-                handling.cancel()
-                await asyncio.gather(handling, return_exceptions=True)
-                raise
-            except Exception as exc:
+                await self._handle(queue, job_id)
+            except RedisError as exc:
                 # Redis failed under the job (not the image: processing errors
                 # are answered inside _handle). The id is still in our
                 # processing list; put it back on its queue once Redis answers.
                 log.warning("job %s interrupted (%s); handing it back", job_id, exc)
                 await self._until_connected(functools.partial(self._give_back, queue, job_id))
-
-    async def _claim_or_stop(self) -> tuple[Queue, str] | None:
-        """The next job id, moved into our processing list; None on timeout or stop."""
-        if self.burst:
-            return await self._try_claim()
-        claim = asyncio.create_task(self._claim())
-        stop = asyncio.create_task(self._stop.wait())
-        await asyncio.wait((claim, stop), return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not claim.done():
-            # A BLMOVE cut off here may still have moved an id: it sits in our
-            # processing list and shutdown puts it back on its queue.
-            claim.cancel()
-            await asyncio.gather(claim, return_exceptions=True)
-            return None
-        return claim.result()
 
     async def _try_claim(self) -> tuple[Queue, str] | None:
         reply = await self._claim_any(
@@ -427,17 +434,11 @@ class Worker:
 
     async def _fetch(self, queue: Queue, job_id: str) -> Job | None:
         """Read the input and count the attempt; None if the job was cancelled."""
-        job_key = keys.job_key(job_id)
         stage = STAGE_ON_CLAIM.get(queue, Stage.QUEUED)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.input_key(job_id))
-            pipe.hincrby(job_key, "attempts", 1)
-            pipe.hget(job_key, "cancelled")
-            pipe.hset(job_key, mapping={"stage": stage.value, "worker": self.instance})
-            pipe.expire(job_key, keys.JOB_TTL)
-            pipe.expire(self.processing[queue], keys.JOB_TTL)
-            pipe.publish(keys.stage_channel(job_id), stage.value)
-            data, attempts, cancelled, *_ = await pipe.execute()
+        data, attempts, cancelled = await self._start_job(
+            keys=[keys.input_key(job_id), keys.job_key(job_id), self.processing[queue]],
+            args=[stage.value, self.instance, keys.JOB_TTL, keys.stage_channel(job_id)],
+        )
         if cancelled:
             return None
         return Job(job_id, queue, data or b"", int(attempts))
@@ -505,7 +506,8 @@ class Worker:
 
     def _report(self, report: JobReport) -> None:
         self.counts[report.outcome.value] += 1
-        log.info(report.log_line())
+        if log.isEnabledFor(logging.INFO):
+            log.info(report.log_line())
         if self.on_report is not None:
             self.on_report(report)
 
