@@ -97,7 +97,7 @@ class Submitter:
     ) -> None:
         self._url = redis_url
         self._db = redis_db_from_url(redis_url)
-        self._redis = connect(redis_url)
+        self._redis = connect(redis_url, max_connections=64)
         self._channel = keys.keyevent_channel(self._db).encode()
         self._poll_interval = poll_interval
         self._connect_timeout = connect_timeout
@@ -173,7 +173,13 @@ class Submitter:
         self._pending[job_id] = pending
         try:
             await self._wait_ready(pending.deadline)
-            await self._enqueue(pending, image, info or {})
+            async with asyncio.timeout_at(pending.deadline):
+                await self._enqueue(pending, image, info or {})
+        except TimeoutError:
+            self._pending.pop(job_id, None)
+            raise RedisUnavailable(
+                f"Redis at {safe_url(self._url)} did not answer; the job may not be queued."
+            ) from None
         except BaseException:
             self._pending.pop(job_id, None)
             raise
@@ -185,9 +191,9 @@ class Submitter:
     async def result(self, job_id: str) -> bytes:
         """Wait for ``job_id``'s outcome. Every key of the job is gone afterwards."""
         pending = self._pending[job_id]
-        remaining = pending.deadline - asyncio.get_running_loop().time()
         try:
-            kind, value = await asyncio.wait_for(asyncio.shield(pending.future), remaining)
+            async with asyncio.timeout_at(pending.deadline):
+                kind, value = await pending.future
         except TimeoutError:
             stage = await self._abandon(pending)
             raise DeadlineExceeded(_deadline_message(pending, stage)) from None

@@ -230,11 +230,8 @@ class Worker:
         self.heartbeat_ttl = heartbeat_ttl
         self.on_report = on_report
         self.redis = connect(redis_url)
-        # BLMOVE holds its connection while blocked: a client of its own, sized
-        # for one claim per slot per queue.
-        self.blocking = connect(
-            redis_url, blocking=True, max_connections=concurrency * len(queues) + 2
-        )
+        # BLMOVE holds its connection while blocked: a client of its own.
+        self.blocking = connect(redis_url)
         self.processing = {q: keys.processing_key(self.instance, q) for q in self.queues}
         self.counts = {o.value: 0 for o in JobOutcome}
         self.started = time.time()
