@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from erogaki_common import keys
 from erogaki_common.errors import (
@@ -51,6 +51,17 @@ IDLE_PING_SECONDS = 15.0
 # How long a cancelled job's hash stays, so a worker still on it drops its result.
 CANCELLED_TTL = 300
 _RECHECK_CHUNK = 256
+
+
+# KEYS: job hash, queue. ARGV: id, ttl, then the job hash's field/value pairs.
+# The image itself is SET beside it: Lua would copy its bytes twice.
+_QUEUE_JOB = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
 
 
 def missing_flags(flags: str) -> str:
@@ -98,6 +109,7 @@ class Submitter:
         self._url = redis_url
         self._db = redis_db_from_url(redis_url)
         self._redis = connect(redis_url, max_connections=64)
+        self._queue_job = self._redis.register_script(_QUEUE_JOB)
         self._channel = keys.keyevent_channel(self._db).encode()
         self._poll_interval = poll_interval
         self._connect_timeout = connect_timeout
@@ -220,6 +232,8 @@ class Submitter:
     # --- submitting ----------------------------------------------------------
 
     async def _wait_ready(self, deadline: float) -> None:
+        if self._ready.is_set():
+            return
         remaining = min(deadline - asyncio.get_running_loop().time(), self._connect_timeout)
         try:
             await asyncio.wait_for(self._ready.wait(), max(remaining, 0.0))
@@ -230,26 +244,33 @@ class Submitter:
 
     async def _enqueue(self, pending: _Pending, image: bytes, info: Mapping[str, str]) -> None:
         job_id, queue = pending.job_id, pending.mode.queue
-        fields: dict[Any, Any] = {
+        fields = {
             "submitted": f"{time.time():.3f}",
             "mode": pending.mode.value,
             "stage": Stage.QUEUED.value,
             **info,
         }
-        attempt = 0
+        flat = [item for pair in fields.items() for item in pair]
+        sent = False
         async for _ in _retries(pending.deadline, self._connect_timeout, self._url):
             try:
-                if attempt and await self._redis.exists(keys.job_key(job_id)):
-                    return  # the MULTI ran; only its reply was lost
-                attempt += 1
-                async with self._redis.pipeline(transaction=True) as pipe:
+                if sent and await self._redis.exists(keys.job_key(job_id)):
+                    return  # the script ran; only its reply was lost
+                sent = True
+                # The image first, then one script that queues the job: if the
+                # pipeline breaks between the two, the job hash is missing and
+                # the retry sends both again.
+                async with self._redis.pipeline(transaction=False) as pipe:
                     pipe.set(keys.input_key(job_id), image, ex=keys.JOB_TTL)
-                    pipe.hset(keys.job_key(job_id), mapping=fields)
-                    pipe.expire(keys.job_key(job_id), keys.JOB_TTL)
-                    pipe.rpush(queue, job_id)
-                    pipe.expire(queue, keys.JOB_TTL)
+                    pipe.evalsha(self._queue_job.sha, 2, keys.job_key(job_id), queue,
+                                 job_id, keys.JOB_TTL, *flat)  # fmt: skip
                     await pipe.execute()
                 return
+            except ResponseError as exc:
+                # Redis restarted or flushed its scripts since we loaded it.
+                if not isinstance(exc, NoScriptError) and "No matching script" not in str(exc):
+                    raise
+                await self._redis.script_load(_QUEUE_JOB)
             except CONNECTION_ERRORS:
                 continue
 
@@ -279,6 +300,7 @@ class Submitter:
         while True:
             conn = None
             try:
+                await self._redis.script_load(_QUEUE_JOB)
                 events_ok = await self._ensure_notifications()
                 conn = cast(AbstractConnection, self._redis.connection_pool.make_connection())  # type: ignore[no-untyped-call]
                 await conn.connect()  # type: ignore[no-untyped-call]

@@ -33,7 +33,7 @@ from redis.exceptions import ExecAbortError, NoScriptError, RedisError, Response
 from erogaki_common import keys
 from erogaki_common.errors import Component, ErrorInfo, ErrorName, ProcessingError
 from erogaki_common.keys import Queue
-from erogaki_common.protocol import STAGE_ON_CLAIM, Stage, is_job_id
+from erogaki_common.protocol import Stage, is_job_id
 from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,6 @@ class Job:
     id: str
     queue: Queue
     data: bytes
-    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +91,13 @@ class JobReport:
     id: str
     queue: str
     outcome: JobOutcome
-    attempts: int = 0
     error: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
     def log_line(self) -> str:
         timings = " ".join(f"{k}_ms={v * 1000:.1f}" for k, v in self.seconds.items())
         error = f" error={self.error}" if self.error else ""
-        return (
-            f"job id={self.id} queue={self.queue} outcome={self.outcome.value} "
-            f"attempts={self.attempts}{error} {timings}"
-        )
+        return f"job id={self.id} queue={self.queue} outcome={self.outcome.value}{error} {timings}"
 
 
 # KEYS: queue_1..queue_n, processing_1..processing_n. Oldest first, first queue first.
@@ -117,19 +112,7 @@ return false
 
 # Image bytes never pass through Lua: a script copies its arguments and
 # replies, which costs about 1.3 ms per MiB each way. The scripts below only
-# do bookkeeping and run next to plain GET/SET in the same round trip.
-
-# KEYS: job hash, processing. ARGV: stage, instance, ttl, stage channel.
-# Counts the attempt, records the stage; returns {attempts, cancelled}.
-_START = """
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-local cancelled = redis.call('HGET', KEYS[1], 'cancelled')
-redis.call('HSET', KEYS[1], 'stage', ARGV[1], 'worker', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[1])
-return {attempts, cancelled}
-"""
+# do bookkeeping, in the same round trip as a plain SET of the bytes.
 
 # Runs in one MULTI right after SET of the result or error key.
 # KEYS: processing, the key just set, job hash, input. ARGV: id.
@@ -161,32 +144,60 @@ redis.call('PUBLISH', 'erogaki:stage:' .. ARGV[1], ARGV[3])
 return 1
 """
 
+# Re-queues what a crashed instance held. Each job re-queued this way counts
+# an attempt in its job hash; at the limit it is answered with
+# JobFailedRepeatedly instead (a poison job). Moves tail-first onto the
+# queue's head, so the oldest claim ends up first.
 # KEYS: heartbeat, instances, then (processing, queue) pairs.
-# ARGV: instance, ttl, 'check' to skip a live instance, 'forget' to unregister.
-# Moves tail-first onto the queue's head, so the oldest claim ends up first.
+# ARGV: instance, ttl, 'check' to skip a live instance, 'forget' to
+#       unregister it, max attempts ('0': a clean hand-back, not counted),
+#       reaping instance, then one component name per pair (for the error JSON).
 _REQUEUE = """
 if ARGV[3] == 'check' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 local moved = 0
 for i = 3, #KEYS, 2 do
-  while redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT') do moved = moved + 1 end
+  local component = ARGV[6 + (i - 1) / 2]
+  while true do
+    local id = redis.call('RPOP', KEYS[i])
+    if not id then break end
+    local attempts = 0
+    if ARGV[5] ~= '0' then
+      local job = 'erogaki:job:' .. id
+      attempts = redis.call('HINCRBY', job, 'attempts', 1)
+      redis.call('EXPIRE', job, ARGV[2])
+    end
+    if ARGV[5] ~= '0' and attempts >= tonumber(ARGV[5]) then
+      local err = cjson.encode({
+        component = component, instance = ARGV[6], name = 'JobFailedRepeatedly',
+        description = 'The image stopped a worker ' .. attempts .. ' times and was given up.'})
+      redis.call('SET', 'errors:' .. id, err, 'EX', ARGV[2])
+    else
+      redis.call('LPUSH', KEYS[i + 1], id)
+      moved = moved + 1
+    end
+  end
   redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
 end
 if ARGV[4] == 'forget' then redis.call('HDEL', KEYS[2], ARGV[1]) end
 return moved
 """
 
-# KEYS: processing, queue, job hash. ARGV: id, 'graceful' when shutdown hands
-# the job back: that is not the job's fault, so the attempt is not counted.
+# KEYS: processing, queue. ARGV: id. Shutdown or a dropped connection hands
+# a job back: not the job's fault, so no attempt is counted.
 _HAND_BACK = """
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
   redis.call('LPUSH', KEYS[2], ARGV[1])
-  if ARGV[2] == 'graceful' and redis.call('EXISTS', KEYS[3]) == 1 then
-    redis.call('HINCRBY', KEYS[3], 'attempts', -1)
-  end
   return 1
 end
 return 0
 """
+
+# The component that answers for each queue in errors written by a reaper.
+COMPONENT_OF = {
+    Queue.HENTAI_BAR: Component.HENTAI,
+    Queue.HENTAI_MOSAIC: Component.HENTAI,
+    Queue.DEEPCREAMPY_BAR: Component.DEEPCREAMPY,
+}
 
 
 def _text(value: bytes | str) -> str:
@@ -239,12 +250,11 @@ class Worker:
         self._in_flight: dict[str, Queue] = {}
         self._idle: set[asyncio.Task[Any]] = set()
         self._claim_any = self.redis.register_script(_CLAIM_ANY)
-        self._start_job = self.redis.register_script(_START)
         self._finish = self.redis.register_script(_FINISH)
         self._forward = self.redis.register_script(_FORWARD)
         self._requeue = self.redis.register_script(_REQUEUE)
         self._hand_back = self.redis.register_script(_HAND_BACK)
-        self._scripts = (self._start_job, self._finish, self._forward)
+        self._scripts = (self._finish, self._forward)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -292,7 +302,7 @@ class Worker:
 
     async def _shut_down(self) -> None:
         try:
-            await self._requeue_lists(self.instance, check=False, forget=True)
+            await self._requeue_lists(self.instance, check=False, forget=True, crashed=False)
             await self.redis.delete(keys.heartbeat_key(self.instance))
         except CONNECTION_ERRORS:
             log.warning("Redis unreachable at shutdown; a reaper will re-queue held jobs")
@@ -398,25 +408,25 @@ class Worker:
         self._in_flight[job_id] = queue
         t0 = time.perf_counter()
         try:
-            job = await self._fetch(queue, job_id)
-            report.attempts = job.attempts if job else 0
-            report.seconds["fetch"] = time.perf_counter() - t0
             outcome: Outcome | ErrorInfo | None
-            if job is None:
-                outcome = None
-            elif job.attempts > self.max_attempts:
-                outcome = self._error(
-                    ErrorName.JOB_FAILED_REPEATEDLY,
-                    f"The image stopped a worker {job.attempts - 1} times and was given up.",
-                )
-            elif not job.data:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.get(keys.input_key(job_id))
+                    # BLMOVE created the list without one: every key has a TTL.
+                    pipe.expire(processing, keys.JOB_TTL)
+                    data, _ = await pipe.execute()
+            except ResponseError:
+                # A foreign client stored something other than a string there.
+                data = None
+            report.seconds["fetch"] = time.perf_counter() - t0
+            if not data:
                 outcome = self._error(
                     ErrorName.IMAGE_NOT_FOUND,
                     "The image expired or was deleted before a worker could read it.",
                 )
             else:
                 t1 = time.perf_counter()
-                outcome = await self._run_processor(job)
+                outcome = await self._run_processor(Job(job_id, queue, data))
                 report.seconds["process"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             stored = await self._store(queue, job_id, outcome)
@@ -429,7 +439,7 @@ class Worker:
                 report.outcome = JobOutcome.DROPPED
         except asyncio.CancelledError:
             try:
-                await asyncio.shield(self._give_back(queue, job_id, graceful=True))
+                await asyncio.shield(self._give_back(queue, job_id))
             except CONNECTION_ERRORS:
                 log.warning("could not hand back job %s; it is re-queued at restart", job_id)
             report.outcome = JobOutcome.HANDED_BACK
@@ -438,30 +448,6 @@ class Worker:
             self._in_flight.pop(job_id, None)
             report.seconds["total"] = time.perf_counter() - t0
             self._report(report)
-
-    async def _fetch(self, queue: Queue, job_id: str) -> Job | None:
-        """Read the input and count the attempt; None if the job was cancelled."""
-        stage = STAGE_ON_CLAIM.get(queue, Stage.QUEUED)
-        replies = await self._pipeline(
-            False,
-            lambda pipe: (
-                pipe.get(keys.input_key(job_id)),
-                pipe.evalsha(
-                    self._start_job.sha,
-                    2,
-                    keys.job_key(job_id),
-                    self.processing[queue],
-                    stage.value,
-                    self.instance,
-                    keys.JOB_TTL,
-                    keys.stage_channel(job_id),
-                ),
-            ),
-        )
-        data, (attempts, cancelled) = replies
-        if cancelled:
-            return None
-        return Job(job_id, queue, data or b"", int(attempts))
 
     async def _pipeline(self, transaction: bool, build: Callable[[Pipeline], object]) -> list[Any]:
         """Run a pipeline that calls our scripts by sha, loading them if Redis
@@ -541,11 +527,8 @@ class Worker:
                     return False
                 await anext(delays)
 
-    async def _give_back(self, queue: Queue, job_id: str, graceful: bool = False) -> None:
-        await self._hand_back(
-            keys=[self.processing[queue], queue, keys.job_key(job_id)],
-            args=[job_id, "graceful" if graceful else ""],
-        )
+    async def _give_back(self, queue: Queue, job_id: str) -> None:
+        await self._hand_back(keys=[self.processing[queue], queue], args=[job_id])
 
     def _report(self, report: JobReport) -> None:
         self.counts[report.outcome.value] += 1
@@ -615,10 +598,14 @@ class Worker:
         *,
         check: bool,
         forget: bool,
+        crashed: bool = True,
         queues: Sequence[Queue] | None = None,
     ) -> int:
+        """Move ``instance``'s claims back to their queues; ``crashed`` counts
+        an attempt for each (a clean shutdown's stray claims don't)."""
+        queues = queues or self.queues
         pairs: list[str] = []
-        for queue in queues or self.queues:
+        for queue in queues:
             pairs += [keys.processing_key(instance, queue), queue]
         moved = await self._requeue(
             keys=[keys.heartbeat_key(instance), keys.INSTANCES, *pairs],
@@ -627,6 +614,9 @@ class Worker:
                 keys.JOB_TTL,
                 "check" if check else "",
                 "forget" if forget else "",
+                self.max_attempts if crashed else 0,
+                self.instance,
+                *(COMPONENT_OF[q].value for q in queues),
             ],
         )
         return int(moved)
