@@ -22,6 +22,7 @@ from erogaki_common.errors import (
     JobLost,
     RedisUnavailable,
 )
+from erogaki_common.keys import HEARTBEAT_INTERVAL, HEARTBEAT_TTL
 from erogaki_common.settings import Settings, get_settings
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_REDIS, EXIT_DEADLINE = 0, 1, 2, 3, 4
@@ -57,6 +58,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for the result (default: EROGAKI_JOB_TIMEOUT, 300)",
     )
 
+    worker = commands.add_parser(
+        "worker",
+        help="run a hent-AI or DeepCreamPy worker loop",
+        description="Run one worker loop until SIGTERM or Ctrl-C (the current job finishes).",
+    )
+    worker.add_argument("name", choices=["hent-ai", "deepcreampy"], help="which worker")
+    worker.add_argument(
+        "--backend", choices=["cpu", "onnx"], help="model backend (default: EROGAKI_BACKEND, cpu)"
+    )
+    worker.add_argument(
+        "--instance", help="name in errors, logs and status (default: EROGAKI_INSTANCE, host-pid)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=1, metavar="N",
+        help="jobs processed at once (default 1: one GPU job at a time)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port"
+    )
+    worker.add_argument(
+        "--burst", action="store_true", help="exit once the queues are empty (for tests, batches)"
+    )
+    worker.add_argument(
+        "--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL, metavar="S",
+        help=f"seconds between heartbeats (default {HEARTBEAT_INTERVAL:g})",
+    )  # fmt: skip
+    worker.add_argument(
+        "--heartbeat-ttl", type=int, default=HEARTBEAT_TTL, metavar="S",
+        help=f"seconds without a heartbeat before others re-queue this worker's jobs "
+        f"(default {HEARTBEAT_TTL})",
+    )  # fmt: skip
+
     commands.add_parser(
         "status",
         help="queue lengths, live workers, oldest waiting job",
@@ -71,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
+    # Long-running commands log their work; one-shot commands only problems.
+    quiet = args.command in ("decensor", "status")
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -85,6 +120,8 @@ def run(argv: Sequence[str]) -> int:
             return asyncio.run(decensor(args, settings))
         if args.command == "status":
             return asyncio.run(status(settings))
+        if args.command == "worker":
+            return worker(args, settings)
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")
@@ -134,6 +171,30 @@ async def decensor(args: argparse.Namespace, settings: Settings) -> int:
             raise
     output.write_bytes(result)
     print(f"wrote {output} ({len(result)} bytes) in {time.monotonic() - started:.2f} s")
+    return EXIT_OK
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.runner import WorkerOptions, run
+
+    if args.concurrency < 1:
+        print("erogaki: --concurrency must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    options = WorkerOptions(
+        worker=args.name,
+        backend=args.backend or settings.backend,
+        instance=args.instance or settings.instance,
+        concurrency=args.concurrency,
+        metrics_port=args.metrics_port,
+        burst=args.burst,
+        heartbeat_interval=args.heartbeat_interval,
+        heartbeat_ttl=args.heartbeat_ttl,
+    )
+    try:
+        asyncio.run(run(options, settings))
+    except ConfigError as exc:
+        print(f"erogaki: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

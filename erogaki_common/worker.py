@@ -52,6 +52,8 @@ class Job:
     id: str
     queue: Queue
     data: bytes
+    # Seconds per processing step (decode, detect, ...), for the job's log line.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +428,9 @@ class Worker:
                 )
             else:
                 t1 = time.perf_counter()
-                outcome = await self._run_processor(Job(job_id, queue, data))
+                job = Job(job_id, queue, data)
+                outcome = await self._run_processor(job)
+                report.seconds.update(job.timings)
                 report.seconds["process"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             stored = await self._store(queue, job_id, outcome)

@@ -1,0 +1,103 @@
+"""Bytes in, bytes out: one function per queue, shared by every backend.
+
+Each decodes with the input limits, runs the backend on RGB, puts the alpha
+channel back, and encodes PNG. Each step's seconds go into ``timings`` for
+the job's log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image as PILImage
+
+from erogaki_common.errors import ErrorName, ProcessingError
+from erogaki_common.images import Limits, decode, encode_png
+from workers.backend import DeepCreamPyBackend, HentaiBackend, Image
+from workers.imageops import green_mask, paint_green
+
+Timings = dict[str, float]
+
+
+@contextmanager
+def _timed(timings: Timings, step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = time.perf_counter() - start
+
+
+def _split(data: bytes, limits: Limits) -> tuple[Image, NDArray[np.uint8] | None]:
+    image = decode(data, limits)
+    pixels = np.asarray(image)
+    if image.mode == "RGBA":
+        return np.ascontiguousarray(pixels[..., :3]), pixels[..., 3]
+    return pixels, None
+
+
+def _join(rgb: Image, alpha: NDArray[np.uint8] | None) -> bytes:
+    if alpha is None:
+        return encode_png(PILImage.fromarray(rgb, "RGB"))
+    return encode_png(PILImage.fromarray(np.dstack([rgb, alpha]), "RGBA"))
+
+
+def _run(
+    data: bytes, limits: Limits, timings: Timings, step: str, work: Callable[[Image], Image]
+) -> bytes:
+    with _timed(timings, "decode"):
+        rgb, alpha = _split(data, limits)
+    with _timed(timings, step):
+        out = work(rgb)
+    with _timed(timings, "encode"):
+        return _join(out, alpha)
+
+
+def mask_bars(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timings) -> bytes:
+    """hent-AI ``bar``: the PNG with every censor bar painted pure green."""
+
+    def work(rgb: Image) -> Image:
+        mask = backend.detect_bars(rgb)
+        if not mask.any():
+            raise ProcessingError(
+                "No censor bars were found in the image.", ErrorName.NO_CENSORED_REGIONS_FOUND
+            )
+        return paint_green(rgb, mask)
+
+    return _run(data, limits, timings, "detect", work)
+
+
+def restore_mosaic(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timings) -> bytes:
+    """hent-AI ``mosaic``: the decensored PNG."""
+
+    def work(rgb: Image) -> Image:
+        restored, mask = backend.restore_mosaic(rgb)
+        if not mask.any():
+            raise ProcessingError(
+                "No mosaic was found in the image.", ErrorName.NO_CENSORED_REGIONS_FOUND
+            )
+        return restored
+
+    return _run(data, limits, timings, "restore", work)
+
+
+def inpaint_green(
+    data: bytes, backend: DeepCreamPyBackend, limits: Limits, timings: Timings
+) -> bytes:
+    """DeepCreamPy ``bar``: the PNG with its pure-green regions inpainted."""
+
+    def work(rgb: Image) -> Image:
+        mask = green_mask(rgb)
+        if not mask.any():
+            raise ProcessingError(
+                "The image has no regions painted pure green (0,255,0) to fill in. "
+                "Paint the bars green, or use bar mode without --masked.",
+                ErrorName.NO_MASKED_REGIONS_FOUND,
+            )
+        return backend.inpaint(rgb, mask)
+
+    return _run(data, limits, timings, "inpaint", work)
