@@ -421,7 +421,7 @@ class Worker:
                 # A foreign client stored something other than a string there.
                 data = None
             report.seconds["fetch"] = time.perf_counter() - t0
-            if not data:
+            if data is None:
                 outcome = self._error(
                     ErrorName.IMAGE_NOT_FOUND,
                     "The image expired or was deleted before a worker could read it.",
