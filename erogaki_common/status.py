@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from erogaki_common import keys
 from erogaki_common.keys import Queue
+from erogaki_common.protocol import Mode, Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +100,43 @@ async def fleet_status(redis: Redis) -> FleetStatus:
         if oldest is None or (age or -1.0) > (oldest.age_seconds or -1.0):
             oldest = WaitingJob(queue_name, job_id, age)
     return FleetStatus(lengths, workers, oldest)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where one job is: its stage, and its place in line while it waits."""
+
+    stage: str
+    # 1 = next in line; None while a worker has it.
+    position: int | None
+
+
+# The stage a job is in once a worker took it from the queue its stage names.
+_WORKING = {
+    (Stage.QUEUED.value, Queue.HENTAI_BAR): "detecting bars",
+    (Stage.QUEUED.value, Queue.HENTAI_MOSAIC): "restoring mosaic",
+    (Stage.QUEUED.value, Queue.DEEPCREAMPY_BAR): "inpainting",
+    (Stage.WAITING_FOR_INPAINTING.value, Queue.DEEPCREAMPY_BAR): "inpainting",
+}
+
+
+async def job_progress(redis: Redis, job_id: str, mode: Mode) -> Progress:
+    """The job's stage and queue position, from its hash and the queues.
+
+    Workers only write the stage when a job changes queues; whether a worker
+    holds it shows in its absence from the queue its stage names.
+    """
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.job_key(job_id), "stage")
+        pipe.lpos(mode.queue, job_id)
+        pipe.lpos(Queue.DEEPCREAMPY_BAR, job_id)
+        raw_stage, first_pos, dcp_pos = await pipe.execute()
+    stage = raw_stage.decode() if isinstance(raw_stage, bytes) else Stage.QUEUED.value
+    if stage == Stage.WAITING_FOR_INPAINTING.value:
+        queue, pos = Queue.DEEPCREAMPY_BAR, dcp_pos
+    else:
+        queue, pos = mode.queue, first_pos
+    if pos is not None:
+        label = "waiting for inpainting" if queue != mode.queue else "queued"
+        return Progress(label, int(pos) + 1)
+    return Progress(_WORKING.get((stage, queue), stage), None)

@@ -200,6 +200,23 @@ class Submitter:
             self._wake_poller.set()
         return job_id
 
+    def adopt(self, job_id: str, mode: Mode, *, timeout: float) -> None:
+        """Wait for a job another process submitted (a bot restarted after a
+        crash picks up its jobs this way); then ``result(job_id)`` as usual."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(job_id, mode, loop.time() + timeout, loop.create_future())
+        pending.submitted = True
+        self._pending[job_id] = pending
+        if self._polling:
+            self._wake_poller.set()
+        elif self._ready.is_set():
+            # Its result may have landed while nobody listened.
+            self._tasks.spawn(self._recheck_quietly([job_id]))
+
+    async def _recheck_quietly(self, job_ids: list[str]) -> None:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await self._recheck(job_ids)
+
     async def result(self, job_id: str) -> bytes:
         """Wait for ``job_id``'s outcome. Every key of the job is gone afterwards."""
         pending = self._pending[job_id]

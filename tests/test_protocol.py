@@ -479,3 +479,55 @@ async def test_submitter_against_a_seed_worker_in_redis_cli(
         assert redis_cli(port, "GET", f"censored-images:{job_id}") == b"img\n"
         redis_cli(port, "SET", f"decensored-images:{job_id}", stdin=b"from-the-seed")
         assert await sub.result(job_id) == b"from-the-seed"
+
+
+async def test_a_new_process_adopts_pending_jobs(redis_url: str, aredis: aioredis.Redis) -> None:
+    async with Submitter(redis_url) as crashed:
+        early = await crashed.submit(b"early", Mode.MOSAIC, timeout=30)
+        late = await crashed.submit(b"late", Mode.MOSAIC, timeout=30)
+    # `early` finishes while no submitter listens; `late` after the adoption.
+    async with running_worker(redis_url, [Queue.HENTAI_MOSAIC], burst=True) as worker:
+        await wait_for(lambda: worker.counts["done"] == 2, what="both jobs")
+    await aredis.delete(keys.result_key(late))
+    async with Submitter(redis_url) as restarted:
+        restarted.adopt(early, Mode.MOSAIC, timeout=10)
+        restarted.adopt(late, Mode.MOSAIC, timeout=10)
+        assert await restarted.result(early) == b"done:early"
+        await aredis.set(keys.result_key(late), b"done:late", ex=60)
+        assert await restarted.result(late) == b"done:late"
+    assert await leftover_keys(aredis, early) == []
+
+
+async def test_progress_shows_position_then_stage(redis_url: str) -> None:
+    from erogaki_common.status import Progress, job_progress
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(job: Job) -> Outcome:
+        started.set()
+        await release.wait()
+        return Forward(Queue.DEEPCREAMPY_BAR, job.data)
+
+    async with Submitter(redis_url) as sub:
+        first = await sub.submit(b"1", Mode.BAR, timeout=30)
+        second = await sub.submit(b"2", Mode.BAR, timeout=30)
+        client = aioredis.Redis.from_url(redis_url)
+        assert await job_progress(client, second, Mode.BAR) == Progress("queued", 2)
+        async with running_worker(redis_url, [Queue.HENTAI_BAR], hold):
+            await asyncio.wait_for(started.wait(), 10)
+            assert await job_progress(client, first, Mode.BAR) == Progress("detecting bars", None)
+            assert await job_progress(client, second, Mode.BAR) == Progress("queued", 1)
+            release.set()
+            await wait_for(
+                lambda: _progress_is(client, first, Progress("waiting for inpainting", 1)),
+                what="the hand-over to DeepCreamPy",
+            )
+        await client.aclose()
+        await sub.cancel(first)
+        await sub.cancel(second)
+
+
+async def _progress_is(client: aioredis.Redis, job_id: str, expected: object) -> bool:
+    from erogaki_common.status import job_progress
+
+    return await job_progress(client, job_id, Mode.BAR) == expected
