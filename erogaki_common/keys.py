@@ -50,6 +50,17 @@ PROBE_PREFIX = "erogaki:probe:"
 # Pub/sub channel per job: stage changes, published by workers.
 STAGE_CHANNEL_PREFIX = "erogaki:stage:"
 
+# The bot's keys, shared by every bot process.
+# Sorted set per user, and one for everyone: job ids in flight, scored by the
+# epoch second their deadline passes (so a crashed bot's entries age out).
+BOT_INFLIGHT_PREFIX = "erogaki:bot:inflight:"
+BOT_INFLIGHT_ALL = "erogaki:bot:inflight"
+# Hash: interaction id -> JSON record of a request whose results are still due,
+# so a bot started after a crash can deliver them.
+BOT_PENDING = "erogaki:bot:pending"
+# String per bot process: its heartbeat; a record whose owner has none is orphaned.
+BOT_ALIVE_PREFIX = "erogaki:bot:alive:"
+
 # --- TTLs (seconds) ------------------------------------------------------------
 
 # Inputs, results, errors, job hashes, queues and processing lists: long enough

@@ -38,8 +38,15 @@ class Settings:
     job_timeout: float
     max_image_bytes: int
     max_image_pixels: int
-    # Claims of one job before it is declared a poison job.
+    # Worker crashes one job may cause before it is declared a poison job.
     max_attempts: int
+    # The bot: jobs in flight per user and in all, shared by every bot process.
+    user_jobs: int
+    queue_cap: int
+    # Whether the bot answers in DMs (no NSFW flag there to check).
+    allow_dms: bool
+    # Whether result files are sent as spoilers.
+    spoiler: bool
 
 
 def default_instance() -> str:
@@ -92,6 +99,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def parse_settings(env: Mapping[str, str]) -> Settings:
     """Settings from a mapping of variables (pure: tests call it directly)."""
     redis_url = env.get("REDIS_URL", "").strip()
@@ -114,6 +132,10 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         max_image_bytes=_int(env, "EROGAKI_MAX_IMAGE_BYTES", 25 * 1024 * 1024),
         max_image_pixels=_int(env, "EROGAKI_MAX_IMAGE_PIXELS", 40_000_000),
         max_attempts=_int(env, "EROGAKI_MAX_ATTEMPTS", 3),
+        user_jobs=_int(env, "EROGAKI_USER_JOBS", 2),
+        queue_cap=_int(env, "EROGAKI_QUEUE_CAP", 100),
+        allow_dms=_bool(env, "EROGAKI_ALLOW_DMS", False),
+        spoiler=_bool(env, "EROGAKI_SPOILER", True),
     )
 
 
