@@ -51,13 +51,17 @@ def fit(png: bytes, limit: int) -> Fitted:
         if size == (1, 1) and len(data) > limit:
             break
         data = _jpeg(image.resize(size, Image.Resampling.LANCZOS), quality)
-    mib = limit / (1024 * 1024)
     if scale == 1.0:
-        return Fitted(
-            data, "jpg", f"sent as JPEG (quality {quality}) to fit the {mib:.0f} MiB limit"
-        )
+        return Fitted(data, "jpg", f"sent as JPEG to fit the {human_size(limit)} upload limit")
     return Fitted(
         data,
         "jpg",
-        f"sent as JPEG, downscaled to {scale:.0%} of its size, to fit the {mib:.0f} MiB limit",
+        f"sent as JPEG, downscaled to {scale:.0%} of its size, to fit the "
+        f"{human_size(limit)} upload limit",
     )
+
+
+def human_size(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.0f} MiB"
+    return f"{n / 1024:.0f} KiB"

@@ -58,6 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for the result (default: EROGAKI_JOB_TIMEOUT, 300)",
     )
 
+    bot = commands.add_parser(
+        "bot",
+        help="run the Discord bot",
+        description="Run the Discord bot (needs DISCORD_TOKEN). Sync its commands once with --sync.",
+    )
+    bot.add_argument(
+        "--sync",
+        action="store_true",
+        help="register the slash commands with Discord, then exit (do it after each upgrade)",
+    )
+    bot.add_argument(
+        "--guild", type=int, metavar="ID",
+        help="with --sync: register for this server only (appears at once; global can take an hour)",
+    )  # fmt: skip
+
     worker = commands.add_parser(
         "worker",
         help="run a hent-AI or DeepCreamPy worker loop",
@@ -122,6 +137,8 @@ def run(argv: Sequence[str]) -> int:
             return asyncio.run(status(settings))
         if args.command == "worker":
             return worker(args, settings)
+        if args.command == "bot":
+            return run_bot(args, settings)
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")
@@ -171,6 +188,23 @@ async def decensor(args: argparse.Namespace, settings: Settings) -> int:
             raise
     output.write_bytes(result)
     print(f"wrote {output} ({len(result)} bytes) in {time.monotonic() - started:.2f} s")
+    return EXIT_OK
+
+
+def run_bot(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.discord_token:
+        print(
+            "erogaki: DISCORD_TOKEN is not set. Create a bot in the Discord developer portal "
+            "(see the README) and put its token in .env.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.guild is not None and not args.sync:
+        print("erogaki: --guild only applies with --sync", file=sys.stderr)
+        return EXIT_USAGE
+    from bot.app import run_bot as run
+
+    asyncio.run(run(settings, sync=args.sync, guild_id=args.guild))
     return EXIT_OK
 
 

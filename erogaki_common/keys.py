@@ -60,6 +60,10 @@ BOT_INFLIGHT_ALL = "erogaki:bot:inflight"
 BOT_PENDING = "erogaki:bot:pending"
 # String per bot process: its heartbeat; a record whose owner has none is orphaned.
 BOT_ALIVE_PREFIX = "erogaki:bot:alive:"
+# List: seconds from submit to result of the most recent jobs, newest first,
+# for the median wait that /erogaki status shows.
+BOT_RECENT_WAITS = "erogaki:bot:recent-waits"
+RECENT_WAITS_KEPT = 100
 
 # --- TTLs (seconds) ------------------------------------------------------------
 

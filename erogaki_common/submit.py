@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -151,7 +152,7 @@ class Submitter:
         await self.close()
 
     @property
-    def redis(self) -> object:
+    def redis(self) -> Redis:
         """The command client, for callers that read status next to submitting."""
         return self._redis
 

@@ -1,0 +1,120 @@
+"""The bot: configuration loaded once, cogs, the one error handler, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord_api import GatewayFromApiMixin, use_api_base
+from bot.jobs import ALIVE_INTERVAL, JobService
+from bot.limits import Limits
+from erogaki_common.redis_io import CONNECTION_ERRORS
+from erogaki_common.settings import Settings
+from erogaki_common.submit import Submitter
+
+log = logging.getLogger(__name__)
+
+
+class ErogakiBot(GatewayFromApiMixin, commands.Bot):
+    def __init__(self, settings: Settings, *, sync_only: bool = False) -> None:
+        # Slash commands only: no message content, no members list.
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            help_command=None,
+        )
+        self.settings = settings
+        self.sync_only = sync_only
+        self.submitter = Submitter(settings.redis_url)
+        self.jobs = JobService(
+            self.submitter,
+            self.submitter.redis,
+            Limits(self.submitter.redis, per_user=settings.user_jobs, cap=settings.queue_cap),
+            instance=settings.instance,
+            timeout=settings.job_timeout,
+        )
+        self._liveness: asyncio.Task[None] | None = None
+
+    async def setup_hook(self) -> None:
+        from bot.cogs.decensor import DecensorCog
+        from bot.cogs.status import StatusCog
+
+        await self.add_cog(DecensorCog(self))
+        await self.add_cog(StatusCog(self))
+        self.tree.error(self.on_app_command_error)
+        if self.sync_only:
+            return
+        await self.submitter.start()
+        self._liveness = asyncio.create_task(self._keep_alive(), name="erogaki-bot-alive")
+
+    async def close(self) -> None:
+        if self._liveness is not None:
+            self._liveness.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._liveness
+        await super().close()
+        await self.submitter.close()
+
+    async def _keep_alive(self) -> None:
+        """Heartbeat, and adopt the requests of bot processes that died."""
+        decensor = self.get_cog("DecensorCog")
+        while True:
+            try:
+                await self.jobs.beat()
+                for request in await self.jobs.orphans():
+                    log.info("delivering request %s of a stopped bot", request.key)
+                    if decensor is not None:
+                        decensor.adopt(request)  # type: ignore[attr-defined]
+            except CONNECTION_ERRORS as exc:
+                log.warning("Redis unreachable (%s)", exc)
+            await asyncio.sleep(ALIVE_INTERVAL)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """The one error handler: log it, tell the user something readable."""
+        if isinstance(error, app_commands.CheckFailure):
+            text = str(error) or "You can't use this command here."
+        else:
+            log.error("command %s failed", interaction.command, exc_info=error)
+            text = "Something went wrong on our side. Please try again later."
+        embed = discord.Embed(title="Sorry", description=text, colour=discord.Colour.red())
+        with contextlib.suppress(discord.HTTPException):
+            if interaction.response.is_done():
+                await interaction.followup.send(embed=embed, ephemeral=True)
+            else:
+                await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def run_bot(settings: Settings, *, sync: bool = False, guild_id: int | None = None) -> None:
+    """Run until stopped; with ``sync``, register the commands and exit."""
+    if not settings.discord_token:
+        raise SystemExit("erogaki: DISCORD_TOKEN is not set")
+    use_api_base(settings.discord_api_base)
+    bot = ErogakiBot(settings, sync_only=sync)
+    async with bot:
+        if sync:
+            await bot.login(settings.discord_token)  # runs setup_hook: the cogs' commands
+            await sync_commands(bot, guild_id)
+            return
+        await bot.start(settings.discord_token)
+
+
+async def sync_commands(bot: commands.Bot, guild_id: int | None) -> list[str]:
+    """Register the command tree with Discord, globally or for one guild
+    (guild commands appear at once; global ones can take a while)."""
+    if guild_id is None:
+        synced = await bot.tree.sync()
+    else:
+        guild = discord.Object(id=guild_id)
+        bot.tree.copy_global_to(guild=guild)
+        synced = await bot.tree.sync(guild=guild)
+    names = [c.name for c in synced]
+    where = "globally" if guild_id is None else f"to guild {guild_id}"
+    print(f"synced {len(names)} command(s) {where}: {', '.join(names)}")
+    return names

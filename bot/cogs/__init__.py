@@ -1,0 +1,1 @@
+"""Features as cogs: thin command functions over the plain logic in ``bot``."""

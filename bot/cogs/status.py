@@ -1,0 +1,64 @@
+"""/erogaki status: live workers, queue lengths, median wait of recent jobs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import texts
+from erogaki_common.keys import Queue
+from erogaki_common.redis_io import CONNECTION_ERRORS
+from erogaki_common.status import fleet_status
+
+if TYPE_CHECKING:
+    from bot.app import ErogakiBot
+
+QUEUE_LABELS = {
+    Queue.HENTAI_BAR: "bars (hent-AI)",
+    Queue.HENTAI_MOSAIC: "mosaic (hent-AI)",
+    Queue.DEEPCREAMPY_BAR: "inpainting (DeepCreamPy)",
+}
+
+
+class StatusCog(commands.Cog):
+    erogaki = app_commands.Group(name="erogaki", description="About the decensoring service")
+
+    def __init__(self, bot: ErogakiBot) -> None:
+        self.bot = bot
+
+    @erogaki.command(name="status", description="Workers, queues and recent waiting times")
+    async def status(self, interaction: discord.Interaction) -> None:
+        redis = self.bot.submitter.redis
+        try:
+            report = await fleet_status(redis)
+            median = await self.bot.jobs.median_wait()
+        except CONNECTION_ERRORS:
+            embed = discord.Embed(
+                title=texts.REDIS_DOWN.title, description=texts.REDIS_DOWN.body,
+                colour=discord.Colour.red(),
+            )  # fmt: skip
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
+        healthy = all(report.workers_for(q) for q in Queue)
+        embed = discord.Embed(
+            title="erogaki status",
+            colour=discord.Colour.green() if healthy else discord.Colour.orange(),
+        )
+        embed.add_field(
+            name="Queues",
+            value="\n".join(
+                f"{QUEUE_LABELS[q]}: {report.queue_lengths[q.value]} waiting, "
+                f"{report.workers_for(q)} worker(s)"
+                for q in Queue
+            ),
+            inline=False,
+        )
+        embed.add_field(name="Live workers", value=str(len(report.workers)))
+        embed.add_field(
+            name="Median wait (recent jobs)",
+            value="no recent jobs" if median is None else f"{median:.1f} s",
+        )
+        await interaction.response.send_message(embed=embed, ephemeral=True)
