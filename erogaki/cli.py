@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     bot = commands.add_parser(
         "bot",
         help="run the Discord bot",
-        description="Run the Discord bot (needs DISCORD_TOKEN). Sync its commands once with --sync.",
+        description="Run the Discord bot (needs DISCORD_TOKEN). Sync commands once with --sync.",
     )
     bot.add_argument(
         "--sync",
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bot.add_argument(
         "--guild", type=int, metavar="ID",
-        help="with --sync: register for this server only (appears at once; global can take an hour)",
+        help="with --sync: register for this server only (appears at once; global takes longer)",
     )  # fmt: skip
 
     worker = commands.add_parser(
