@@ -58,6 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for the result (default: EROGAKI_JOB_TIMEOUT, 300)",
     )
 
+    commands.add_parser(
+        "up",
+        help="run everything on this machine: Redis (embedded if REDIS_URL is unset), "
+        "both workers on the cpu backend, and the bot if DISCORD_TOKEN is set",
+        description="Run Redis (embedded when REDIS_URL is unset), both workers on the cpu "
+        "backend and, when DISCORD_TOKEN is set, the bot. Ctrl-C stops everything.",
+    )
+    demo = commands.add_parser(
+        "demo",
+        help="decensor the shipped synthetic sample image on a private local stack",
+        description="Start a private stack (as `erogaki up`, without the bot), decensor the "
+        "shipped synthetic sample in bar and mosaic mode, write the results, stop.",
+    )
+    demo.add_argument(
+        "-o", "--output", type=Path, default=Path("erogaki-demo"),
+        help="folder for the results (default: ./erogaki-demo)",
+    )  # fmt: skip
+
     bot = commands.add_parser(
         "bot",
         help="run the Discord bot",
@@ -120,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     # Long-running commands log their work; one-shot commands only problems.
-    quiet = args.command in ("decensor", "status")
+    quiet = args.command in ("decensor", "status", "demo")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -139,6 +157,14 @@ def run(argv: Sequence[str]) -> int:
             return worker(args, settings)
         if args.command == "bot":
             return run_bot(args, settings)
+        if args.command == "up":
+            from erogaki.up import up
+
+            return asyncio.run(up(settings))
+        if args.command == "demo":
+            from erogaki.up import demo
+
+            return demo(settings, args.output)
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")
