@@ -51,9 +51,8 @@ class Stack:
             self.redis = EmbeddedRedis(notify_flags="E$")
             await asyncio.to_thread(self.redis.start)
             self.url = self.redis.url()
-            where = (
-                f"Redis: {self.url} (embedded, pid {self.redis.process.pid}, keeps nothing on disk)"  # type: ignore[union-attr]
-            )
+            pid = self.redis.process.pid if self.redis.process else "?"
+            where = f"Redis: {self.url} (embedded, pid {pid}, keeps nothing on disk)"
         cli = [sys.executable, "-m", "erogaki"]
         self.children = [
             Child("hent-AI worker", [*cli, "worker", "hent-ai", "--backend", "cpu",

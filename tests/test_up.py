@@ -1,0 +1,117 @@
+"""`erogaki up` and `erogaki demo` end to end, as a newcomer runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "erogaki" / "sample.png"
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of a newcomer: no Redis configured, no bot token."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DISCORD_TOKEN")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers; it's gone once reaped or its state is Z.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+async def test_up_runs_a_job_and_stops_cleanly(tmp_path: Path) -> None:
+    up = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "erogaki", "up",
+        cwd=tmp_path, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert up.stdout is not None
+    lines: list[str] = []
+    try:
+        while not lines or not lines[-1].startswith("Try it"):
+            line = await asyncio.wait_for(up.stdout.readline(), 30)
+            assert line, f"erogaki up ended early: {lines}"
+            lines.append(line.decode().strip())
+        text = "\n".join(lines)
+        redis_pid = re.search(r"\(embedded, pid (\d+), keeps nothing on disk\)", text)
+        assert redis_pid is not None
+        assert "DISCORD_TOKEN is unset" in text
+        url = re.search(r"REDIS_URL=(redis://127\.0\.0\.1:(\d+)/0)", text)
+        assert url is not None
+        pids = [int(p) for p in re.findall(r"worker: pid (\d+)", text)]
+        assert len(pids) == 2
+        pids.append(int(redis_pid.group(1)))
+
+        out = tmp_path / "result.png"
+        decensor = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "erogaki", "decensor", "bar", str(SAMPLE), "-o", str(out),
+            cwd=tmp_path, env={**clean_env(), "REDIS_URL": url.group(1)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(decensor.communicate(), 60)
+        assert decensor.returncode == 0, err.decode()
+        assert Image.open(io.BytesIO(out.read_bytes())).size == Image.open(SAMPLE).size
+    finally:
+        if up.returncode is None:
+            up.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(up.wait(), 60)
+    assert up.returncode == 0
+    # No process or port left behind.
+    assert not [p for p in pids if alive(p)]
+    with socket.socket() as s, pytest.raises(OSError):
+        s.connect(("127.0.0.1", int(url.group(2))))
+
+
+async def test_demo_writes_the_before_and_after(tmp_path: Path) -> None:
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "erogaki", "demo", "-o", str(tmp_path / "out"),
+        cwd=tmp_path, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(demo.communicate(), 120)
+    assert demo.returncode == 0, err.decode()
+    size = Image.open(SAMPLE).size
+    for name in ("sample.bar.png", "sample.mosaic.png"):
+        result = Image.open(tmp_path / "out" / name)
+        assert result.size == size
+        assert result.tobytes() != Image.open(SAMPLE).tobytes()  # something was restored
+    sheet = Image.open(tmp_path / "out" / "before-after.png")
+    assert sheet.width == 3 * size[0]
+    assert "before-after.png" in out.decode()
+
+
+def test_compose_file_parses(tmp_path: Path) -> None:
+    docker = shutil.which("docker")
+    if (
+        docker is None
+        or subprocess.run(
+            [docker, "compose", "version"], capture_output=True, check=False
+        ).returncode
+    ):
+        pytest.skip("no docker client with the compose plugin on this machine")
+    env_file = tmp_path / ".env"
+    env_file.write_text("REDIS_PASSWORD=secret\nDISCORD_TOKEN=x\n")
+    done = subprocess.run(
+        [docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(env_file),
+         "config", "--quiet"],
+        capture_output=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
