@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -154,7 +155,10 @@ class JobService:
     # --- restarts --------------------------------------------------------------
 
     async def beat(self) -> None:
-        await self.redis.set(keys.BOT_ALIVE_PREFIX + self.instance, b"1", ex=ALIVE_TTL)
+        # The host name lets a container's health check find its own bot.
+        await self.redis.set(
+            keys.BOT_ALIVE_PREFIX + self.instance, socket.gethostname(), ex=ALIVE_TTL
+        )
 
     async def orphans(self) -> list[Request]:
         """Requests whose bot died; they become ours and their jobs are adopted."""

@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {HEARTBEAT_TTL})",
     )  # fmt: skip
 
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if a worker or bot on this host is alive (container health checks)",
+        description="Exit 0 when Redis holds a live heartbeat of a worker (or bot) running on "
+        "this host, 1 otherwise. Meant for container health checks.",
+    )
+    health.add_argument("what", choices=["worker", "bot"])
+
     commands.add_parser(
         "status",
         help="queue lengths, live workers, oldest waiting job",
@@ -138,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     # Long-running commands log their work; one-shot commands only problems.
-    quiet = args.command in ("decensor", "status", "demo")
+    quiet = args.command in ("decensor", "status", "demo", "health")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -153,6 +161,8 @@ def run(argv: Sequence[str]) -> int:
             return asyncio.run(decensor(args, settings))
         if args.command == "status":
             return asyncio.run(status(settings))
+        if args.command == "health":
+            return asyncio.run(health(args.what, settings))
         if args.command == "worker":
             return worker(args, settings)
         if args.command == "bot":
@@ -256,6 +266,32 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"erogaki: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+async def health(what: str, settings: Settings) -> int:
+    import socket
+
+    from erogaki_common import keys
+    from erogaki_common.redis_io import CONNECTION_ERRORS, connect
+    from erogaki_common.status import fleet_status
+
+    host = socket.gethostname()
+    client = connect(settings.redis_url)
+    try:
+        if what == "worker":
+            alive = any(w.get("host") == host for w in (await fleet_status(client)).workers)
+        else:
+            found = [k async for k in client.scan_iter(keys.BOT_ALIVE_PREFIX + "*")]
+            hosts = await client.mget(found) if found else []
+            alive = host.encode() in hosts
+    except CONNECTION_ERRORS as exc:
+        print(f"erogaki: Redis unreachable: {exc}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    finally:
+        await client.aclose()
+    if not alive:
+        print(f"erogaki: no live {what} on {host}", file=sys.stderr)
+    return EXIT_OK if alive else EXIT_JOB_FAILED
 
 
 async def status(settings: Settings) -> int:

@@ -125,3 +125,11 @@ async def test_status_lists_queues_workers_and_the_oldest_job(
 async def test_help(command: list[str]) -> None:
     code, out, _ = await erogaki("redis://127.0.0.1:1/0", *command, "--help")
     assert code == 0 and "usage: erogaki" in out
+
+
+async def test_health_finds_a_worker_on_this_host(redis_url: str) -> None:
+    code, _, err = await erogaki(redis_url, "health", "worker")
+    assert code == 1 and "no live worker" in err
+    async with running_worker(redis_url, [Queue.DEEPCREAMPY_BAR]):
+        code, _, _ = await erogaki(redis_url, "health", "worker")
+    assert code == 0
