@@ -21,12 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class ErogakiBot(GatewayFromApiMixin, commands.Bot):
-    def __init__(self, settings: Settings, *, sync_only: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, sync_only: bool = False, guild_ready_timeout: float = 2.0
+    ) -> None:
         # Slash commands only: no message content, no members list.
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),
             help_command=None,
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.sync_only = sync_only

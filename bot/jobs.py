@@ -65,13 +65,22 @@ class Request:
     owner: str = ""
     # Fitting notes etc. are not kept; only what a restarted bot needs.
 
+    # Snowflakes travel as strings: the adoption script re-encodes the record
+    # with Lua's cjson, which would round 64-bit integers to 14 digits.
+    _SNOWFLAKES = ("user_id", "channel_id", "application_id")
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        data = asdict(self)
+        for name in self._SNOWFLAKES:
+            data[name] = str(data[name])
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Request:
         data = json.loads(raw)
         data["mode"] = Mode(data["mode"])
+        for name in cls._SNOWFLAKES:
+            data[name] = int(data[name])
         return cls(**data)
 
 

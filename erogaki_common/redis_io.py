@@ -42,6 +42,9 @@ def connect(url: str, *, max_connections: int | None = None) -> Redis:
     job twice, so callers own their retries and deadlines.
     """
     options: dict[str, Any] = {
+        # No read timeout (redis-py's default is 5 s): BLMOVE blocks for as
+        # long as it likes, and the callers' deadlines bound everything else.
+        "socket_timeout": None,
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
         "socket_keepalive_options": _KEEPALIVE,

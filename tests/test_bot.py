@@ -1,0 +1,414 @@
+"""The bot end to end: the real discord.py client against a fake Discord on
+127.0.0.1, real Redis, and the real cpu workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+from PIL import Image
+
+from bot.app import ErogakiBot, sync_commands
+from bot.discord_api import DEFAULT_API_BASE, use_api_base
+from bot.jobs import Request
+from erogaki_common import keys
+from erogaki_common.embedded_redis import free_port
+from erogaki_common.keys import Queue
+from erogaki_common.protocol import Mode
+from erogaki_common.settings import Settings, parse_settings
+from tests.conftest import wait_for
+from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, InteractionHandle
+from workers.imageops import synthetic as syn
+from workers.runner import WorkerOptions, build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFERRED = 5
+MESSAGE = 4
+
+
+def png(pixels: Any) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def barred(seed: int = 11) -> bytes:
+    clean = syn.draw_scene(seed, (256, 256))
+    censored, _ = syn.add_bars(clean, np.random.default_rng(3), 1, syn.BLACK, 20.0)
+    return png(censored)
+
+
+def mosaicked(seed: int = 5) -> bytes:
+    clean = syn.draw_scene(seed, (256, 256))
+    censored, _ = syn.add_mosaic(clean, np.random.default_rng(9), 12, (5, 7))
+    return png(censored)
+
+
+@dataclass
+class World:
+    fake: FakeDiscord
+    guild: FakeGuild
+    nsfw: FakeChannel
+    sfw: FakeChannel
+    thread: FakeChannel
+    settings: Settings
+    bot: ErogakiBot
+
+
+def bot_settings(fake: FakeDiscord, redis_url: str, **extra: str) -> Settings:
+    return parse_settings(
+        {
+            "REDIS_URL": redis_url,
+            "DISCORD_TOKEN": fake.token,
+            "DISCORD_API_BASE": fake.api_base,
+            "EROGAKI_INSTANCE": "bot-test",
+            "EROGAKI_JOB_TIMEOUT": "30",
+            **extra,
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_bot(settings: Settings) -> AsyncIterator[ErogakiBot]:
+    use_api_base(settings.discord_api_base)
+    bot = ErogakiBot(settings, guild_ready_timeout=0.05)
+    task = asyncio.create_task(bot.start(settings.discord_token or ""))
+    try:
+        await asyncio.wait_for(bot.wait_until_ready(), 15)
+        yield bot
+    finally:
+        await bot.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+        use_api_base(DEFAULT_API_BASE)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        yield server
+
+
+def make_world(fake: FakeDiscord) -> tuple[FakeGuild, FakeChannel, FakeChannel, FakeChannel]:
+    guild = fake.add_guild("lab")
+    nsfw = fake.add_text_channel(guild, "art", nsfw=True)
+    sfw = fake.add_text_channel(guild, "general")
+    thread = fake.add_thread(nsfw, "requests")
+    return guild, nsfw, sfw, thread
+
+
+@pytest.fixture
+async def world(fake: FakeDiscord, redis_url: str) -> AsyncIterator[World]:
+    guild, nsfw, sfw, thread = make_world(fake)
+    settings = bot_settings(fake, redis_url)
+    async with running_bot(settings) as bot:
+        yield World(fake, guild, nsfw, sfw, thread, settings, bot)
+
+
+@contextlib.asynccontextmanager
+async def cpu_workers(redis_url: str) -> AsyncIterator[None]:
+    settings = parse_settings({"REDIS_URL": redis_url})
+    workers = [
+        build_worker(WorkerOptions(name, "cpu", f"test-{name}"), settings, None)
+        for name in ("hent-ai", "deepcreampy")
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    client = aioredis.Redis.from_url(redis_url)
+    beats = [keys.heartbeat_key(w.instance) for w in workers]
+
+    async def beating() -> bool:
+        return int(await client.exists(*beats)) == len(beats)
+
+    await wait_for(beating, what="the workers' heartbeats")
+    await client.aclose()
+    try:
+        yield
+    finally:
+        for w in workers:
+            w.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+
+@pytest.fixture
+async def workers(redis_url: str) -> AsyncIterator[None]:
+    async with cpu_workers(redis_url):
+        yield
+
+
+async def final(handle: InteractionHandle, timeout: float = 30) -> Any:
+    """The answer: the progress message once it shows results or errors and
+    no longer has a Cancel button."""
+
+    def done(h: InteractionHandle) -> bool:
+        o = h.original
+        return o is not None and bool(o.attachments or o.embeds) and not o.custom_ids
+
+    await handle.wait_for(done, timeout)
+    assert handle.original is not None
+    return handle.original
+
+
+def pixels(data: bytes) -> Any:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+# --- success ---------------------------------------------------------------------
+
+
+async def test_decensor_bar_end_to_end(world: World, workers: None) -> None:
+    image = world.fake.add_attachment(barred(), "censored.png")
+    handle = await world.fake.slash_command("decensor bar", {"image": image}, channel=world.nsfw)
+    callback = await handle.wait_callback()
+    assert callback.callback_type == DEFERRED and not callback.ephemeral
+    [progress] = await handle.wait_followups(1)
+    assert "Cancel" in str(progress.components)
+    answer = await final(handle)
+    [file] = answer.attachments
+    assert file.filename == "SPOILER_decensored-1.png"
+    result = pixels(file.data)
+    assert result.shape == (256, 256, 3)
+    assert f"<@{handle.user.id}>" in answer.content
+    assert not answer.ephemeral
+
+
+async def test_decensor_mosaic_and_the_context_menus(world: World, workers: None) -> None:
+    image = world.fake.add_attachment(mosaicked(), "pixelated.png")
+    handle = await world.fake.slash_command("decensor mosaic", {"image": image}, channel=world.nsfw)
+    assert len((await final(handle)).attachments) == 1
+
+    posted = world.fake.post_user_message(
+        world.nsfw, attachments=[world.fake.add_attachment(mosaicked(6), "posted.png")]
+    )
+    menu = await world.fake.message_command("Decensor mosaic", posted)
+    assert (await menu.wait_callback()).callback_type == DEFERRED
+    assert len((await final(menu)).attachments) == 1
+
+    posted = world.fake.post_user_message(
+        world.nsfw, attachments=[world.fake.add_attachment(barred(12), "bars.png")]
+    )
+    menu = await world.fake.message_command("Decensor bars", posted)
+    assert len((await final(menu)).attachments) == 1
+
+
+async def test_several_images_in_one_command(world: World, workers: None) -> None:
+    first = world.fake.add_attachment(barred(11), "a.png")
+    second = world.fake.add_attachment(barred(13), "b.png")
+    handle = await world.fake.slash_command(
+        "decensor bar", {"image": first, "image2": second}, channel=world.thread
+    )
+    answer = await final(handle)
+    assert sorted(a.filename for a in answer.attachments) == [
+        "SPOILER_decensored-1.png",
+        "SPOILER_decensored-2.png",
+    ]
+
+
+async def test_masked_option_goes_straight_to_inpainting(world: World, workers: None) -> None:
+    scene = syn.draw_scene(8, (128, 128))
+    scene[40:60, 20:100] = (0, 255, 0)
+    image = world.fake.add_attachment(png(scene), "green.png")
+    handle = await world.fake.slash_command(
+        "decensor bar", {"image": image, "masked": True}, channel=world.nsfw
+    )
+    [file] = (await final(handle)).attachments
+    assert not np.all(pixels(file.data) == (0, 255, 0), axis=-1).any()
+
+
+async def test_too_large_result_is_reencoded_and_said_so(world: World, workers: None) -> None:
+    noise = np.random.default_rng(1).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    noise[200:300, 100:400] = (0, 255, 0)
+    image = world.fake.add_attachment(png(noise), "noise.png")
+    limit = 120_000
+    assert len(png(noise)) > limit
+    handle = await world.fake.slash_command(
+        "decensor bar", {"image": image, "masked": True}, channel=world.nsfw,
+        attachment_size_limit=limit,
+    )  # fmt: skip
+    answer = await final(handle)
+    [file] = answer.attachments
+    assert file.size <= limit and file.filename.endswith(".jpg")
+    assert "JPEG" in answer.content
+    assert not [c for c in world.fake.rejected if c.status == 413]
+
+
+# --- refusals -------------------------------------------------------------------------
+
+
+async def test_refused_outside_nsfw_channels_and_in_dms(world: World) -> None:
+    image = world.fake.add_attachment(barred(), "x.png")
+    handle = await world.fake.slash_command("decensor bar", {"image": image}, channel=world.sfw)
+    callback = await handle.wait_callback()
+    assert callback.callback_type == MESSAGE and callback.ephemeral
+    assert callback.embeds[0]["title"] == "Only in age-restricted channels"
+
+    dm = world.fake.dm_channel()
+    handle = await world.fake.slash_command("decensor bar", {"image": image}, channel=dm)
+    callback = await handle.wait_callback()
+    assert callback.ephemeral and callback.embeds[0]["title"] == "Not in DMs"
+
+    text = world.fake.add_attachment(b"hello", "notes.txt", "text/plain")
+    handle = await world.fake.slash_command("decensor bar", {"image": text}, channel=world.nsfw)
+    callback = await handle.wait_callback()
+    assert callback.ephemeral and "isn't an image" in callback.embeds[0]["title"]
+
+
+async def test_worker_error_is_a_readable_embed(world: World, workers: None) -> None:
+    plain = world.fake.add_attachment(png(syn.draw_scene(2, (256, 256))), "plain.png")
+    handle = await world.fake.slash_command("decensor bar", {"image": plain}, channel=world.nsfw)
+    answer = await final(handle)
+    [embed] = answer.embeds
+    assert embed["title"] == "I couldn't find anything to decensor"
+    assert "NoCensoredRegionsFound" in embed["footer"]["text"]
+    assert "hent-AI-erogaki-wrapper" in embed["footer"]["text"]
+    assert "test-hent-ai" in embed["footer"]["text"]
+    assert not answer.attachments
+
+
+async def test_cancel_button_only_for_the_requester(world: World, aredis: aioredis.Redis) -> None:
+    image = world.fake.add_attachment(barred(), "x.png")
+    handle = await world.fake.slash_command("decensor bar", {"image": image}, channel=world.nsfw)
+    [progress] = await handle.wait_followups(1)
+    await wait_for(lambda: aredis.llen(Queue.HENTAI_BAR), what="the queued job")
+    assert progress.message_id is not None
+    [button] = progress.custom_ids
+    stranger = world.fake.add_user("stranger")
+    other = await world.fake.click_button(progress.message_id, button, user=stranger)
+    refusal = await other.wait_callback()
+    assert refusal.ephemeral and "Only the person who asked" in (refusal.content or "")
+    assert await aredis.llen(Queue.HENTAI_BAR) == 1
+
+    mine = await world.fake.click_button(progress.message_id, button, user=handle.user)
+    await mine.wait_callback()
+    answer = await final(handle)
+    assert answer.embeds[0]["title"] == "Cancelled"
+    assert await aredis.llen(Queue.HENTAI_BAR) == 0
+
+
+async def test_per_user_and_global_limits(fake: FakeDiscord, redis_url: str) -> None:
+    _, nsfw, _, _ = make_world(fake)
+    settings = bot_settings(fake, redis_url, EROGAKI_USER_JOBS="2", EROGAKI_QUEUE_CAP="2")
+    async with running_bot(settings):
+        first = await fake.slash_command(
+            "decensor bar", {"image": fake.add_attachment(barred(), "a.png")}, channel=nsfw
+        )
+        assert (await first.wait_callback()).callback_type == DEFERRED
+        two = {"image": fake.add_attachment(barred(), "c.png"),
+               "image2": fake.add_attachment(barred(), "d.png")}  # fmt: skip
+        again = await fake.slash_command("decensor bar", two, channel=nsfw)
+        refusal = await again.wait_callback()
+        description = refusal.embeds[0]["description"]
+        assert refusal.ephemeral and "1 job(s) in progress; the limit is 2" in description
+
+        other = fake.add_user("other")
+        full = await fake.slash_command("decensor bar", two, channel=nsfw, user=other)
+        refusal = await full.wait_callback()
+        assert refusal.ephemeral and refusal.embeds[0]["title"] == "The queue is full"
+        assert "1 jobs are waiting; the limit is 2" in refusal.embeds[0]["description"]
+
+
+async def test_redis_down_is_said_plainly(fake: FakeDiscord) -> None:
+    _, nsfw, _, _ = make_world(fake)
+    settings = bot_settings(fake, f"redis://127.0.0.1:{free_port()}/0")
+    async with running_bot(settings):
+        handle = await fake.slash_command(
+            "decensor bar", {"image": fake.add_attachment(barred(), "a.png")}, channel=nsfw
+        )
+        callback = await handle.wait_callback()
+    assert callback.ephemeral
+    assert callback.embeds[0]["title"] == "The bot can't reach its job queue right now"
+
+
+async def test_status_command(world: World, workers: None) -> None:
+    handle = await world.fake.slash_command("erogaki status", {}, channel=world.sfw)
+    callback = await handle.wait_callback()
+    assert callback.ephemeral
+    fields = {f["name"]: f["value"] for f in callback.embeds[0]["fields"]}
+    assert fields["Live workers"] == "2"
+    assert "inpainting (DeepCreamPy): 0 waiting, 1 worker(s)" in fields["Queues"]
+
+
+async def test_commands_sync_with_nsfw_flags(world: World) -> None:
+    await sync_commands(world.bot, world.guild.id)
+    commands = {c["name"]: c for c in world.fake.guild_commands[world.guild.id]}
+    assert set(commands) >= {"decensor", "erogaki", "Decensor bars", "Decensor mosaic"}
+    assert commands["decensor"]["nsfw"] and commands["Decensor bars"]["nsfw"]
+    subcommands = {o["name"] for o in commands["decensor"]["options"]}
+    assert subcommands == {"bar", "mosaic"}
+
+
+# --- restarts -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bot_process(fake: FakeDiscord, redis_url: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+async def test_a_restarted_bot_delivers_pending_jobs(
+    fake: FakeDiscord,
+    redis_url: str,
+    aredis: aioredis.Redis,
+    bot_process: list[subprocess.Popen[bytes]],
+) -> None:
+    _, nsfw, _, _ = make_world(fake)
+    env = {**os.environ, "REDIS_URL": redis_url, "DISCORD_TOKEN": fake.token,
+           "DISCORD_API_BASE": fake.api_base, "EROGAKI_INSTANCE": "crashing-bot"}  # fmt: skip
+    crashing = subprocess.Popen(
+        [sys.executable, "-m", "erogaki", "bot"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    bot_process.append(crashing)
+    await fake.wait_ready(30)
+    handle = await fake.slash_command(
+        "decensor bar", {"image": fake.add_attachment(barred(), "a.png")}, channel=nsfw
+    )
+    await handle.wait_followups(1, timeout=20)
+    await wait_for(lambda: aredis.hlen(keys.BOT_PENDING), what="the pending record")
+    crashing.send_signal(signal.SIGKILL)
+    crashing.wait(10)
+    # Its heartbeat would expire in 15 s; expire it now.
+    await aredis.delete(keys.BOT_ALIVE_PREFIX + "crashing-bot")
+
+    async with cpu_workers(redis_url), running_bot(bot_settings(fake, redis_url)):
+        await handle.wait_for(lambda h: any(c.files for c in h.followups), timeout=30)
+    delivered = [c for c in handle.followups if c.files]
+    assert len(delivered) == 1 and f"<@{handle.user.id}>" in (delivered[0].content or "")
+    assert await aredis.hlen(keys.BOT_PENDING) == 0
+
+
+async def test_results_after_the_token_expired_go_to_the_channel(
+    fake: FakeDiscord, redis_url: str, aredis: aioredis.Redis
+) -> None:
+    _, nsfw, _, _ = make_world(fake)
+    stale = Request(
+        key="1", user_id=fake.default_user.id, channel_id=nsfw.id, mode=Mode.BAR,
+        application_id=fake.application_id, token="expired-token",
+        created=time.time() - 20 * 60, job_ids=["late-job"], owner="dead-bot",
+    )  # fmt: skip
+    await aredis.hset(keys.BOT_PENDING, stale.key, stale.to_json())
+    await aredis.set(keys.input_key("late-job"), barred(), ex=60)
+    await aredis.set(keys.result_key("late-job"), barred(), ex=60)
+    async with running_bot(bot_settings(fake, redis_url)):
+        await fake.wait_for(lambda: any(c.files for c in fake.channel_messages), 20)
+    [message] = [c for c in fake.channel_messages if c.files]
+    assert message.channel_id == nsfw.id
+    assert f"<@{fake.default_user.id}>" in (message.content or "")
+    assert await aredis.hlen(keys.BOT_PENDING) == 0
