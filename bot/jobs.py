@@ -10,6 +10,7 @@ import logging
 import socket
 import statistics
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
@@ -28,13 +29,13 @@ log = logging.getLogger(__name__)
 ALIVE_TTL = 15
 ALIVE_INTERVAL = 5.0
 
-# KEYS: pending hash, the owner's alive key prefix is in ARGV. ARGV: field,
-# new owner, alive prefix. Takes a record whose owner is dead; returns it.
+# KEYS: pending hash. ARGV: field, new owner, alive prefix. Takes a record
+# whose owner process is dead; returns it (false: ours already, or alive).
 _ADOPT = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
 local record = cjson.decode(raw)
-if record.owner ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. record.owner) == 1 then
+if record.owner == ARGV[2] or redis.call('EXISTS', ARGV[3] .. record.owner) == 1 then
   return false
 end
 record.owner = ARGV[2]
@@ -91,14 +92,16 @@ class JobService:
         self.submitter = submitter
         self.redis = redis
         self.limits = limits
-        self.instance = instance
+        # One owner name per process: a bot restarted under the same instance
+        # name is a new owner, so it adopts what its previous life left.
+        self.owner = f"{instance}/{uuid.uuid4().hex[:8]}"
         self.timeout = timeout
         self._adopt = redis.register_script(_ADOPT)
 
     async def reserve(self, request: Request, count: int) -> None:
         """Take limit slots for ``count`` images (raises LimitRefused)."""
         request.job_ids = [new_job_id() for _ in range(count)]
-        request.owner = self.instance
+        request.owner = self.owner
         hit = await self.limits.reserve(request.user_id, request.job_ids, self.timeout + 60)
         if hit is not None:
             raise LimitRefused(hit)
@@ -165,9 +168,7 @@ class JobService:
 
     async def beat(self) -> None:
         # The host name lets a container's health check find its own bot.
-        await self.redis.set(
-            keys.BOT_ALIVE_PREFIX + self.instance, socket.gethostname(), ex=ALIVE_TTL
-        )
+        await self.redis.set(keys.BOT_ALIVE_PREFIX + self.owner, socket.gethostname(), ex=ALIVE_TTL)
 
     async def orphans(self) -> list[Request]:
         """Requests whose bot died; they become ours and their jobs are adopted."""
@@ -175,7 +176,7 @@ class JobService:
         for field_name in await self.redis.hkeys(keys.BOT_PENDING):
             raw = await self._adopt(
                 keys=[keys.BOT_PENDING],
-                args=[field_name, self.instance, keys.BOT_ALIVE_PREFIX],
+                args=[field_name, self.owner, keys.BOT_ALIVE_PREFIX],
             )
             if not raw:
                 continue

@@ -385,10 +385,13 @@ async def test_a_restarted_bot_delivers_pending_jobs(
     crashing.send_signal(signal.SIGKILL)
     crashing.wait(10)
     # Its heartbeat would expire in 15 s; expire it now.
-    await aredis.delete(keys.BOT_ALIVE_PREFIX + "crashing-bot")
+    [alive] = [k async for k in aredis.scan_iter(keys.BOT_ALIVE_PREFIX + "crashing-bot/*")]
+    await aredis.delete(alive)
 
-    async with cpu_workers(redis_url), running_bot(bot_settings(fake, redis_url)):
+    async with cpu_workers(redis_url), running_bot(bot_settings(fake, redis_url)) as bot:
         await handle.wait_for(lambda h: any(c.files for c in h.followups), timeout=30)
+        # Later adoption rounds must not deliver it again.
+        assert await bot.jobs.orphans() == []
     delivered = [c for c in handle.followups if c.files]
     assert len(delivered) == 1 and f"<@{handle.user.id}>" in (delivered[0].content or "")
     assert await aredis.hlen(keys.BOT_PENDING) == 0
