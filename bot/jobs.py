@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from bot.limits import LimitHit, Limits
 from erogaki_common import keys
 from erogaki_common.errors import ErogakiError
+from erogaki_common.keys import Queue
 from erogaki_common.protocol import Mode, new_job_id
 from erogaki_common.redis_io import CONNECTION_ERRORS
-from erogaki_common.status import Progress, job_progress
+from erogaki_common.status import Progress, fleet_status, job_progress
 from erogaki_common.submit import Submitter
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,14 @@ class JobService:
         self.owner = f"{instance}/{uuid.uuid4().hex[:8]}"
         self.timeout = timeout
         self._adopt = redis.register_script(_ADOPT)
+
+    async def missing_workers(self, mode: Mode) -> list[Queue]:
+        """The queues this mode needs that no live worker consumes."""
+        needed = [mode.queue]
+        if mode is Mode.BAR:
+            needed.append(Queue.DEEPCREAMPY_BAR)
+        report = await fleet_status(self.redis)
+        return [q for q in needed if not report.workers_for(q)]
 
     async def reserve(self, request: Request, count: int) -> None:
         """Take limit slots for ``count`` images (raises LimitRefused)."""

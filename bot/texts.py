@@ -57,6 +57,11 @@ REDIS_DOWN = Text(
     "The bot can't reach its job queue right now",
     "Redis is unreachable. Nothing was queued; please try again in a minute.",
 )
+WORKERS_DOWN = Text(
+    "No worker is running right now",
+    "The workers that do this job are offline, so nothing was queued. "
+    "Please try again later, or tell the server's admins.",
+)
 NO_WORKER = Text(
     "No worker is available",
     "Your image waited in the queue, but no worker took it before the deadline. "

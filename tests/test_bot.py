@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -161,6 +162,14 @@ async def final(handle: InteractionHandle, timeout: float = 30) -> Any:
     return handle.original
 
 
+async def pretend_busy_workers(client: aioredis.Redis) -> None:
+    """A live worker on every queue that takes nothing, so jobs stay queued."""
+    queues = json.dumps([q.value for q in Queue])
+    beat = json.dumps({"instance": "busy", "component": "test", "queues": [q.value for q in Queue]})
+    await client.set(keys.heartbeat_key("busy"), beat, ex=60)
+    await client.hset(keys.INSTANCES, "busy", queues)
+
+
 def pixels(data: bytes) -> Any:
     return np.asarray(Image.open(io.BytesIO(data)))
 
@@ -278,6 +287,7 @@ async def test_worker_error_is_a_readable_embed(world: World, workers: None) -> 
 
 
 async def test_cancel_button_only_for_the_requester(world: World, aredis: aioredis.Redis) -> None:
+    await pretend_busy_workers(aredis)
     image = world.fake.add_attachment(barred(), "x.png")
     handle = await world.fake.slash_command("decensor bar", {"image": image}, channel=world.nsfw)
     [progress] = await handle.wait_followups(1)
@@ -297,8 +307,11 @@ async def test_cancel_button_only_for_the_requester(world: World, aredis: aiored
     assert await aredis.llen(Queue.HENTAI_BAR) == 0
 
 
-async def test_per_user_and_global_limits(fake: FakeDiscord, redis_url: str) -> None:
+async def test_per_user_and_global_limits(
+    fake: FakeDiscord, redis_url: str, aredis: aioredis.Redis
+) -> None:
     _, nsfw, _, _ = make_world(fake)
+    await pretend_busy_workers(aredis)
     settings = bot_settings(fake, redis_url, EROGAKI_USER_JOBS="2", EROGAKI_QUEUE_CAP="2")
     async with running_bot(settings):
         first = await fake.slash_command(
@@ -317,6 +330,14 @@ async def test_per_user_and_global_limits(fake: FakeDiscord, redis_url: str) -> 
         refusal = await full.wait_callback()
         assert refusal.ephemeral and refusal.embeds[0]["title"] == "The queue is full"
         assert "1 jobs are waiting; the limit is 2" in refusal.embeds[0]["description"]
+
+
+async def test_no_live_worker_is_said_at_once(world: World, aredis: aioredis.Redis) -> None:
+    image = world.fake.add_attachment(barred(), "x.png")
+    handle = await world.fake.slash_command("decensor bar", {"image": image}, channel=world.nsfw)
+    callback = await handle.wait_callback()
+    assert callback.ephemeral and callback.embeds[0]["title"] == "No worker is running right now"
+    assert await aredis.llen(Queue.HENTAI_BAR) == 0
 
 
 async def test_redis_down_is_said_plainly(fake: FakeDiscord) -> None:
@@ -369,6 +390,7 @@ async def test_a_restarted_bot_delivers_pending_jobs(
     bot_process: list[subprocess.Popen[bytes]],
 ) -> None:
     _, nsfw, _, _ = make_world(fake)
+    await pretend_busy_workers(aredis)
     env = {**os.environ, "REDIS_URL": redis_url, "DISCORD_TOKEN": fake.token,
            "DISCORD_API_BASE": fake.api_base, "EROGAKI_INSTANCE": "crashing-bot"}  # fmt: skip
     crashing = subprocess.Popen(

@@ -223,7 +223,9 @@ class DecensorCog(commands.Cog):
         )
         try:
             async with asyncio.timeout(RESERVE_TIMEOUT):
-                await self.bot.jobs.reserve(request, len(attachments))
+                missing = await self.bot.jobs.missing_workers(mode)
+                if not missing:
+                    await self.bot.jobs.reserve(request, len(attachments))
         except LimitRefused as refused:
             hit = refused.hit
             text = (texts.user_limit if hit.which is Refusal.USER else texts.queue_full)(
@@ -234,6 +236,11 @@ class DecensorCog(commands.Cog):
         except REDIS_TROUBLE:
             await interaction.response.send_message(
                 embed=embed_for(texts.REDIS_DOWN), ephemeral=True
+            )
+            return
+        if missing:
+            await interaction.response.send_message(
+                embed=embed_for(texts.WORKERS_DOWN), ephemeral=True
             )
             return
         await interaction.response.defer(thinking=True)
