@@ -73,7 +73,7 @@ def redis_db_from_url(url: str) -> int:
     return int(db_text)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -129,21 +129,26 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         models_dir=Path(env.get("EROGAKI_MODELS_DIR", "").strip() or "models"),
         instance=env.get("EROGAKI_INSTANCE", "").strip() or default_instance(),
         job_timeout=_float(env, "EROGAKI_JOB_TIMEOUT", 300.0),
-        max_image_bytes=_int(env, "EROGAKI_MAX_IMAGE_BYTES", 25 * 1024 * 1024),
-        max_image_pixels=_int(env, "EROGAKI_MAX_IMAGE_PIXELS", 40_000_000),
-        max_attempts=_int(env, "EROGAKI_MAX_ATTEMPTS", 3),
-        user_jobs=_int(env, "EROGAKI_USER_JOBS", 2),
-        queue_cap=_int(env, "EROGAKI_QUEUE_CAP", 100),
+        max_image_bytes=env_int(env, "EROGAKI_MAX_IMAGE_BYTES", 25 * 1024 * 1024),
+        max_image_pixels=env_int(env, "EROGAKI_MAX_IMAGE_PIXELS", 40_000_000),
+        max_attempts=env_int(env, "EROGAKI_MAX_ATTEMPTS", 3),
+        user_jobs=env_int(env, "EROGAKI_USER_JOBS", 2),
+        queue_cap=env_int(env, "EROGAKI_QUEUE_CAP", 100),
         allow_dms=_bool(env, "EROGAKI_ALLOW_DMS", False),
         spoiler=_bool(env, "EROGAKI_SPOILER", True),
     )
 
 
-@cache
-def get_settings(env_file: str = ".env") -> Settings:
-    """The process' settings: the environment wins over ``.env``; read once."""
+def environment(env_file: str = ".env") -> dict[str, str]:
+    """The variables settings are read from: ``.env``, overridden by the environment."""
     merged: dict[str, str] = {}
     if Path(env_file).is_file():
         merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     merged.update(os.environ)
-    return parse_settings(merged)
+    return merged
+
+
+@cache
+def get_settings(env_file: str = ".env") -> Settings:
+    """The process' settings, read once."""
+    return parse_settings(environment(env_file))

@@ -350,12 +350,14 @@ async def test_metrics_endpoint(workers: Workers, submitter: Submitter) -> None:
     assert 'erogaki_queue_length{queue="censored-images:deepcreampy:bar"}' in text
 
 
-async def test_onnx_backend_is_refused_clearly(redis_url: str) -> None:
+async def test_onnx_backend_without_models_is_refused_at_start(
+    redis_url: str, tmp_path: Path
+) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "erogaki", "worker", "deepcreampy", "--backend", "onnx",
-        cwd=ROOT, env={**os.environ, "REDIS_URL": redis_url},
+        cwd=ROOT, env={**os.environ, "REDIS_URL": redis_url, "EROGAKI_MODELS_DIR": str(tmp_path)},
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
-    assert b"not available yet" in err
+    assert b"deepcreampy_bar.onnx does not exist" in err

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from erogaki_common.errors import Component, ConfigError
 from erogaki_common.images import Limits
 from erogaki_common.keys import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Queue
-from erogaki_common.settings import Settings
+from erogaki_common.settings import Settings, environment
 from erogaki_common.worker import Done, Forward, Job, Outcome, Processor, Worker
 from workers import pipeline
 from workers.backend import DeepCreamPyBackend, HentaiBackend
@@ -37,9 +37,11 @@ def hentai_backend(name: str, settings: Settings) -> HentaiBackend:
         from workers.cpu_backend import CpuHentai
 
         return CpuHentai()
-    raise ConfigError(
-        f"the {name} backend is not available yet for the hent-AI worker; use --backend cpu"
-    )
+    if name == "onnx":
+        from workers.onnx import OnnxConfig, OnnxHentai
+
+        return OnnxHentai.load(OnnxConfig.from_env(environment()), settings.models_dir)
+    raise ConfigError(f"unknown backend {name!r} for the hent-AI worker; use cpu or onnx")
 
 
 def deepcreampy_backend(name: str, settings: Settings) -> DeepCreamPyBackend:
@@ -47,9 +49,11 @@ def deepcreampy_backend(name: str, settings: Settings) -> DeepCreamPyBackend:
         from workers.cpu_backend import CpuDeepCreamPy
 
         return CpuDeepCreamPy()
-    raise ConfigError(
-        f"the {name} backend is not available yet for the DeepCreamPy worker; use --backend cpu"
-    )
+    if name == "onnx":
+        from workers.onnx import OnnxConfig, OnnxDeepCreamPy
+
+        return OnnxDeepCreamPy.load(OnnxConfig.from_env(environment()), settings.models_dir)
+    raise ConfigError(f"unknown backend {name!r} for the DeepCreamPy worker; use cpu or onnx")
 
 
 def hentai_processor(backend: HentaiBackend, limits: Limits) -> Processor:

@@ -1,0 +1,157 @@
+"""DeepCreamPy's bar inpainting, run through the ONNX export of its v2 bar model.
+
+The region handling follows DeepCreamPy's own ``decensor.py``: each connected
+green region gets a square crop 1.5 times its size (at least 256 px, at most
+the image's short side, kept inside the image), the crop is resized to the
+model's 256x256, the hole is zeroed, and the prediction is resized back; only
+the region's own pixels are pasted. Value ranges are those of the public ONNX
+port: image in [-1, 1] (hole pixels -1), mask 1 where known and 0 in the hole,
+on all three channels, and the output in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from workers.backend import Image, Mask
+from workers.onnx.config import DeepCreamPyModel
+from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
+
+SIZE = 256
+EXPAND = 1.5
+# A region wider than the image's short side is only partly inside its crop; each pass
+# fills at least the middle of every region, so a few passes always finish the mask.
+MAX_PASSES = 16
+
+FloatArray = NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Crop:
+    """A square window ``[top:top+size, left:left+size]`` of the image."""
+
+    left: int
+    top: int
+    size: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.top, self.top + self.size), slice(self.left, self.left + self.size)
+
+
+def crop_for(bbox: tuple[int, int, int, int], width: int, height: int) -> Crop:
+    """The crop around a region whose bounding box is ``(x0, y0, x1, y1)`` (exclusive end)."""
+    x0, y0, x1, y1 = bbox
+    side = int(max(x1 - x0, y1 - y0) * EXPAND)
+    side = min(max(side, SIZE), width, height)
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    left = min(max(cx - side // 2, 0), width - side)
+    top = min(max(cy - side // 2, 0), height - side)
+    return Crop(left, top, side)
+
+
+def contract(cfg: DeepCreamPyModel) -> Contract:
+    image = (1, SIZE, SIZE, 3)
+    return Contract(
+        what="the DeepCreamPy bar model",
+        setting="EROGAKI_ONNX_DEEPCREAMPY_MODEL",
+        inputs=(
+            TensorSpec(cfg.image_input, FLOAT, image),
+            TensorSpec(cfg.image2_input, FLOAT, image),
+            TensorSpec(cfg.mask_input, FLOAT, image),
+        ),
+        outputs=(TensorSpec(cfg.output, FLOAT, image),),
+    )
+
+
+class DeepCreamPyInpainter:
+    def __init__(self, model: Model, cfg: DeepCreamPyModel) -> None:
+        self.model = model
+        self.cfg = cfg
+        # The published port fixes the batch at 1; an export with a dynamic batch runs
+        # all of an image's regions in one call.
+        batch_dim = model.input_shapes[cfg.image_input][0]
+        self.batch = 1 if fixed(batch_dim) is not None else cfg.max_batch
+
+    @classmethod
+    def load(cls, path: Path, cfg: DeepCreamPyModel, provider: str) -> DeepCreamPyInpainter:
+        return cls(load(path, contract(cfg), provider), cfg)
+
+    def inpaint(self, rgb: Image, mask: Mask) -> Image:
+        out = rgb.copy()
+        remaining = mask.copy()
+        h, w = mask.shape
+        for _ in range(MAX_PASSES):
+            if not remaining.any():
+                break
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(
+                remaining.astype(np.uint8), connectivity=4
+            )
+            crops = []
+            for label in range(1, count):
+                x, y, bw, bh = (int(v) for v in stats[label, :4])
+                crops.append((label, crop_for((x, y, x + bw, y + bh), w, h)))
+            inputs = [_prepare(out, remaining, crop) for _, crop in crops]
+            predictions = self._predict(inputs)
+            for (label, crop), pred in zip(crops, predictions, strict=True):
+                ys, xs = crop.slices
+                region = labels[ys, xs] == label
+                restored = _finish(pred, crop.size)
+                out[ys, xs][region] = restored[region]
+                remaining[ys, xs][region] = False
+        return out
+
+    def _predict(self, inputs: list[tuple[FloatArray, FloatArray]]) -> list[FloatArray]:
+        results: list[FloatArray] = []
+        for start in range(0, len(inputs), self.batch):
+            chunk = inputs[start : start + self.batch]
+            images = np.stack([image for image, _ in chunk])
+            masks = np.stack([known for _, known in chunk])
+            (pred,) = self.model.run(
+                [self.cfg.output],
+                {
+                    self.cfg.image_input: images,
+                    self.cfg.image2_input: images,
+                    self.cfg.mask_input: masks,
+                },
+            )
+            results.extend(pred.astype(np.float32))
+        return results
+
+
+def _prepare(rgb: Image, hole: Mask, crop: Crop) -> tuple[FloatArray, FloatArray]:
+    """The model's image (in [-1, 1], hole at -1) and mask (1 known, 0 hole) for a crop."""
+    ys, xs = crop.slices
+    image = rgb[ys, xs].astype(np.float32) * (1.0 / 255.0)
+    gap = hole[ys, xs]
+    image[gap] = 0.0
+    if crop.size != SIZE:
+        interp = cv2.INTER_AREA if crop.size > SIZE else cv2.INTER_LINEAR
+        image = _resize(image, SIZE, interp)
+        # A resized pixel that saw any of the hole is part of the hole: the green that
+        # was zeroed there would otherwise pass for known context.
+        share = _resize(gap.astype(np.float32), SIZE, interp)
+        gap = share > 1e-3
+        image[gap] = 0.0
+    known = np.repeat((~gap)[:, :, None], 3, axis=2).astype(np.float32)
+    model_image: FloatArray = image * 2.0 - 1.0
+    return model_image, known
+
+
+def _finish(pred: FloatArray, size: int) -> Image:
+    """The model's [-1, 1] output as 8-bit pixels at the crop's size."""
+    pixels = (pred + 1.0) * 127.5
+    if size != SIZE:
+        interp = cv2.INTER_CUBIC if size > SIZE else cv2.INTER_AREA
+        pixels = _resize(pixels, size, interp)
+    out: Image = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    return out
+
+
+def _resize(image: FloatArray, size: int, interp: int) -> FloatArray:
+    return np.asarray(cv2.resize(image, (size, size), interpolation=interp), np.float32)
