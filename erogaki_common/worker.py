@@ -325,6 +325,7 @@ class Worker:
 
     async def _slot(self) -> None:
         delays = backoff()
+        trouble = backoff()
         me = asyncio.current_task()
         assert me is not None
         while not self._stop.is_set():
@@ -352,12 +353,16 @@ class Worker:
             queue, job_id = claimed
             try:
                 await self._handle(queue, job_id)
+                trouble = backoff()
             except RedisError as exc:
                 # Redis failed under the job (not the image: processing errors
                 # are answered inside _handle). The id is still in our
                 # processing list; put it back on its queue once Redis answers.
                 log.warning("job %s interrupted (%s); handing it back", job_id, exc)
                 await self._until_connected(functools.partial(self._give_back, queue, job_id))
+                # A Redis that refuses writes (full, read-only replica) would
+                # otherwise have us redo the same job in a hot loop.
+                await anext(trouble)
 
     async def _try_claim(self) -> tuple[Queue, str] | None:
         reply = await self._claim_any(
