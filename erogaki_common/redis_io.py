@@ -78,3 +78,14 @@ def safe_url(url: str) -> str:
         return url
     scheme, _, rest = url.partition("://")
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def describe(exc: BaseException) -> str:
+    """A Redis error's own text, for messages and logs. redis-py prefixes
+    pipeline errors with the failing command and its arguments, which may be
+    image bytes: never show those."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    marker = "of pipeline caused error: "
+    if marker in text:
+        text = text.split(marker, 1)[1].strip("()',\"")
+    return text

@@ -40,7 +40,7 @@ from erogaki_common.errors import (
     RedisUnavailable,
 )
 from erogaki_common.protocol import Mode, Stage, new_job_id
-from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect, safe_url
+from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect, describe, safe_url
 from erogaki_common.settings import redis_db_from_url
 
 log = logging.getLogger(__name__)
@@ -285,9 +285,10 @@ class Submitter:
                     await pipe.execute()
                 return
             except ResponseError as exc:
-                # Redis restarted or flushed its scripts since we loaded it.
                 if not isinstance(exc, NoScriptError) and "No matching script" not in str(exc):
-                    raise
+                    # Full (noeviction), read-only replica, ACLs: said plainly.
+                    raise RedisUnavailable(f"Redis refused the job: {describe(exc)}") from None
+                # Redis restarted or flushed its scripts since we loaded it.
                 await self._redis.script_load(_QUEUE_JOB)
             except CONNECTION_ERRORS:
                 continue

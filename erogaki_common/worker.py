@@ -34,7 +34,7 @@ from erogaki_common import keys
 from erogaki_common.errors import Component, ErrorInfo, ErrorName, ProcessingError
 from erogaki_common.keys import Queue
 from erogaki_common.protocol import Stage, is_job_id
-from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect
+from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect, describe
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ class Worker:
                     return
                 raise
             except RedisError as exc:
-                log.warning("claim failed (%s); retrying", exc)
+                log.warning("claim failed (%s); retrying", describe(exc))
                 await anext(delays)
                 continue
             finally:
@@ -358,7 +358,7 @@ class Worker:
                 # Redis failed under the job (not the image: processing errors
                 # are answered inside _handle). The id is still in our
                 # processing list; put it back on its queue once Redis answers.
-                log.warning("job %s interrupted (%s); handing it back", job_id, exc)
+                log.warning("job %s interrupted (%s); handing it back", job_id, describe(exc))
                 await self._until_connected(functools.partial(self._give_back, queue, job_id))
                 # A Redis that refuses writes (full, read-only replica) would
                 # otherwise have us redo the same job in a hot loop.
@@ -532,7 +532,9 @@ class Worker:
                 return bool(replies[1])
             except CONNECTION_ERRORS as exc:
                 if time.monotonic() > deadline:
-                    log.error("gave up storing job %s: Redis unreachable (%s)", job_id, exc)
+                    log.error(
+                        "gave up storing job %s: Redis unreachable (%s)", job_id, describe(exc)
+                    )
                     return False
                 await anext(delays)
 

@@ -531,3 +531,17 @@ async def _progress_is(client: aioredis.Redis, job_id: str, expected: object) ->
     from erogaki_common.status import job_progress
 
     return await job_progress(client, job_id, Mode.BAR) == expected
+
+
+async def test_a_full_redis_refuses_the_job_plainly(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(extra_args=["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"])
+    async with Submitter(server.url()) as sub:
+        with pytest.raises(RedisUnavailable) as caught:
+            for _ in range(10):
+                await sub.submit(os.urandom(512 * 1024), Mode.BAR, timeout=5)
+        assert sub.pending_ids() == []
+    assert str(caught.value) == (
+        "Redis refused the job: command not allowed when used memory > 'maxmemory'."
+    )
