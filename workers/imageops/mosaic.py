@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -29,6 +30,12 @@ _COUNT_STEP = 6
 # Mean summed-channel step across a cell edge that marks a mosaic boundary.
 _EDGE_STEP = 4.0
 _JPEG_EDGE_STEP = 24.0
+# Max channel std of an exactly uniform cell (float rounding aside), and the summed-channel
+# step between two such cells that marks a mosaic boundary off JPEG's block edges.
+_EXACT_STD = 0.25
+_EXACT_STEP = 1.0
+# Steps across every eighth line over the mean across the others that mark JPEG blocking.
+_BLOCKY = 1.04
 
 
 @dataclass(frozen=True)
@@ -115,15 +122,19 @@ def grid_candidates(rgb: Image, limit: int = 2) -> list[MosaicGrid]:
     and with the columns and rows of JPEG block edges muted.
     """
     px_prof, py_prof = _step_profiles(rgb)
-    out = _ranked(px_prof, py_prof, limit)
     muted = []
     for prof in (px_prof, py_prof):
         m = prof.copy()
         m[7::8] = np.median(prof)
         muted.append(m)
-    for grid in _ranked(muted[0], muted[1], limit):
-        if grid not in out:
-            out.append(grid)
+    out: list[MosaicGrid] = []
+    # A mosaic whose lines coincide with JPEG's along one axis only vanishes when both
+    # axes are muted, so each axis is also muted alone.
+    pairs = ((px_prof, py_prof), (muted[0], muted[1]), (muted[0], py_prof), (px_prof, muted[1]))
+    for ax, ay in pairs:
+        for grid in _ranked(ax, ay, limit):
+            if grid not in out:
+                out.append(grid)
     return out
 
 
@@ -153,6 +164,20 @@ class _Planes:
         self.dx = np.abs(np.diff(self.img, axis=1)).sum(axis=2)
         self.dy = np.abs(np.diff(self.img, axis=0)).sum(axis=2)
         self.h, self.w = rgb.shape[:2]
+        self.blocky = _blocky(self.dx.mean(axis=0)) and _blocky(self.dy.mean(axis=1))
+
+
+def _blocky(steps: FloatArray) -> bool:
+    """Whether steps across every eighth line stand out, as JPEG's 8x8 block edges do.
+
+    A mosaic only covers part of the picture, so unlike compression it barely moves the
+    whole picture's average, and never on both axes unless its grid is JPEG's own.
+    """
+    n = steps.size // 8 * 8
+    if n < 16:
+        return False
+    folded = steps[:n].reshape(-1, 8).mean(axis=0)
+    return bool(folded[7] >= _BLOCKY * max(float(folded[:7].mean()), 1e-6))
 
 
 def _block_means(plane: FloatArray, grid: MosaicGrid, pad_r: int = 0, pad_b: int = 0) -> FloatArray:
@@ -237,6 +262,12 @@ def _column_means(cols: FloatArray, grid: MosaicGrid, nh: int) -> FloatArray:
     return out
 
 
+def _on_jpeg_lines(block: int, phase: int) -> bool:
+    """Whether at least half of the grid's lines along an axis are JPEG block edges."""
+    g = math.gcd(block, 8)
+    return g >= 4 and phase % g == 0
+
+
 def _mosaic_cells(
     planes: _Planes, grid: MosaicGrid
 ) -> tuple[NDArray[np.bool_], FloatArray, NDArray[np.bool_]]:
@@ -247,21 +278,39 @@ def _mosaic_cells(
     flat_f = flat.astype(np.float32)
     # JPEG codes 8x8 blocks (16x16 for colour) from the origin, and its smooth areas decode
     # to flat blocks with small steps between them; on that grid only big steps count.
-    jpeg_like = 16 % grid.block == 0 and grid.phase_x == 0 and grid.phase_y == 0
-    step_min = _JPEG_EDGE_STEP if jpeg_like else _EDGE_STEP
+    b = grid.block
+    jpeg_like = 16 % b == 0 and grid.phase_x == 0 and grid.phase_y == 0
+    # In a visibly compressed picture a mosaic line that falls on JPEG's along one axis
+    # meets the same small steps there, but only along that axis.
+    on_x, on_y = _on_jpeg_lines(b, grid.phase_x), _on_jpeg_lines(b, grid.phase_y)
+    jpeg_x = jpeg_like or (planes.blocky and on_x)
+    jpeg_y = jpeg_like or (planes.blocky and on_y)
+    # Losslessly saved mosaic cells are exactly uniform, and a mosaic over gentle shading
+    # steps by a level or two between them; unpixelated shading quantizes into bands that
+    # end off the grid, so two exactly uniform cells with a step between them are telling.
+    exact = ((std <= _EXACT_STD) & full).astype(np.float32)
     # A pixelated edge changes colour all at once; shading changes as much between any two
     # pixels, so its cells differ in mean but show no step at the grid line.
     quiet = np.maximum(inner, _shift(inner, 0, 1, 0.0))
-    step_r = (right >= step_min) & (right >= 4.0 * quiet + 0.5) & (_shift(flat_f, 0, 1, 0.0) > 0)
+    step_min = _JPEG_EDGE_STEP if jpeg_x else _EDGE_STEP
+    both = (exact > 0) & (_shift(exact, 0, 1, 0.0) > 0) & (not on_x)
+    low = np.where(both & (not jpeg_x), _EXACT_STEP, step_min)
+    step_r = (right >= low) & (right >= 4.0 * quiet + 0.5) & (_shift(flat_f, 0, 1, 0.0) > 0)
     quiet = np.maximum(inner, _shift(inner, 1, 0, 0.0))
-    step_b = (bottom >= step_min) & (bottom >= 4.0 * quiet + 0.5) & (_shift(flat_f, 1, 0, 0.0) > 0)
+    step_min = _JPEG_EDGE_STEP if jpeg_y else _EDGE_STEP
+    both = (exact > 0) & (_shift(exact, 1, 0, 0.0) > 0) & (not on_y)
+    low = np.where(both & (not jpeg_y), _EXACT_STEP, step_min)
+    step_b = (bottom >= low) & (bottom >= 4.0 * quiet + 0.5) & (_shift(flat_f, 1, 0, 0.0) > 0)
     sr, sb = step_r.astype(np.float32), step_b.astype(np.float32)
     sides = sr + sb + _shift(sr, 0, -1, 0.0) + _shift(sb, -1, 0, 0.0)
     cells = flat & (sides >= 2)
     # A drawn checkerboard is flat cells with stepping neighbours too, but each cell repeats
     # its diagonal neighbour; pixelated artwork rarely does.
-    diag = np.abs(mean - _shift(mean, 1, 1, -1000.0)).max(axis=2) <= _STEP
-    diag2 = np.abs(mean - _shift(mean, -1, 1, -1000.0)).max(axis=2) <= _STEP
+    # Uniform cells repeat exactly; allowing them the usual slack would take a mosaic over
+    # gentle shading, whose cells step by a level or two, for checks.
+    same = np.where(exact > 0, 0.5, _STEP)
+    diag = np.abs(mean - _shift(mean, 1, 1, -1000.0)).max(axis=2) <= same
+    diag2 = np.abs(mean - _shift(mean, -1, 1, -1000.0)).max(axis=2) <= same
     checker = diag & diag2 & (sides >= 3)
     return cells & ~checker, mean, flat
 
@@ -315,8 +364,19 @@ def _to_pixels(cells: NDArray[np.uint8], grid: MosaicGrid, shape: tuple[int, ...
     return out
 
 
+def _refines(fine: MosaicGrid, coarse: MosaicGrid) -> bool:
+    """Whether every line of ``coarse`` is also a line of ``fine``."""
+    b = fine.block
+    return (
+        coarse.block > b
+        and coarse.block % b == 0
+        and coarse.phase_x % b == fine.phase_x
+        and coarse.phase_y % b == fine.phase_y
+    )
+
+
 def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
-    best: tuple[int, NDArray[np.uint8], MosaicGrid] | None = None
+    found: list[tuple[int, NDArray[np.uint8], MosaicGrid]] = []
     planes = _Planes(rgb)
     # A drawn checkerboard or a multiple of the block can outscore the real mosaic's
     # periodicity; the candidate whose cells survive the texture tests and cover most wins.
@@ -324,10 +384,17 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
         cells, means, flat = _mosaic_cells(planes, grid)
         regions = _regions(cells, means, flat)
         area = int(regions.sum()) * grid.block * grid.block
-        if area > 0 and (best is None or area > best[0]):
-            best = (area, regions, grid)
-    if best is None:
+        if area > 0:
+            found.append((area, regions, grid))
+    if not found:
         return np.zeros(rgb.shape[:2], bool), None
+    best = max(found, key=lambda f: f[0])
+    # A grid at a fraction of the true block sees the same uniform cells, and its finer
+    # cells hug the border a little further out; the coarse grid found nearly as much is
+    # the mosaic, whose cells would not be uniform were it too coarse.
+    coarser = [f for f in found if _refines(best[2], f[2]) and f[0] >= 0.8 * best[0]]
+    if coarser:
+        best = max(coarser, key=lambda f: f[2].block)
     return _to_pixels(best[1], best[2], rgb.shape), best[2]
 
 
