@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import signal
@@ -20,7 +19,6 @@ from typing import Any
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
-from PIL import Image
 
 from bot.app import ErogakiBot, sync_commands
 from bot.discord_api import DEFAULT_API_BASE, use_api_base
@@ -32,18 +30,13 @@ from erogaki_common.protocol import Mode
 from erogaki_common.settings import Settings, parse_settings
 from tests.conftest import wait_for
 from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, InteractionHandle
+from tests.imaging import pixels_of, png
 from workers.imageops import synthetic as syn
 from workers.runner import WorkerOptions, build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFERRED = 5
 MESSAGE = 4
-
-
-def png(pixels: Any) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def barred(seed: int = 11) -> bytes:
@@ -170,10 +163,6 @@ async def pretend_busy_workers(client: aioredis.Redis) -> None:
     await client.hset(keys.INSTANCES, "busy", queues)
 
 
-def pixels(data: bytes) -> Any:
-    return np.asarray(Image.open(io.BytesIO(data)))
-
-
 # --- success ---------------------------------------------------------------------
 
 
@@ -187,7 +176,7 @@ async def test_decensor_bar_end_to_end(world: World, workers: None) -> None:
     answer = await final(handle)
     [file] = answer.attachments
     assert file.filename == "SPOILER_decensored-1.png"
-    result = pixels(file.data)
+    result = pixels_of(file.data)
     assert result.shape == (256, 256, 3)
     assert f"<@{handle.user.id}>" in answer.content
     assert not answer.ephemeral
@@ -233,7 +222,7 @@ async def test_masked_option_goes_straight_to_inpainting(world: World, workers: 
         "decensor bar", {"image": image, "masked": True}, channel=world.nsfw
     )
     [file] = (await final(handle)).attachments
-    assert not np.all(pixels(file.data) == (0, 255, 0), axis=-1).any()
+    assert not np.all(pixels_of(file.data) == (0, 255, 0), axis=-1).any()
 
 
 async def test_too_large_result_is_reencoded_and_said_so(world: World, workers: None) -> None:

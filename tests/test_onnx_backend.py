@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import subprocess
 import sys
@@ -13,13 +12,13 @@ import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
 
 from erogaki_common.errors import ConfigError
 from erogaki_common.images import Limits
 from erogaki_common.protocol import Mode
 from erogaki_common.settings import parse_settings
 from erogaki_common.submit import Submitter
+from tests.imaging import Pixels, pixels_of, png
 from workers import pipeline
 from workers.imageops import green_mask
 from workers.imageops import synthetic as syn
@@ -36,17 +35,6 @@ GREEN = (0, 255, 0)
 FILL_PIXEL = 200
 FILL = FILL_PIXEL / 127.5 - 1.0
 LIMITS = Limits(25 * 1024 * 1024, 40_000_000)
-Pixels = NDArray[np.uint8]
-
-
-def png(pixels: Pixels, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def pixels_of(data: bytes) -> Pixels:
-    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 def dcp(tmp_path: Path, **kwargs: object) -> OnnxDeepCreamPy:

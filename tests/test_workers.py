@@ -25,20 +25,10 @@ from erogaki_common.keys import Queue
 from erogaki_common.protocol import Mode
 from erogaki_common.submit import Submitter
 from tests.conftest import wait_for
+from tests.imaging import Pixels, pixels_of, png
 from workers.imageops import synthetic as syn
 
 ROOT = Path(__file__).resolve().parent.parent
-Pixels = NDArray[np.uint8]
-
-
-def png(pixels: Pixels, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def pixels_of(data: bytes) -> Pixels:
-    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 class Workers:
