@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hosted decensoring bot for Discord, with Redis-connected workers.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log only problems")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     decensor = commands.add_parser(
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     # Long-running commands log their work; one-shot commands only problems.
-    quiet = args.command in ("decensor", "status", "demo", "health")
+    quiet = args.quiet or args.command in ("decensor", "status", "demo", "health")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -36,6 +36,7 @@ class Child:
 @dataclass
 class Stack:
     settings: Settings
+    # False for the demo: no bot, and children that only log problems.
     with_bot: bool = True
     redis: EmbeddedRedis | None = None
     children: list[Child] = field(default_factory=list)
@@ -53,7 +54,7 @@ class Stack:
             self.url = self.redis.url()
             pid = self.redis.process.pid if self.redis.process else "?"
             where = f"Redis: {self.url} (embedded, pid {pid}, keeps nothing on disk)"
-        cli = [sys.executable, "-m", "erogaki"]
+        cli = [sys.executable, "-m", "erogaki", *([] if self.with_bot else ["--quiet"])]
         self.children = [
             Child("hent-AI worker", [*cli, "worker", "hent-ai", "--backend", "cpu",
                                      "--instance", f"up-hentai-{os.getpid()}"]),
@@ -73,9 +74,11 @@ class Stack:
                 "https://discord.com/developers/applications and put its token in .env "
                 "(see the README's 'Running the bot')."
             )
-        lines.append(
-            f"Try it from another terminal: REDIS_URL={self.url} erogaki decensor bar picture.png"
-        )
+        if self.with_bot:
+            lines.append(
+                f"Try it from another terminal: REDIS_URL={self.url} "
+                "erogaki decensor bar picture.png"
+            )
         print("\n".join(lines), file=out, flush=True)  # type: ignore[call-overload]
 
     async def _spawn(self, child: Child) -> None:
