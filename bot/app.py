@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.discord_api import GatewayFromApiMixin, use_api_base
 from bot.jobs import ALIVE_INTERVAL, JobService
 from bot.limits import Limits
+from erogaki_common.errors import ConfigError
 from erogaki_common.redis_io import CONNECTION_ERRORS
 from erogaki_common.settings import Settings
 from erogaki_common.submit import Submitter
@@ -98,14 +99,22 @@ async def run_bot(settings: Settings, *, sync: bool = False, guild_id: int | Non
     """Run until stopped; with ``sync``, register the commands and exit."""
     if not settings.discord_token:
         raise SystemExit("erogaki: DISCORD_TOKEN is not set")
-    use_api_base(settings.discord_api_base)
+    try:
+        use_api_base(settings.discord_api_base)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     bot = ErogakiBot(settings, sync_only=sync)
-    async with bot:
-        if sync:
-            await bot.login(settings.discord_token)  # runs setup_hook: the cogs' commands
-            await sync_commands(bot, guild_id)
-            return
-        await bot.start(settings.discord_token)
+    try:
+        async with bot:
+            if sync:
+                await bot.login(settings.discord_token)  # runs setup_hook: the cogs' commands
+                await sync_commands(bot, guild_id)
+                return
+            await bot.start(settings.discord_token)
+    except discord.LoginFailure:
+        raise ConfigError(
+            "Discord refused DISCORD_TOKEN; copy the bot's token again from the developer portal"
+        ) from None
 
 
 async def sync_commands(bot: commands.Bot, guild_id: int | None) -> list[str]:

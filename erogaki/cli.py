@@ -241,7 +241,11 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     from bot.app import run_bot as run
 
-    asyncio.run(run(settings, sync=args.sync, guild_id=args.guild))
+    try:
+        asyncio.run(run(settings, sync=args.sync, guild_id=args.guild))
+    except ConfigError as exc:
+        print(f"erogaki: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -426,3 +426,30 @@ async def test_results_after_the_token_expired_go_to_the_channel(
     assert message.channel_id == nsfw.id
     assert f"<@{fake.default_user.id}>" in (message.content or "")
     assert await aredis.hlen(keys.BOT_PENDING) == 0
+
+
+async def test_a_wrong_token_is_said_plainly(fake: FakeDiscord, redis_url: str) -> None:
+    env = {**os.environ, "REDIS_URL": redis_url, "DISCORD_TOKEN": "not-the-token",
+           "DISCORD_API_BASE": fake.api_base}  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "erogaki", "bot", cwd=ROOT, env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"Discord refused DISCORD_TOKEN" in err and b"Traceback" not in err
+
+
+async def test_sync_from_the_command_line(fake: FakeDiscord, redis_url: str) -> None:
+    guild, _, _, _ = make_world(fake)
+    env = {**os.environ, "REDIS_URL": redis_url, "DISCORD_TOKEN": fake.token,
+           "DISCORD_API_BASE": fake.api_base}  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "erogaki", "bot", "--sync", "--guild", str(guild.id),
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    assert f"to guild {guild.id}" in out.decode()
+    assert {c["name"] for c in fake.guild_commands[guild.id]} >= {"decensor", "erogaki"}
+    assert not fake.connections  # syncing never opens the gateway
