@@ -545,3 +545,14 @@ async def test_a_full_redis_refuses_the_job_plainly(
     assert str(caught.value) == (
         "Redis refused the job: command not allowed when used memory > 'maxmemory'."
     )
+
+
+async def test_workers_carry_on_after_redis_restarts(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    async with all_workers(server.url()), Submitter(server.url()) as sub:
+        assert await sub.decensor(b"before", Mode.MOSAIC, timeout=10) == b"done:before"
+        server.restart()  # scripts, flags and connections are all gone
+        assert await sub.decensor(b"after", Mode.MOSAIC, timeout=20) == b"done:after"
+        assert await sub.decensor(b"bar", Mode.BAR, timeout=20) == b"done:masked:bar"
