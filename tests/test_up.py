@@ -115,3 +115,35 @@ def test_compose_file_parses(tmp_path: Path) -> None:
         capture_output=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_compose_file_describes_a_safe_deployment() -> None:
+    """What `docker compose config` can't check here: the deployment's promises."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"redis", "bot", "hentai", "deepcreampy"}
+    redis = services["redis"]
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+-alpine", redis["image"])  # pinned
+    command = " ".join(redis["command"])
+    assert "--notify-keyspace-events E$" in command
+    assert "--maxmemory-policy noeviction" in command  # never evicts queued jobs
+    assert "--requirepass ${REDIS_PASSWORD" in command and "--maxmemory " in command
+    assert "healthcheck" in redis
+    for name in ("bot", "hentai", "deepcreampy"):
+        service = services[name]
+        assert service["restart"] == "unless-stopped"
+        assert service["env_file"] == ".env"
+        assert service["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD")
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+    for name, worker in (("hentai", "hent-ai"), ("deepcreampy", "deepcreampy")):
+        service = services[name]
+        assert service["command"] == [worker]
+        assert any(v.endswith(":/models:ro") for v in service["volumes"])
+        [device] = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["capabilities"] == ["gpu"]
+    for dockerfile in ("Dockerfile.bot", "Dockerfile.worker"):
+        text = (ROOT / dockerfile).read_text()
+        assert "HEALTHCHECK" in text and "USER erogaki" in text
+        assert re.search(r"^FROM \S+:\d+\.\d+\.\d+", text, re.MULTILINE)  # pinned base
