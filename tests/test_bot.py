@@ -453,3 +453,22 @@ async def test_sync_from_the_command_line(fake: FakeDiscord, redis_url: str) -> 
     assert f"to guild {guild.id}" in out.decode()
     assert {c["name"] for c in fake.guild_commands[guild.id]} >= {"decensor", "erogaki"}
     assert not fake.connections  # syncing never opens the gateway
+
+
+async def test_progress_shows_the_place_in_line(world: World, aredis: aioredis.Redis) -> None:
+    await pretend_busy_workers(aredis)
+    first = await world.fake.slash_command(
+        "decensor mosaic", {"image": world.fake.add_attachment(mosaicked(), "a.png")},
+        channel=world.nsfw,
+    )  # fmt: skip
+    await first.wait_followups(1)
+    second = await world.fake.slash_command(
+        "decensor mosaic", {"image": world.fake.add_attachment(mosaicked(), "b.png")},
+        channel=world.nsfw, user=world.fake.add_user("second"),
+    )  # fmt: skip
+    await second.wait_for(
+        lambda h: h.original is not None and "#2 in line" in h.original.content, timeout=10
+    )
+    assert second.original is not None
+    assert second.original.content == "⏳ Queued: your image is #2 in line"
+    assert "Cancel" in str(second.original.components)
