@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.conftest import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "erogaki" / "sample.png"
 
@@ -37,13 +39,32 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
+def children_of(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
 async def test_up_runs_a_job_and_stops_cleanly(tmp_path: Path) -> None:
     up = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "erogaki", "up",
         cwd=tmp_path, env=clean_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert up.stdout is not None
+    assert up.stdout is not None and up.stderr is not None
+    errors: list[str] = []
+
+    async def collect(stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            errors.append(line.decode())
+
+    collector = asyncio.create_task(collect(up.stderr))
     lines: list[str] = []
     try:
         while not lines or not lines[-1].startswith("Try it"):
@@ -69,10 +90,24 @@ async def test_up_runs_a_job_and_stops_cleanly(tmp_path: Path) -> None:
         _, err = await asyncio.wait_for(decensor.communicate(), 60)
         assert decensor.returncode == 0, err.decode()
         assert Image.open(io.BytesIO(out.read_bytes())).size == Image.open(SAMPLE).size
+
+        # A worker that dies is restarted, and the stack works on.
+        os.kill(pids[0], signal.SIGKILL)
+        await wait_for(
+            lambda: any("hent-AI worker exited with -9; restarting" in e for e in errors),
+            30, "the restart",
+        )  # fmt: skip
+        again = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "erogaki", "decensor", "mosaic", str(SAMPLE), "-o", str(out),
+            cwd=tmp_path, env={**clean_env(), "REDIS_URL": url.group(1)},
+        )  # fmt: skip
+        assert await asyncio.wait_for(again.wait(), 60) == 0
+        pids += children_of(up.pid)
     finally:
         if up.returncode is None:
             up.send_signal(signal.SIGTERM)
         await asyncio.wait_for(up.wait(), 60)
+        await asyncio.wait_for(collector, 10)
     assert up.returncode == 0
     # No process or port left behind.
     assert not [p for p in pids if alive(p)]
