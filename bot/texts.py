@@ -99,9 +99,16 @@ def queue_full(current: int, limit: int) -> Text:
     )
 
 
+def _quoted(name: str) -> str:
+    # File names come from users; a backtick would break out of the code span.
+    return "`" + name.replace("`", "'")[:100] + "`"
+
+
 def too_large(name: str, size: str, limit: str) -> Text:
-    return Text("That image is too large", f"`{name}` is {size}; the limit is {limit}.")
+    return Text("That image is too large", f"{_quoted(name)} is {size}; the limit is {limit}.")
 
 
 def not_an_image(name: str) -> Text:
-    return Text("That file isn't an image", f"`{name}` isn't a PNG, JPEG, WebP or GIF image.")
+    return Text(
+        "That file isn't an image", f"{_quoted(name)} isn't a PNG, JPEG, WebP or GIF image."
+    )
