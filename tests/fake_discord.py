@@ -788,6 +788,8 @@ class FakeDiscord:
         self.rejected: list[Call] = []
         self.internal_errors: list[Exception] = []
         self.uploads: list[UploadedFile] = []
+        # Ids of hosted files someone fetched from the CDN, in order.
+        self.downloads: list[int] = []
         self.messages: dict[int, StoredMessage] = {}
         self.interactions: dict[int, InteractionHandle] = {}
         self.global_commands: list[JSON] = []
@@ -1580,6 +1582,7 @@ class FakeDiscord:
         attachment = self.files.get(int(request.match_info["file_id"]))
         if attachment is None or attachment.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
+        self.downloads.append(attachment.id)
         return web.Response(
             body=attachment.data, content_type=attachment.content_type or "application/octet-stream"
         )

@@ -173,6 +173,7 @@ async def test_decensor_bar_end_to_end(world: World, workers: None) -> None:
     assert callback.callback_type == DEFERRED and not callback.ephemeral
     [progress] = await handle.wait_followups(1)
     assert "Cancel" in str(progress.components)
+    assert world.fake.downloads == [image.id]
     answer = await final(handle)
     [file] = answer.attachments
     assert file.filename == "SPOILER_decensored-1.png"
@@ -256,6 +257,13 @@ async def test_refused_outside_nsfw_channels_and_in_dms(world: World) -> None:
     handle = await world.fake.slash_command("decensor bar", {"image": image}, channel=dm)
     callback = await handle.wait_callback()
     assert callback.ephemeral and callback.embeds[0]["title"] == "Not in DMs"
+
+    huge = world.fake.add_attachment(b"\0" * (26 * 1024 * 1024), "huge.png", "image/png")
+    handle = await world.fake.slash_command("decensor bar", {"image": huge}, channel=world.nsfw)
+    callback = await handle.wait_callback()
+    assert callback.ephemeral and callback.embeds[0]["title"] == "That image is too large"
+    assert callback.embeds[0]["description"] == "`huge.png` is 26 MiB; the limit is 25 MiB."
+    assert huge.id not in world.fake.downloads  # refused before downloading
 
     text = world.fake.add_attachment(b"hello", "notes.txt", "text/plain")
     handle = await world.fake.slash_command("decensor bar", {"image": text}, channel=world.nsfw)
