@@ -89,6 +89,14 @@ async def submitter(redis_url: str) -> AsyncIterator[Submitter]:
         yield sub
 
 
+def big_masked() -> Pixels:
+    """A 2048x2048 scene with a large green region: about a second of inpainting,
+    long enough to kill or stop a worker in the middle of it."""
+    big = syn.draw_scene(4, (2048, 2048))
+    big[200:1800, 900:1100] = (0, 255, 0)
+    return big
+
+
 def scene_with_bar() -> tuple[Pixels, Pixels, NDArray[np.bool_]]:
     clean = syn.draw_scene(11, (384, 384))
     censored, truth = syn.add_bars(clean, np.random.default_rng(3), 1, syn.BLACK, 20.0)
@@ -266,8 +274,7 @@ async def test_sigkill_mid_job_with_a_second_worker_running(
     workers: Workers, submitter: Submitter, aredis: aioredis.Redis
 ) -> None:
     victim = await workers.start("deepcreampy", "victim")
-    big = syn.draw_scene(4, (2048, 2048))
-    big[200:1800, 900:1100] = (0, 255, 0)
+    big = big_masked()
     job_id = await submitter.submit(png(big), Mode.BAR_MASKED, timeout=60)
     held = keys.processing_key("victim", Queue.DEEPCREAMPY_BAR)
     await wait_for(lambda: aredis.llen(held), 30, "the victim to claim the job")
@@ -281,8 +288,7 @@ async def test_poison_job_ends_as_an_error(
     workers: Workers, submitter: Submitter, aredis: aioredis.Redis
 ) -> None:
     # A job that kills every worker that takes it: killed on claim, three times.
-    big = syn.draw_scene(4, (2048, 2048))
-    big[200:1800, 900:1100] = (0, 255, 0)
+    big = big_masked()
     job_id = await submitter.submit(png(big), Mode.BAR_MASKED, timeout=90)
     waiting = asyncio.create_task(submitter.result(job_id))
     for n in range(3):
@@ -302,8 +308,7 @@ async def test_sigterm_finishes_the_current_job_and_takes_no_new_one(
     workers: Workers, submitter: Submitter, aredis: aioredis.Redis
 ) -> None:
     proc = await workers.start("deepcreampy", "graceful")
-    big = syn.draw_scene(4, (2048, 2048))
-    big[200:1800, 900:1100] = (0, 255, 0)
+    big = big_masked()
     first = await submitter.submit(png(big), Mode.BAR_MASKED, timeout=60)
     second = await submitter.submit(png(big), Mode.BAR_MASKED, timeout=60)
     held = keys.processing_key("graceful", Queue.DEEPCREAMPY_BAR)
