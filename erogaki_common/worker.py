@@ -35,6 +35,7 @@ from erogaki_common.errors import Component, ErrorInfo, ErrorName, ProcessingErr
 from erogaki_common.keys import Queue
 from erogaki_common.protocol import Stage, is_job_id
 from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect, describe
+from erogaki_common.settings import default_instance
 
 log = logging.getLogger(__name__)
 
@@ -204,10 +205,6 @@ COMPONENT_OF = {
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def default_instance() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class Worker:
