@@ -358,8 +358,36 @@ class UploadedFile:
         return len(self.data)
 
 
+class _MessageFields:
+    """What tests read off a message body, recorded call or stored message alike."""
+
+    @property
+    def message_body(self) -> JSON:
+        raise NotImplementedError
+
+    @property
+    def embeds(self) -> list[JSON]:
+        return list(self.message_body.get("embeds") or [])
+
+    @property
+    def components(self) -> list[JSON]:
+        return list(self.message_body.get("components") or [])
+
+    @property
+    def flags(self) -> int:
+        return int(self.message_body.get("flags") or 0)
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL)
+
+    @property
+    def custom_ids(self) -> list[str]:
+        return _custom_ids(self.components)
+
+
 @dataclass(eq=False)
-class Call:
+class Call(_MessageFields):
     """One REST request as the fake received and answered it."""
 
     kind: CallKind
@@ -399,29 +427,9 @@ class Call:
         value = self.message_body.get("content")
         return value if isinstance(value, str) else None
 
-    @property
-    def embeds(self) -> list[JSON]:
-        return list(self.message_body.get("embeds") or [])
-
-    @property
-    def components(self) -> list[JSON]:
-        return list(self.message_body.get("components") or [])
-
-    @property
-    def flags(self) -> int:
-        return int(self.message_body.get("flags") or 0)
-
-    @property
-    def ephemeral(self) -> bool:
-        return bool(self.flags & EPHEMERAL)
-
-    @property
-    def custom_ids(self) -> list[str]:
-        return _custom_ids(self.components)
-
 
 @dataclass(eq=False)
-class StoredMessage:
+class StoredMessage(_MessageFields):
     """A message as Discord holds it now; ``history`` keeps the versions before edits."""
 
     data: JSON
@@ -447,28 +455,12 @@ class StoredMessage:
         return str(self.data.get("content", ""))
 
     @property
-    def embeds(self) -> list[JSON]:
-        return list(self.data.get("embeds") or [])
-
-    @property
-    def components(self) -> list[JSON]:
-        return list(self.data.get("components") or [])
-
-    @property
-    def flags(self) -> int:
-        return int(self.data.get("flags") or 0)
-
-    @property
-    def ephemeral(self) -> bool:
-        return bool(self.flags & EPHEMERAL)
+    def message_body(self) -> JSON:
+        return self.data
 
     @property
     def loading(self) -> bool:
         return bool(self.flags & LOADING)
-
-    @property
-    def custom_ids(self) -> list[str]:
-        return _custom_ids(self.components)
 
 
 def _custom_ids(components: Iterable[Any]) -> list[str]:
