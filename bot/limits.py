@@ -44,7 +44,6 @@ class LimitHit:
     # Jobs already in flight (the user's, or everyone's) and the limit.
     current: int
     limit: int
-    wanted: int
 
 
 class Limits:
@@ -65,7 +64,7 @@ class Limits:
             return None
         refusal = Refusal.USER if which == 1 else Refusal.QUEUE
         limit = self.per_user if refusal is Refusal.USER else self.cap
-        return LimitHit(refusal, int(current), limit, len(job_ids))
+        return LimitHit(refusal, int(current), limit)
 
     async def release(self, user_id: int, job_ids: list[str]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -30,7 +30,6 @@ class Child:
     label: str
     args: list[str]
     process: asyncio.subprocess.Process | None = None
-    restarts: int = 0
 
 
 @dataclass
@@ -91,7 +90,6 @@ class Stack:
             code = await child.process.wait()
             if self._stopping:
                 return
-            child.restarts += 1
             print(f"{child.label} exited with {code}; restarting", file=sys.stderr, flush=True)
             await asyncio.sleep(RESTART_DELAY)
             if self._stopping:

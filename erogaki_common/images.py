@@ -20,7 +20,6 @@ from erogaki_common.errors import ErrorName, ProcessingError
 
 # The smallest side the workers accept: below this nothing can be detected.
 MIN_SIDE = 8
-FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 
 
 class ImageError(ProcessingError):

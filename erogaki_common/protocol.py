@@ -33,18 +33,9 @@ class Stage(StrEnum):
     """The ``stage`` field of a job hash, also published on its stage channel."""
 
     QUEUED = "queued"
-    DETECTING = "detecting"
+    # Set by hent-AI when it hands a bar job on to DeepCreamPy.
     WAITING_FOR_INPAINTING = "waiting-for-inpainting"
-    INPAINTING = "inpainting"
-    RESTORING = "restoring-mosaic"
 
-
-# The stage a worker enters when it claims a job from each queue.
-STAGE_ON_CLAIM = {
-    Queue.HENTAI_BAR: Stage.DETECTING,
-    Queue.HENTAI_MOSAIC: Stage.RESTORING,
-    Queue.DEEPCREAMPY_BAR: Stage.INPAINTING,
-}
 
 # uuids in any spelling, and the short ids people type into redis-cli; never a
 # colon, so an id can't make ``censored-images:<id>`` name a queue.

@@ -45,8 +45,6 @@ from erogaki_common.settings import redis_db_from_url
 
 log = logging.getLogger(__name__)
 
-# The flags keyevents for string commands need: E (keyevent) and $ (strings).
-REQUIRED_FLAGS = "E$"
 # An idle subscription is PINGed this often so a dead peer is noticed.
 IDLE_PING_SECONDS = 15.0
 # How long a cancelled job's hash stays, so a worker still on it drops its result.

@@ -130,7 +130,7 @@ return 1
 """
 
 # Runs in one MULTI right after SET of the input with KEEPTTL.
-# KEYS: processing, input, job hash, next queue. ARGV: id, ttl, stage.
+# KEYS: processing, input, job hash, next queue. ARGV: id, ttl, stage, stage channel.
 _FORWARD = """
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 if redis.call('HGET', KEYS[3], 'cancelled') then
@@ -143,7 +143,7 @@ redis.call('HSET', KEYS[3], 'stage', ARGV[3], 'attempts', 0)
 redis.call('EXPIRE', KEYS[3], ARGV[2])
 redis.call('RPUSH', KEYS[4], ARGV[1])
 redis.call('EXPIRE', KEYS[4], ARGV[2])
-redis.call('PUBLISH', 'erogaki:stage:' .. ARGV[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[3])
 return 1
 """
 
@@ -509,7 +509,8 @@ class Worker:
                         lambda pipe, fwd=fwd: (  # type: ignore[misc]
                             pipe.set(input_key, fwd.data, keepttl=True),
                             pipe.evalsha(self._forward.sha, 4, processing, input_key, job_key,
-                                         fwd.queue, job_id, keys.JOB_TTL, fwd.stage.value),
+                                         fwd.queue, job_id, keys.JOB_TTL, fwd.stage.value,
+                                         keys.stage_channel(job_id)),
                         ),
                     )  # fmt: skip
                 else:

@@ -77,17 +77,6 @@ def _flat_map(rgb: Image) -> NDArray[np.uint8]:
     return flat
 
 
-def _fill_ratio(region: NDArray[np.uint8]) -> float:
-    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return 0.0
-    cnt = max(contours, key=cv2.contourArea)
-    (_, _), (rw, rh), _ = cv2.minAreaRect(cnt)
-    # Contours run through pixel centres, so they lose half a pixel on every side.
-    rect_area = (rw + 1.0) * (rh + 1.0)
-    return float(np.count_nonzero(region)) / max(rect_area, 1.0)
-
-
 def _examine(
     rgb: Image, labels: NDArray[np.int32], k: int, stat: NDArray[np.int32], min_area: int
 ) -> tuple[NDArray[np.uint8], int, int] | str:
