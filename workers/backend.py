@@ -31,6 +31,15 @@ class HentaiBackend(Protocol):
         (empty mask: none found, image unchanged)."""
         ...
 
+    def auto(self, rgb: Image) -> tuple[Image, Mask, Mask]:
+        """``auto`` mode, one detection pass for both kinds of censoring.
+
+        Returns the image with any mosaic restored, the mosaic's mask, and the mask of
+        censor bars found (in the returned image; the pipeline paints them green and hands
+        the job on to inpainting). Empty masks: that kind was not found.
+        """
+        ...
+
 
 class DeepCreamPyBackend(Protocol):
     """Inpainting of regions painted pure green (DeepCreamPy's part)."""

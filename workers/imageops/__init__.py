@@ -5,7 +5,8 @@ estimation, detection and restoration, inpainting, and synthetic test scenes. Im
 RGB ``uint8`` arrays of shape (H, W, 3); masks are ``bool`` arrays of shape (H, W).
 """
 
-from workers.imageops.bars import detect_bars, green_mask, paint_green
+from workers.imageops.bars import detect_bars
+from workers.imageops.green import green_mask, paint_green
 from workers.imageops.inpaint import inpaint
 from workers.imageops.mosaic import MosaicGrid, detect_mosaic, estimate_grid, restore_mosaic
 

@@ -9,8 +9,6 @@ from numpy.typing import NDArray
 Image = NDArray[np.uint8]
 Mask = NDArray[np.bool_]
 
-GREEN = (0, 255, 0)
-
 # Largest 3x3 colour range a pixel may have and still count as "flat"; JPEG q=75 keeps the
 # inside of a solid fill well under this, while anti-aliased outlines and texture exceed it.
 _FLAT_RANGE = 16
@@ -26,26 +24,6 @@ _SAME_COLOUR = 24.0
 _MAX_SAME_RING = 0.3
 # How far past the flat core's rectangle the colour-grown bar may reach, in px.
 _GROW = 3.0
-
-
-def green_mask(rgb: Image, tolerance: int = 0) -> Mask:
-    """Pixels of pure green (0, 255, 0), each channel within ``tolerance``."""
-    if tolerance <= 0:
-        r, g, b = rgb[:, :, 0], rgb[:, :, 1], rgb[:, :, 2]
-        out: Mask = (r == 0) & (g == 255) & (b == 0)
-        return out
-    lo = np.array([0, 255 - tolerance, 0], np.uint8)
-    hi = np.array([tolerance, 255, tolerance], np.uint8)
-    in_range = cv2.inRange(np.ascontiguousarray(rgb), lo, hi)
-    res: Mask = in_range.astype(bool)
-    return res
-
-
-def paint_green(rgb: Image, mask: Mask) -> Image:
-    """A copy of ``rgb`` with the masked pixels set to pure green."""
-    out = rgb.copy()
-    out[mask] = GREEN
-    return out
 
 
 _ELLIPSE5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
