@@ -102,7 +102,7 @@ class JobService:
     async def missing_workers(self, mode: Mode) -> list[Queue]:
         """The queues this mode needs that no live worker consumes."""
         needed = [mode.queue]
-        if mode is Mode.BAR:
+        if mode in (Mode.BAR, Mode.AUTO):
             needed.append(Queue.DEEPCREAMPY_BAR)
         report = await fleet_status(self.redis)
         return [q for q in needed if not report.workers_for(q)]

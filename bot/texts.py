@@ -33,8 +33,8 @@ ERRORS: dict[ErrorName, Text] = {
     ),
     ErrorName.NO_CENSORED_REGIONS_FOUND: Text(
         "I couldn't find anything to decensor",
-        "No bars or mosaic were detected. If it has bars, try `/decensor bar`; for pixelation, "
-        "`/decensor mosaic`.",
+        "No bars or mosaic were detected. If you can see them, try `/decensor bar` for bars "
+        "or `/decensor mosaic` for pixelation; `/decensor auto` looks for both.",
     ),
     ErrorName.NO_MASKED_REGIONS_FOUND: Text(
         "No green areas to fill in",

@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="submit one image through Redis, as the bot does, and wait for the result",
         description="Submit one image through Redis exactly as the bot does and wait for it.",
     )
-    decensor.add_argument("mode", choices=["bar", "mosaic"], help="what censors the image")
+    decensor.add_argument(
+        "mode",
+        choices=["bar", "mosaic", "auto"],
+        help="what censors the image (auto: look for both and remove whichever is found)",
+    )
     decensor.add_argument("input", type=Path, help="PNG, JPEG, WebP or GIF file")
     decensor.add_argument(
         "-o", "--output", type=Path, help="where to write the PNG (default: INPUT.decensored.png)"

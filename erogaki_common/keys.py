@@ -25,11 +25,14 @@ ERROR_PREFIX = "errors:"
 
 
 class Queue(StrEnum):
-    """The three job queues: lists of uuids, RPUSH in, the head out."""
+    """The job queues: lists of uuids, RPUSH in, the head out."""
 
     HENTAI_BAR = "censored-images:hent-ai:bar"
     HENTAI_MOSAIC = "censored-images:hent-ai:mosaic"
     DEEPCREAMPY_BAR = "censored-images:deepcreampy:bar"
+    # erogaki's addition to the seed: hent-AI looks for both bars and mosaic and
+    # does whichever it finds. Clients that only know the three above never see it.
+    HENTAI_AUTO = "censored-images:hent-ai:auto"
 
 
 # --- erogaki's own keys --------------------------------------------------------

@@ -16,6 +16,8 @@ class Mode(StrEnum):
     MOSAIC = "mosaic"
     # Bars already painted pure green by the user: straight to DeepCreamPy.
     BAR_MASKED = "bar-masked"
+    # Bars, mosaic or both, whichever hent-AI finds (an erogaki addition).
+    AUTO = "auto"
 
     @property
     def queue(self) -> Queue:
@@ -26,6 +28,7 @@ _FIRST_QUEUE = {
     Mode.BAR: Queue.HENTAI_BAR,
     Mode.MOSAIC: Queue.HENTAI_MOSAIC,
     Mode.BAR_MASKED: Queue.DEEPCREAMPY_BAR,
+    Mode.AUTO: Queue.HENTAI_AUTO,
 }
 
 

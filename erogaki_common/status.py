@@ -115,6 +115,7 @@ class Progress:
 _WORKING = {
     (Stage.QUEUED.value, Queue.HENTAI_BAR): "detecting bars",
     (Stage.QUEUED.value, Queue.HENTAI_MOSAIC): "restoring mosaic",
+    (Stage.QUEUED.value, Queue.HENTAI_AUTO): "looking for bars and mosaic",
     (Stage.QUEUED.value, Queue.DEEPCREAMPY_BAR): "inpainting",
     (Stage.WAITING_FOR_INPAINTING.value, Queue.DEEPCREAMPY_BAR): "inpainting",
 }

@@ -199,6 +199,7 @@ return 0
 COMPONENT_OF = {
     Queue.HENTAI_BAR: Component.HENTAI,
     Queue.HENTAI_MOSAIC: Component.HENTAI,
+    Queue.HENTAI_AUTO: Component.HENTAI,
     Queue.DEEPCREAMPY_BAR: Component.DEEPCREAMPY,
 }
 

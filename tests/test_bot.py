@@ -31,6 +31,7 @@ from erogaki_common.settings import Settings, parse_settings
 from tests.conftest import wait_for
 from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, InteractionHandle
 from tests.imaging import pixels_of, png
+from tests.test_auto import both_censored
 from workers.imageops import synthetic as syn
 from workers.runner import WorkerOptions, build_worker
 
@@ -202,6 +203,25 @@ async def test_decensor_mosaic_and_the_context_menus(world: World, workers: None
     assert len((await final(menu)).attachments) == 1
 
 
+async def test_decensor_auto_and_its_context_menu(world: World, workers: None) -> None:
+    _, censored, mosaic, bar = both_censored()
+    image = world.fake.add_attachment(png(censored), "both.png")
+    handle = await world.fake.slash_command("decensor auto", {"image": image}, channel=world.nsfw)
+    [file] = (await final(handle)).attachments
+    result = pixels_of(file.data)
+    # The bar went through inpainting (no black, no green left) and the mosaic changed.
+    assert not (result[bar] == 0).all(axis=-1).any()
+    assert not np.all(result == (0, 255, 0), axis=-1).any()
+    assert not np.array_equal(result[mosaic], censored[mosaic])
+
+    posted = world.fake.post_user_message(
+        world.nsfw, attachments=[world.fake.add_attachment(mosaicked(6), "posted.png")]
+    )
+    menu = await world.fake.message_command("Decensor", posted)
+    assert (await menu.wait_callback()).callback_type == DEFERRED
+    assert len((await final(menu)).attachments) == 1
+
+
 async def test_several_images_in_one_command(world: World, workers: None) -> None:
     first = world.fake.add_attachment(barred(11), "a.png")
     second = world.fake.add_attachment(barred(13), "b.png")
@@ -361,10 +381,12 @@ async def test_status_command(world: World, workers: None) -> None:
 async def test_commands_sync_with_nsfw_flags(world: World) -> None:
     await sync_commands(world.bot, world.guild.id)
     commands = {c["name"]: c for c in world.fake.guild_commands[world.guild.id]}
-    assert set(commands) >= {"decensor", "erogaki", "Decensor bars", "Decensor mosaic"}
-    assert commands["decensor"]["nsfw"] and commands["Decensor bars"]["nsfw"]
+    assert set(commands) >= {
+        "decensor", "erogaki", "Decensor", "Decensor bars", "Decensor mosaic"
+    }  # fmt: skip
+    assert all(commands[n]["nsfw"] for n in ("decensor", "Decensor", "Decensor bars"))
     subcommands = {o["name"] for o in commands["decensor"]["options"]}
-    assert subcommands == {"bar", "mosaic"}
+    assert subcommands == {"bar", "mosaic", "auto"}
 
 
 # --- restarts -------------------------------------------------------------------------

@@ -85,6 +85,27 @@ def restore_mosaic(data: bytes, backend: HentaiBackend, limits: Limits, timings:
     return _run(data, limits, timings, "restore", work)
 
 
+def auto(
+    data: bytes, backend: HentaiBackend, limits: Limits, timings: Timings
+) -> tuple[bytes, bool]:
+    """hent-AI ``auto``: the PNG with any mosaic restored and any bars painted green, and
+    whether bars were found (then the job goes on to inpainting)."""
+    found_bars = False
+
+    def work(rgb: Image) -> Image:
+        nonlocal found_bars
+        restored, mosaic, bars = backend.auto(rgb)
+        found_bars = bool(bars.any())
+        if not found_bars and not mosaic.any():
+            raise ProcessingError(
+                "No censor bars or mosaic were found in the image.",
+                ErrorName.NO_CENSORED_REGIONS_FOUND,
+            )
+        return paint_green(restored, bars) if found_bars else restored
+
+    return _run(data, limits, timings, "detect", work), found_bars
+
+
 def inpaint_green(
     data: bytes, backend: DeepCreamPyBackend, limits: Limits, timings: Timings
 ) -> bytes:

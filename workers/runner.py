@@ -64,6 +64,11 @@ def hentai_processor(backend: HentaiBackend, limits: Limits) -> Processor:
                 pipeline.mask_bars, job.data, backend, limits, job.timings
             )
             return Forward(Queue.DEEPCREAMPY_BAR, masked)
+        if job.queue == Queue.HENTAI_AUTO:
+            image, bars_left = await asyncio.to_thread(
+                pipeline.auto, job.data, backend, limits, job.timings
+            )
+            return Forward(Queue.DEEPCREAMPY_BAR, image) if bars_left else Done(image)
         restored = await asyncio.to_thread(
             pipeline.restore_mosaic, job.data, backend, limits, job.timings
         )
@@ -86,7 +91,8 @@ def build_worker(options: WorkerOptions, settings: Settings, metrics: Metrics | 
     limits = Limits(settings.max_image_bytes, settings.max_image_pixels)
     if options.worker == "hent-ai":
         hentai = hentai_backend(options.backend, settings)
-        queues, component = [Queue.HENTAI_BAR, Queue.HENTAI_MOSAIC], Component.HENTAI
+        queues = [Queue.HENTAI_BAR, Queue.HENTAI_MOSAIC, Queue.HENTAI_AUTO]
+        component = Component.HENTAI
         process = hentai_processor(hentai, limits)
     else:
         dcp = deepcreampy_backend(options.backend, settings)

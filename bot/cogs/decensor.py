@@ -1,4 +1,4 @@
-"""/decensor bar, /decensor mosaic and the two message context menus."""
+"""/decensor bar, /decensor mosaic, /decensor auto and the message context menus."""
 
 from __future__ import annotations
 
@@ -121,6 +121,7 @@ class DecensorCog(commands.Cog):
     def __init__(self, bot: ErogakiBot) -> None:
         self.bot = bot
         self.menus = [
+            app_commands.ContextMenu(name="Decensor", callback=self.menu_auto, nsfw=True),
             app_commands.ContextMenu(name="Decensor bars", callback=self.menu_bars, nsfw=True),
             app_commands.ContextMenu(name="Decensor mosaic", callback=self.menu_mosaic, nsfw=True),
         ]
@@ -172,6 +173,24 @@ class DecensorCog(commands.Cog):
         image4: discord.Attachment | None = None,
     ) -> None:
         await self.run(interaction, Mode.MOSAIC, [a for a in (image, image2, image3, image4) if a])
+
+    @decensor.command(name="auto", description="Find bars, mosaic or both, and remove them")
+    @app_commands.describe(
+        image="the image to decensor", image2="another image", image3="another image",
+        image4="another image",
+    )  # fmt: skip
+    async def auto(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+    ) -> None:
+        await self.run(interaction, Mode.AUTO, [a for a in (image, image2, image3, image4) if a])
+
+    async def menu_auto(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        await self.run(interaction, Mode.AUTO, _images_of(message))
 
     async def menu_bars(self, interaction: discord.Interaction, message: discord.Message) -> None:
         await self.run(interaction, Mode.BAR, _images_of(message))

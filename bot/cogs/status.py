@@ -20,6 +20,7 @@ QUEUE_LABELS = {
     Queue.HENTAI_BAR: "bars (hent-AI)",
     Queue.HENTAI_MOSAIC: "mosaic (hent-AI)",
     Queue.DEEPCREAMPY_BAR: "inpainting (DeepCreamPy)",
+    Queue.HENTAI_AUTO: "auto (hent-AI)",
 }
 
 

@@ -1,0 +1,125 @@
+"""``auto`` mode: hent-AI looks for bars and mosaic in one pass and does what it finds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from erogaki_common.errors import ErrorName, JobFailed, ProcessingError
+from erogaki_common.images import Limits
+from erogaki_common.protocol import Mode
+from erogaki_common.submit import Submitter
+from tests.imaging import Pixels, pixels_of, png
+from tests.test_workers import Workers, grow
+from workers import pipeline
+from workers.cpu_backend import CpuHentai
+from workers.imageops import synthetic as syn
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMITS = Limits(25 << 20, 40_000_000)
+BLOCK = 12
+
+
+def pixelate(rgb: Pixels, y0: int, y1: int, x0: int, x1: int, block: int) -> Pixels:
+    """``rgb`` with a grid-aligned window replaced by its cell means, as censoring tools do."""
+    out = rgb.copy()
+    win = rgb[y0:y1, x0:x1].astype(np.float64)
+    h, w = (y1 - y0) // block, (x1 - x0) // block
+    cells = win.reshape(h, block, w, block, 3).mean(axis=(1, 3))
+    up = np.repeat(np.repeat(np.round(cells), block, 0), block, 1)
+    out[y0:y1, x0:x1] = up.astype(np.uint8)
+    return out
+
+
+def both_censored() -> tuple[Pixels, Pixels, NDArray[np.bool_], NDArray[np.bool_]]:
+    """A drawn scene with a mosaic on the left and a black bar on the right:
+    (clean, censored, mosaic truth, bar truth)."""
+    clean = syn.draw_scene(5, (384, 384))
+    censored = pixelate(clean, 96, 240, 36, 180, BLOCK)
+    mosaic = np.zeros(clean.shape[:2], bool)
+    mosaic[96:240, 36:180] = True
+    bar = np.zeros_like(mosaic)
+    bar[150:176, 236:352] = True
+    censored[bar] = (0, 0, 0)
+    return clean, censored, mosaic, bar
+
+
+@pytest.fixture
+def procs(redis_url: str) -> Iterator[Workers]:
+    group = Workers(redis_url)
+    yield group
+    group.stop()
+
+
+def mse(a: Pixels, b: Pixels, where: NDArray[np.bool_]) -> float:
+    return float(((a[where].astype(float) - b[where]) ** 2).mean())
+
+
+def test_cpu_auto_finds_both_in_one_pass() -> None:
+    clean, censored, mosaic, bar = both_censored()
+    restored, found_mosaic, found_bars = CpuHentai().auto(censored)
+    # Each kind is found where it is, and only there.
+    assert (found_bars & bar).sum() >= 0.95 * bar.sum()
+    # (a touching outline may add a sliver; a mosaic cell taken for a bar would not be one)
+    assert (found_bars & ~grow(bar, 4)).sum() < 0.01 * bar.sum()
+    # Cells over flat paint are indistinguishable from it, so part of a mosaic can go unseen.
+    assert (found_mosaic & mosaic).sum() >= 0.75 * mosaic.sum()
+    assert not (found_mosaic & ~grow(mosaic, BLOCK)).any()
+    # The mosaic is restored in the returned picture, the bars left for inpainting.
+    assert mse(restored, clean, mosaic) < mse(censored, clean, mosaic)
+    assert np.array_equal(restored[~found_mosaic], censored[~found_mosaic])
+
+
+def test_auto_pipeline_says_what_comes_next() -> None:
+    clean, censored, _, bar = both_censored()
+    data, bars_left = pipeline.auto(png(censored), CpuHentai(), LIMITS, {})
+    out = pixels_of(data)
+    assert bars_left
+    assert (np.all(out == (0, 255, 0), axis=-1) & bar).sum() >= 0.95 * bar.sum()
+
+    only_mosaic = pixelate(clean, 96, 240, 36, 180, BLOCK)
+    data, bars_left = pipeline.auto(png(only_mosaic), CpuHentai(), LIMITS, {})
+    assert not bars_left
+    assert not np.all(pixels_of(data) == (0, 255, 0), axis=-1).any()
+
+    with pytest.raises(ProcessingError) as caught:
+        pipeline.auto(png(clean), CpuHentai(), LIMITS, {})
+    assert caught.value.name is ErrorName.NO_CENSORED_REGIONS_FOUND
+
+
+async def test_auto_through_both_workers(procs: Workers, redis_url: str) -> None:
+    await procs.start("hent-ai", "hentai-auto")
+    await procs.start("deepcreampy", "dcp-auto")
+    clean, censored, mosaic, bar = both_censored()
+    async with Submitter(redis_url) as submitter:
+        result = pixels_of(await submitter.decensor(png(censored), Mode.AUTO, timeout=60))
+        # Mosaic restored, bar inpainted, nothing else touched.
+        assert mse(result, clean, mosaic) < mse(censored, clean, mosaic)
+        assert mse(result, clean, bar) < mse(censored, clean, bar) / 3
+        outside = ~grow(bar, 4) & ~grow(mosaic, BLOCK)
+        assert np.array_equal(result[outside], censored[outside])
+
+        with pytest.raises(JobFailed) as caught:
+            await submitter.decensor(png(clean), Mode.AUTO, timeout=60)
+        assert caught.value.info.name is ErrorName.NO_CENSORED_REGIONS_FOUND
+
+
+async def test_auto_from_the_command_line(procs: Workers, redis_url: str, tmp_path: Path) -> None:
+    await procs.start("hent-ai", "hentai-cli")
+    await procs.start("deepcreampy", "dcp-cli")
+    _, censored, _, bar = both_censored()
+    source = tmp_path / "both.png"
+    source.write_bytes(png(censored))
+    done = subprocess.run(
+        [sys.executable, "-m", "erogaki", "decensor", "auto", str(source), "--timeout", "60"],
+        cwd=ROOT, env={"REDIS_URL": redis_url, "PATH": ""}, capture_output=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    out = pixels_of((tmp_path / "both.decensored.png").read_bytes())
+    assert not (out[bar] == 0).all(axis=-1).any()
