@@ -41,6 +41,10 @@ ERRORS: dict[ErrorName, Text] = {
         "With `masked`, paint the censored areas pure green (0,255,0) and upload a PNG; "
         "JPEG changes the green.",
     ),
+    ErrorName.MASK_COVERS_IMAGE: Text(
+        "The green covers the whole picture",
+        "Paint only the censored areas green; the rest of the picture is what fills them in.",
+    ),
     ErrorName.JOB_FAILED_REPEATEDLY: Text(
         "This image keeps crashing the workers",
         "It was given up after several tries. The admins can find it in the worker logs.",

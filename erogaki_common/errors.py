@@ -48,6 +48,8 @@ class ErrorName(StrEnum):
     NO_CENSORED_REGIONS_FOUND = "NoCensoredRegionsFound"
     # DeepCreamPy got an image without pure-green (0,255,0) regions.
     NO_MASKED_REGIONS_FOUND = "NoMaskedRegionsFound"
+    # The green mask covers (nearly) the whole image: nothing is left to fill it from.
+    MASK_COVERS_IMAGE = "MaskCoversImage"
     # The job crashed or stalled workers too many times (a poison job).
     JOB_FAILED_REPEATEDLY = "JobFailedRepeatedly"
     # An unexpected failure inside the worker; the job was not retried.
