@@ -18,9 +18,13 @@ from PIL import Image as PILImage
 from erogaki_common.errors import ErrorName, ProcessingError
 from erogaki_common.images import Limits, decode, encode_png
 from workers.backend import DeepCreamPyBackend, HentaiBackend, Image
-from workers.imageops import green_mask, paint_green
+from workers.imageops import paint_green, painted_mask
 
 Timings = dict[str, float]
+
+# Inpainting fills from what is left: with less than this share of the picture
+# unpainted there is nothing to fill from, and the answer is an error.
+MIN_KNOWN_SHARE = 0.02
 
 
 @contextmanager
@@ -112,12 +116,18 @@ def inpaint_green(
     """DeepCreamPy ``bar``: the PNG with its pure-green regions inpainted."""
 
     def work(rgb: Image) -> Image:
-        mask = green_mask(rgb)
+        mask = painted_mask(rgb)
         if not mask.any():
             raise ProcessingError(
-                "The image has no regions painted pure green (0,255,0) to fill in. "
+                "The image has no regions painted green (0,255,0) to fill in. "
                 "Paint the bars green, or use bar mode without --masked.",
                 ErrorName.NO_MASKED_REGIONS_FOUND,
+            )
+        if np.count_nonzero(~mask) < MIN_KNOWN_SHARE * mask.size:
+            raise ProcessingError(
+                "Nearly the whole image is painted green, so nothing is left to fill it "
+                "from. Paint only the censored areas.",
+                ErrorName.MASK_COVERS_IMAGE,
             )
         return backend.inpaint(rgb, mask)
 

@@ -6,7 +6,7 @@ RGB ``uint8`` arrays of shape (H, W, 3); masks are ``bool`` arrays of shape (H, 
 """
 
 from workers.imageops.bars import detect_bars
-from workers.imageops.green import green_mask, paint_green
+from workers.imageops.green import green_mask, paint_green, painted_mask
 from workers.imageops.inpaint import inpaint
 from workers.imageops.mosaic import MosaicGrid, detect_mosaic, estimate_grid, restore_mosaic
 
@@ -18,5 +18,6 @@ __all__ = [
     "green_mask",
     "inpaint",
     "paint_green",
+    "painted_mask",
     "restore_mosaic",
 ]
