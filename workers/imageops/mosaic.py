@@ -411,7 +411,7 @@ def detect_mosaic(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
 def restore_mosaic(
     rgb: Image, mask: Mask, grid: MosaicGrid, iterations: int = 3, feather: int = 0
 ) -> Image:
-    """Replace the pixelated cells under ``mask`` with a smooth, block-consistent estimate.
+    """Replace the pixelated cells under ``mask`` with a block-consistent estimate.
 
     Cell means are treated as samples at the cell centres and interpolated bicubically, then
     refined by back-projection so that every restored cell averages back to its mosaic
@@ -437,10 +437,14 @@ def restore_mosaic(
     inside = np.zeros((ch * b, cw * b), bool)
     inside[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = mask[sy0:sy1, sx0:sx1]
 
+    def cell_sum(a: FloatArray) -> FloatArray:
+        s: FloatArray = a.reshape(ch, b, cw, b, -1).sum(axis=(1, 3))
+        return s
+
+    n_known = np.maximum(cell_sum(known[:, :, None]), np.float32(1.0))
+
     def block_mean(a: FloatArray) -> FloatArray:
-        s = (a * known[:, :, None]).reshape(ch, b, cw, b, 3).sum(axis=(1, 3))
-        n = np.maximum(known.reshape(ch, b, cw, b).sum(axis=(1, 3)), 1.0)
-        out: FloatArray = s / n[:, :, None]
+        out: FloatArray = (cell_sum(a * known[:, :, None]) / n_known).astype(np.float32)
         return out
 
     def upsample(cells: FloatArray) -> FloatArray:
@@ -449,12 +453,31 @@ def restore_mosaic(
         res: FloatArray = up.astype(np.float32)
         return res
 
+    def per_pixel(cells: FloatArray) -> FloatArray:
+        out: FloatArray = np.repeat(np.repeat(cells, b, 0), b, 1)
+        return out
+
     target = block_mean(win)
-    est = upsample(target)
+    # An unmasked cell speaks for its masked neighbour through its pixels next to the mask,
+    # not its mean: an outline at its far side would otherwise bleed into the restored cell.
+    near = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L1, 3)
+    ring = ((near <= max(1, int(0.15 * b))) & ~inside).astype(np.float32) * known
+    ring_n = cell_sum(ring[:, :, None])
+    ring_mean = cell_sum(win * ring[:, :, None]) / np.maximum(ring_n, 1.0)
+    samples = np.where(ring_n > 0, ring_mean, target).astype(np.float32)
+    # Bicubic overshoot rings around every edge; no pixel of a drawn or photographed
+    # picture lies outside the colour range of the cells around it, so neither may ours.
+    k3 = np.ones((3, 3), np.uint8)
+    low = per_pixel(np.asarray(cv2.erode(samples, k3, borderType=cv2.BORDER_REPLICATE)))
+    high = per_pixel(np.asarray(cv2.dilate(samples, k3, borderType=cv2.BORDER_REPLICATE)))
+    # Only masked cells are corrected; the clipping must not make the others look off.
+    masked_cell = cell_sum(inside[:, :, None].astype(np.float32)) > 0
+    est = upsample(samples)
     hold = ~inside
     est[hold] = win[hold]
     for _ in range(iterations):
-        est += upsample(target - block_mean(est))
+        np.clip(est, low, high, out=est)
+        est += upsample(np.where(masked_cell, target - block_mean(est), 0.0).astype(np.float32))
         est[hold] = win[hold]
     restored = np.clip(est + 0.5, 0, 255)
     if feather > 0:
