@@ -20,7 +20,7 @@ from erogaki_common.settings import parse_settings
 from erogaki_common.submit import Submitter
 from tests.imaging import Pixels, pixels_of, png
 from workers import pipeline
-from workers.imageops import green_mask
+from workers.imageops import green_mask, painted_mask
 from workers.imageops import synthetic as syn
 from workers.onnx import OnnxConfig, OnnxDeepCreamPy, OnnxHentai, standins
 from workers.onnx.config import DeepCreamPyModel, DetectorModel, EsrganModel
@@ -141,7 +141,10 @@ def test_pipeline_keeps_size_and_alpha(tmp_path: Path) -> None:
     assert out.shape == (400, 600, 4)
     assert (out[..., 3] == 180).all()
     assert not green_mask(np.ascontiguousarray(out[..., :3])).any()
-    assert np.array_equal(out[..., :3][~mask], rgb[~mask])
+    # The pipeline inpaints what painted_mask finds: the paint, and any blend at its edge.
+    painted = painted_mask(rgb)
+    assert (painted >= mask).all()
+    assert np.array_equal(out[..., :3][~painted], rgb[~painted])
     assert "inpaint" in timings
 
 
@@ -173,13 +176,18 @@ def test_detected_bars_are_merged_thresholded_and_grown(tmp_path: Path) -> None:
     assert np.array_equal(backend.detect_bars(rgb), expected)
 
 
-def test_fixed_size_detector_letterboxes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("letterbox", "y0"), [("centre", 0), ("top-left", 64)], ids=["centre", "top-left"]
+)
+def test_fixed_size_detector_letterboxes(tmp_path: Path, letterbox: str, y0: int) -> None:
     standins.detector_boxes(tmp_path / "hentai_maskrcnn.onnx", BOXES[:1], (64, 64))
-    backend = hentai(tmp_path, OnnxConfig(mask_grow=0))
-    # 256x128 (w x h) scales by 1/4 to 64x32 at the top of the 64x64 input; the box at
-    # model 16..32 (both axes) is image 64..128.
+    config = OnnxConfig(detector=DetectorModel(letterbox=letterbox), mask_grow=0)
+    backend = hentai(tmp_path, config)
+    # 256x128 (w x h) scales by 1/4 to 64x32: centred, it fills the input's rows 16..48,
+    # so the box at model 16..32 (both axes) is image x 64..128, y 0..64; at the top-left,
+    # y 64..128.
     rgb = syn.draw_scene(6, (128, 256))
-    found, expected = backend.detect_bars(rgb), box_mask((128, 256), 64, 64, 128, 128)
+    found, expected = backend.detect_bars(rgb), box_mask((128, 256), 64, y0, 128, y0 + 64)
     # Bilinear upsampling of the mask rounds off the box's corner pixels, nothing else.
     assert not (found & ~expected).any() and (expected & ~found).sum() <= 4
 
@@ -355,7 +363,8 @@ async def test_worker_process_inpaints_a_job(tmp_path: Path, redis_url: str) -> 
     assert proc.returncode == 0, stderr.decode()
     assert "runs on CPUExecutionProvider" in stderr.decode()
     assert result.shape == rgb.shape
-    assert np.array_equal(result[~mask], rgb[~mask])
+    painted = painted_mask(rgb)
+    assert np.array_equal(result[~painted], rgb[~painted])
     assert np.abs(result[mask].astype(int) - FILL_PIXEL).max() <= 1
 
 

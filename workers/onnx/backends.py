@@ -13,62 +13,94 @@ import numpy as np
 from workers.backend import Image, Mask
 from workers.onnx import esrgan
 from workers.onnx.config import OnnxConfig, model_path
-from workers.onnx.deepcreampy import DeepCreamPyInpainter
-from workers.onnx.detector import BAR, MOSAIC, Detector, grow
+from workers.onnx.detector import BAR, MOSAIC, Detector, grow, load_detector
 from workers.onnx.esrgan import Esrgan
+from workers.onnx.inpainters import Inpainter, load_inpainter
 
 
 class OnnxHentai:
+    """Detection, and mosaic restoration by ESRGAN or (``EROGAKI_ONNX_MOSAIC=inpaint``)
+    by the configured inpainting model."""
+
     name = "onnx"
 
-    def __init__(self, detector: Detector, upscaler: Esrgan, config: OnnxConfig) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        upscaler: Esrgan | None,
+        config: OnnxConfig,
+        inpainter: Inpainter | None = None,
+    ) -> None:
+        if upscaler is None and inpainter is None:
+            raise ValueError("mosaic restoration needs ESRGAN or an inpainter")
         self.detector = detector
         self.upscaler = upscaler
+        self.inpainter = inpainter
         self.config = config
 
     @classmethod
     def load(cls, config: OnnxConfig, models_dir: Path) -> OnnxHentai:
-        detector = Detector.load(
+        detector = load_detector(
             model_path(models_dir, config.detector.file), config.detector, config.provider
         )
+        if config.mosaic == "inpaint":
+            return cls(detector, None, config, load_inpainter(config, models_dir))
         upscaler = Esrgan.load(
             model_path(models_dir, config.esrgan.file), config.esrgan, config.provider
         )
         return cls(detector, upscaler, config)
 
-    def _mask(self, rgb: Image, class_id: int) -> Mask:
-        found = self.detector.detect(rgb).get(class_id)
-        if found is None:
-            return np.zeros(rgb.shape[:2], bool)
-        return grow(found, self.config.mask_grow)
+    def _masks(self, rgb: Image) -> dict[str, Mask]:
+        found = self.detector.detect(rgb)
+        return {kind: grow(mask, self.config.mask_grow) for kind, mask in found.items()}
+
+    def _empty(self, rgb: Image) -> Mask:
+        return np.zeros(rgb.shape[:2], bool)
 
     def detect_bars(self, rgb: Image) -> Mask:
-        return self._mask(rgb, BAR)
+        return self._masks(rgb).get(BAR, self._empty(rgb))
 
     def restore_mosaic(self, rgb: Image) -> tuple[Image, Mask]:
-        mask = self._mask(rgb, MOSAIC)
+        mask = self._masks(rgb).get(MOSAIC, self._empty(rgb))
+        return self._restore(rgb, mask), mask
+
+    def auto(self, rgb: Image) -> tuple[Image, Mask, Mask]:
+        """One detection pass: the mosaic restored, its mask, and the bars' mask."""
+        found = self._masks(rgb)
+        mosaic = found.get(MOSAIC, self._empty(rgb))
+        bars = found.get(BAR, self._empty(rgb))
+        # A pixel is redrawn once: where the grown masks meet, the bar (inpainted next,
+        # from the restored picture) wins.
+        mosaic_only = mosaic & ~bars
+        return self._restore(rgb, mosaic_only), mosaic_only, bars
+
+    def _restore(self, rgb: Image, mask: Mask) -> Image:
         if not mask.any():
-            return rgb, mask
-        restored = esrgan.restore(
+            return rgb
+        if self.inpainter is not None:
+            return self.inpainter.inpaint(rgb, mask)
+        assert self.upscaler is not None
+        return esrgan.restore(
             rgb,
             mask,
             self.upscaler,
             feather=self.config.mosaic_feather,
             default_block=self.config.mosaic_default_block,
         )
-        return restored, mask
 
 
 class OnnxDeepCreamPy:
+    """The DeepCreamPy worker's backend: the inpainting model ``EROGAKI_ONNX_INPAINTER``
+    names (DeepCreamPy's, LaMa or MI-GAN)."""
+
     name = "onnx"
 
-    def __init__(self, inpainter: DeepCreamPyInpainter) -> None:
+    def __init__(self, inpainter: Inpainter) -> None:
         self.inpainter = inpainter
 
     @classmethod
     def load(cls, config: OnnxConfig, models_dir: Path) -> OnnxDeepCreamPy:
-        path = model_path(models_dir, config.deepcreampy.file)
-        return cls(DeepCreamPyInpainter.load(path, config.deepcreampy, config.provider))
+        return cls(load_inpainter(config, models_dir))
 
     def inpaint(self, rgb: Image, mask: Mask) -> Image:
         return self.inpainter.inpaint(rgb, mask)

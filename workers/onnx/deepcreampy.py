@@ -82,6 +82,10 @@ class DeepCreamPyInpainter:
     def load(cls, path: Path, cfg: DeepCreamPyModel, provider: str) -> DeepCreamPyInpainter:
         return cls(load(path, contract(cfg), provider), cfg)
 
+    def describe(self) -> str:
+        batch = "batch 1" if self.batch == 1 else f"dynamic batch (up to {self.batch})"
+        return f"DeepCreamPy v2 bar model, fixed {SIZE}x{SIZE} NHWC, {batch}"
+
     def inpaint(self, rgb: Image, mask: Mask) -> Image:
         out = rgb.copy()
         remaining = mask.copy()

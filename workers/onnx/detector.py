@@ -1,100 +1,316 @@
-"""hent-AI's detection: an instance-segmentation model exported to ONNX.
+"""hent-AI's detection: bars and mosaics found by an instance-segmentation model.
 
-The contract (``docs/models.md`` explains how to export hent-AI's Mask R-CNN to it):
+Two contracts, recognised from the model's inputs and outputs (or forced with
+``EROGAKI_ONNX_DETECTOR_KIND``); ``docs/models.md`` has the details:
 
-- input ``image``: float32 ``[1, 3, H, W]``, RGB in [0, 1]. With H and W dynamic
-  the image goes in at its own size; with them fixed it is letterboxed: scaled
-  to fit, aligned top-left, the rest zero.
-- outputs ``scores`` float32 ``[N]``, ``classes`` int64 ``[N]`` (hent-AI's ids:
-  1 bar, 2 mosaic), ``masks`` float32 ``[N, 1, H, W]``: per-detection
-  probabilities at the input's resolution (Mask R-CNN's masks already pasted
-  into the image, as torchvision's export gives them).
+- **Mask R-CNN** (hent-AI's network, or torchvision's): input ``image``
+  float32 ``[1, 3, H, W]``; outputs ``scores`` float32 ``[N]``, ``classes``
+  int64 ``[N]``, ``masks`` float32 ``[N, 1, H, W]`` (per-detection
+  probabilities at the input's resolution). With H and W fixed the picture is
+  letterboxed (centred like matterport's ``resize_image``, or top-left), and
+  pixels go in as RGB in [0, 1] or, with ``EROGAKI_ONNX_DETECTOR_PIXELS=mean``,
+  as matterport's molded image: RGB in [0, 255] less its mean pixel.
+- **YOLO segmentation** (YOLOv8 / YOLO11 ``-seg``): see ``workers.onnx.yolo``.
+
+Class ids or names map to the two kinds by ``EROGAKI_ONNX_DETECTOR_BAR_CLASSES``
+and ``EROGAKI_ONNX_DETECTOR_MOSAIC_CLASSES``; names come from the file's
+``names`` metadata where it has one.
 """
 
 from __future__ import annotations
 
+import ast
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from erogaki_common.errors import ConfigError
 from workers.backend import Image, Mask
 from workers.onnx.config import DetectorModel
-from workers.onnx.sessions import FLOAT, INT64, Contract, Model, TensorSpec, fixed, load
+from workers.onnx.sessions import FLOAT, INT64, Contract, Model, TensorSpec, fixed
 
-BAR = 1
-MOSAIC = 2
+log = logging.getLogger(__name__)
+
+BAR = "bar"
+MOSAIC = "mosaic"
+KINDS = (BAR, MOSAIC)
+SETTING = "EROGAKI_ONNX_DETECTOR_MODEL"
+# matterport's Mask R-CNN config.MEAN_PIXEL (RGB), which hent-AI keeps.
+MEAN_PIXEL = np.array([123.7, 116.8, 103.9], np.float32)
+# hent-AI's class ids (0 is the background).
+MASKRCNN_DEFAULTS = {BAR: ("1",), MOSAIC: ("2",)}
+YOLO_DEFAULTS = {BAR: ("bar",), MOSAIC: ("mosaic",)}
 
 FloatArray = NDArray[np.float32]
 
 
-def contract(cfg: DetectorModel) -> Contract:
+class Detector(Protocol):
+    model: Model
+    classes: ClassMap
+
+    def detect(self, rgb: Image) -> dict[str, Mask]:
+        """Merged mask per kind (``bar``, ``mosaic``) found; a kind not found is absent."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+# --- letterboxing --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """Where a picture of ``shape`` (h, w) sits in a model input of ``size`` (h, w):
+    scaled to ``inner`` (h, w) and placed at ``offset`` (y, x)."""
+
+    shape: tuple[int, int]
+    size: tuple[int, int]
+    inner: tuple[int, int]
+    offset: tuple[int, int]
+
+    @classmethod
+    def fit(cls, shape: tuple[int, int], size: tuple[int, int], centre: bool) -> Letterbox:
+        h, w = shape
+        th, tw = size
+        scale = min(th / h, tw / w)
+        nh, nw = max(1, min(th, round(h * scale))), max(1, min(tw, round(w * scale)))
+        offset = ((th - nh) // 2, (tw - nw) // 2) if centre else (0, 0)
+        return cls(shape, size, (nh, nw), offset)
+
+    def apply(self, rgb: Image, fill: int) -> Image:
+        """The picture placed in a canvas of ``fill`` grey."""
+        (nh, nw), (oy, ox) = self.inner, self.offset
+        canvas = np.full((*self.size, 3), fill, np.uint8)
+        if (nh, nw) == rgb.shape[:2]:
+            canvas[oy : oy + nh, ox : ox + nw] = rgb
+            return canvas
+        shrink = nh < rgb.shape[0]
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
+        return canvas
+
+    def to_image(self, x: float, y: float) -> tuple[float, float]:
+        """A point of the model's input, in the picture's coordinates (pixel edges)."""
+        (nh, nw), (oy, ox) = self.inner, self.offset
+        return (x - ox) * self.shape[1] / nw, (y - oy) * self.shape[0] / nh
+
+    def back(self, plane: FloatArray) -> FloatArray:
+        """A map over the whole model input, cut to the picture's part and resized to it."""
+        h, w = self.shape
+        (nh, nw), (oy, ox) = self.inner, self.offset
+        part = plane[oy : oy + nh, ox : ox + nw]
+        if part.shape == (h, w):
+            return part
+        return np.asarray(cv2.resize(part, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+
+    def sampling(self, factor: tuple[float, float]) -> tuple[float, float, float, float]:
+        """``(ax, bx, ay, by)``: picture pixel (x, y) has its centre at pixel
+        ``(ax * x + bx, ay * y + by)`` of a map ``factor`` (fy, fx) times the input's size."""
+        h, w = self.shape
+        (nh, nw), (oy, ox) = self.inner, self.offset
+        fy, fx = factor
+        ax, ay = nw / w * fx, nh / h * fy
+        return ax, (0.5 * nw / w + ox) * fx - 0.5, ay, (0.5 * nh / h + oy) * fy - 0.5
+
+
+# --- classes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClassMap:
+    """The model's class ids that count as each kind, and its class names (if known)."""
+
+    ids: dict[str, frozenset[int]]
+    names: dict[int, str]
+
+    def kind_of(self, class_id: int) -> str | None:
+        for kind, ids in self.ids.items():
+            if class_id in ids:
+                return kind
+        return None
+
+    def describe(self) -> str:
+        parts = []
+        for kind in KINDS:
+            ids = sorted(self.ids.get(kind, ()))
+            shown = ", ".join(f"{i} {self.names[i]!r}" if i in self.names else str(i) for i in ids)
+            parts.append(f"{kind}: {shown or 'none'}")
+        unused = [f"{i} {n!r}" for i, n in sorted(self.names.items()) if self.kind_of(i) is None]
+        if unused:
+            parts.append(f"unused: {', '.join(unused)}")
+        return "; ".join(parts)
+
+
+def metadata_names(metadata: Mapping[str, str]) -> dict[int, str]:
+    """Class names from the file's ``names`` metadata (Ultralytics writes a dict's repr)."""
+    raw = metadata.get("names")
+    if not raw:
+        return {}
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        log.warning("the detector's metadata 'names' is not readable: %.200s", raw)
+        return {}
+    if isinstance(value, list):
+        value = dict(enumerate(value))
+    if not isinstance(value, dict):
+        return {}
+    return {int(k): str(v) for k, v in value.items() if str(k).isdigit()}
+
+
+def resolve_classes(
+    cfg: DetectorModel,
+    names: dict[int, str],
+    count: int | None,
+    defaults: Mapping[str, tuple[str, ...]],
+    path: Path,
+) -> ClassMap:
+    """Map the configured class names / ids to the model's ids; ``ConfigError`` naming
+    what the model has when a configured one is not among them."""
+    known = names or ({i: str(i) for i in range(count)} if count else {})
+    have = (
+        ", ".join(f"{i} {n!r}" for i, n in sorted(names.items()))
+        if names
+        else (f"ids 0-{count - 1}" if count else "no class names in its metadata")
+    )
+    by_name = {n.lower(): i for i, n in names.items()}
+    ids: dict[str, frozenset[int]] = {}
+    for kind, configured, setting in (
+        (BAR, cfg.bar_classes, "EROGAKI_ONNX_DETECTOR_BAR_CLASSES"),
+        (MOSAIC, cfg.mosaic_classes, "EROGAKI_ONNX_DETECTOR_MOSAIC_CLASSES"),
+    ):
+        tokens = defaults[kind] if configured is None else configured
+        found: set[int] = set()
+        for token in tokens:
+            if token.isdigit() and (not known or int(token) in known):
+                found.add(int(token))
+            elif token.lower() in by_name:
+                found.add(by_name[token.lower()])
+            elif configured is not None:
+                raise ConfigError(f"{setting}: {path} has no class {token!r}; its classes: {have}")
+        if configured is None and not found:
+            log.warning(
+                "%s: no class %s for %s (its classes: %s); set %s to find %ss",
+                path, " or ".join(repr(t) for t in tokens), kind, have, setting, kind,
+            )  # fmt: skip
+        ids[kind] = frozenset(found)
+    if not any(ids.values()):
+        raise ConfigError(
+            f"{SETTING}: none of {path}'s classes ({have}) is mapped to bars or mosaics; set "
+            "EROGAKI_ONNX_DETECTOR_BAR_CLASSES and/or EROGAKI_ONNX_DETECTOR_MOSAIC_CLASSES"
+        )
+    overlap = ids[BAR] & ids[MOSAIC]
+    if overlap:
+        raise ConfigError(
+            f"EROGAKI_ONNX_DETECTOR_BAR_CLASSES and EROGAKI_ONNX_DETECTOR_MOSAIC_CLASSES both "
+            f"name class {', '.join(map(str, sorted(overlap)))} of {path}"
+        )
+    return ClassMap(ids, names)
+
+
+# --- Mask R-CNN ----------------------------------------------------------------------
+
+
+def maskrcnn_contract(cfg: DetectorModel) -> Contract:
     return Contract(
         what="the hent-AI detection model",
-        setting="EROGAKI_ONNX_DETECTOR_MODEL",
+        setting=SETTING,
         inputs=(TensorSpec(cfg.image_input, FLOAT, (1, 3, None, None)),),
         outputs=(
             TensorSpec(cfg.scores_output, FLOAT, (None,)),
             TensorSpec(cfg.classes_output, INT64, (None,)),
             TensorSpec(cfg.masks_output, FLOAT, (None, 1, None, None)),
         ),
+        variant="Mask R-CNN",
     )
 
 
-class Detector:
+class MaskRcnnDetector:
     def __init__(self, model: Model, cfg: DetectorModel) -> None:
         self.model = model
         self.cfg = cfg
         shape = model.input_shapes[cfg.image_input]
         self.size: tuple[int, int] | None = None
-        if fixed(shape[2]) is not None and fixed(shape[3]) is not None:
-            self.size = (int(shape[2]), int(shape[3]))  # type: ignore[arg-type]
+        fh, fw = fixed(shape[2]), fixed(shape[3])
+        if fh is not None and fw is not None:
+            self.size = (fh, fw)
+        self.classes = resolve_classes(
+            cfg, metadata_names(model.metadata), None, MASKRCNN_DEFAULTS, model.path
+        )
+        log.info("%s: Mask R-CNN classes: %s", model.path, self.classes.describe())
 
-    @classmethod
-    def load(cls, path: Path, cfg: DetectorModel, provider: str) -> Detector:
-        return cls(load(path, contract(cfg), provider), cfg)
+    def describe(self) -> str:
+        size = f"fixed {self.size[1]}x{self.size[0]}" if self.size else "any size"
+        box = f", {self.cfg.letterbox} letterbox" if self.size else ""
+        pixels = "RGB less mean pixel" if self.cfg.pixels == "mean" else "RGB in [0, 1]"
+        return f"Mask R-CNN, {size}{box}, {pixels}; classes {self.classes.describe()}"
 
-    def detect(self, rgb: Image) -> dict[int, Mask]:
-        """Merged mask per class id, from detections at or over the threshold."""
+    def _tensor(self, rgb: Image) -> tuple[FloatArray, Letterbox | None]:
+        box = None
+        if self.size is not None and rgb.shape[:2] != self.size:
+            box = Letterbox.fit(rgb.shape[:2], self.size, self.cfg.letterbox == "centre")
+            # matterport pads with zeros before subtracting the mean pixel.
+            rgb = box.apply(rgb, 0)
+        if self.cfg.pixels == "mean":
+            image = rgb.astype(np.float32) - MEAN_PIXEL
+        else:
+            image = rgb.astype(np.float32) * np.float32(1.0 / 255.0)
+        return np.ascontiguousarray(image.transpose(2, 0, 1)[None]), box
+
+    def detect(self, rgb: Image) -> dict[str, Mask]:
         h, w = rgb.shape[:2]
-        image = rgb.astype(np.float32) * (1.0 / 255.0)
-        inner = (h, w)
-        if self.size is not None:
-            image, inner = _letterbox(image, self.size)
-        tensor = np.ascontiguousarray(image.transpose(2, 0, 1)[None])
+        tensor, box = self._tensor(rgb)
         scores, classes, masks = self.model.run(
             [self.cfg.scores_output, self.cfg.classes_output, self.cfg.masks_output],
             {self.cfg.image_input: tensor},
         )
-        scores = scores.reshape(-1)
-        classes = classes.reshape(-1)
+        scores, classes = scores.reshape(-1), classes.reshape(-1)
         fed = tensor.shape[2:]
-        merged: dict[int, Mask] = {}
+        merged: dict[str, FloatArray] = {}
         for i in np.flatnonzero(scores >= self.cfg.threshold):
-            prob = masks[i].reshape(masks.shape[-2:]).astype(np.float32)
+            kind = self.classes.kind_of(int(classes[i]))
+            if kind is None:
+                continue
+            prob = masks[i].reshape(masks.shape[-2:]).astype(np.float32, copy=False)
+            # Overlapping detections of one kind merge by their largest probability.
+            merged[kind] = np.maximum(merged[kind], prob) if kind in merged else prob
+        found: dict[str, Mask] = {}
+        for kind, prob in merged.items():
             if prob.shape != fed:
-                prob = cv2.resize(prob, (fed[1], fed[0]), interpolation=cv2.INTER_LINEAR)
-            prob = prob[: inner[0], : inner[1]]
-            if prob.shape != (h, w):
-                prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
-            hit = prob >= self.cfg.mask_threshold
-            cls = int(classes[i])
-            merged[cls] = merged[cls] | hit if cls in merged else hit
-        return merged
+                prob = np.asarray(
+                    cv2.resize(prob, (fed[1], fed[0]), interpolation=cv2.INTER_LINEAR), np.float32
+                )
+            if box is not None:
+                prob = box.back(prob)
+            elif prob.shape != (h, w):
+                prob = np.asarray(cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR))
+            found[kind] = prob >= self.cfg.mask_threshold
+        return found
 
 
-def _letterbox(image: FloatArray, size: tuple[int, int]) -> tuple[FloatArray, tuple[int, int]]:
-    """The image scaled to fit ``size`` (H, W) at the top-left of a zero canvas, and the
-    size of the scaled part."""
-    h, w = image.shape[:2]
-    th, tw = size
-    scale = min(th / h, tw / w)
-    nh, nw = max(1, min(th, round(h * scale))), max(1, min(tw, round(w * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    canvas = np.zeros((th, tw, 3), np.float32)
-    canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=interp)
-    return canvas, (nh, nw)
+# --- loading ---------------------------------------------------------------------------
+
+
+def load_detector(path: Path, cfg: DetectorModel, provider: str) -> Detector:
+    """The detector in ``path``, its contract recognised (or as ``cfg.kind`` says)."""
+    from workers.onnx import yolo
+    from workers.onnx.sessions import load_any
+
+    contracts: list[Contract] = []
+    if cfg.kind in ("auto", "maskrcnn"):
+        contracts.append(maskrcnn_contract(cfg))
+    if cfg.kind in ("auto", "yolo-seg"):
+        contracts.append(yolo.contract(cfg))
+    model = load_any(path, contracts, provider)
+    if model.contract.variant == "Mask R-CNN":
+        return MaskRcnnDetector(model, cfg)
+    return yolo.YoloSegDetector(model, cfg)
 
 
 def grow(mask: Mask, px: int) -> Mask:
@@ -103,3 +319,16 @@ def grow(mask: Mask, px: int) -> Mask:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
     grown: Mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
     return grown
+
+
+__all__ = [
+    "BAR",
+    "KINDS",
+    "MOSAIC",
+    "ClassMap",
+    "Detector",
+    "Letterbox",
+    "MaskRcnnDetector",
+    "load_detector",
+    "resolve_classes",
+]

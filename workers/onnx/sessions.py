@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 FLOAT = "tensor(float)"
 INT64 = "tensor(int64)"
+UINT8 = "tensor(uint8)"
 
 # A dimension as onnxruntime reports it: a number, or a symbolic name / None when dynamic.
 Dim = int | str | None
@@ -50,6 +53,8 @@ class Contract:
     setting: str  # the variable naming the file
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    # Which of a model's contracts this is, when it has several (e.g. "pipeline export").
+    variant: str = ""
 
     def describe(self) -> str:
         ins = ", ".join(s.describe() for s in self.inputs)
@@ -68,9 +73,20 @@ class Model:
         self.input_shapes: dict[str, tuple[Dim, ...]] = {
             arg.name: tuple(arg.shape) for arg in session.get_inputs()
         }
+        self.output_shapes: dict[str, tuple[Dim, ...]] = {
+            arg.name: tuple(arg.shape) for arg in session.get_outputs()
+        }
+        self.metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
+        # Seconds spent inside onnxruntime, so benchmarks can tell the model's time from
+        # erogaki's own pre- and post-processing.
+        self.busy = 0.0
+        self._lock = threading.Lock()
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, NDArray[Any]]) -> list[NDArray[Any]]:
+        start = time.perf_counter()
         results = self.session.run(list(outputs), dict(feeds))
+        with self._lock:
+            self.busy += time.perf_counter() - start
         return [np.asarray(r) for r in results]
 
 
@@ -93,17 +109,24 @@ def providers(choice: str) -> list[str]:
 
 def load(path: Path, contract: Contract, provider: str = "auto") -> Model:
     """Open ``path`` and check it against ``contract``; ``ConfigError`` if anything is off."""
+    return load_any(path, (contract,), provider)
+
+
+def load_any(path: Path, contracts: Sequence[Contract], provider: str = "auto") -> Model:
+    """Open ``path`` and check it against each of ``contracts`` in turn (the exports one
+    kind of model comes as); the first it matches wins. ``ConfigError`` if none."""
     import onnxruntime as ort
 
-    expected = f"{contract.what} ({contract.describe()})"
+    first = contracts[0]
+    expected = " or ".join(f"{c.what} ({c.describe()})" for c in contracts)
     if not path.exists():
         raise ConfigError(
-            f"{contract.setting}: model file {path} does not exist; expected {expected}. "
+            f"{first.setting}: model file {path} does not exist; expected {expected}. "
             "See docs/models.md for where to get it."
         )
     if not path.is_file() or not os.access(path, os.R_OK):
         raise ConfigError(
-            f"{contract.setting}: model file {path} is not a readable file; expected {expected}"
+            f"{first.setting}: model file {path} is not a readable file; expected {expected}"
         )
     options = ort.SessionOptions()
     # onnxruntime's own warnings (unused initializers, ...) would drown the worker's log.
@@ -116,21 +139,21 @@ def load(path: Path, contract: Contract, provider: str = "auto") -> Model:
     except Exception as exc:  # onnxruntime raises its own unexported exception types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
-            f"{contract.setting}: {path} is not a model onnxruntime can load ({reason[:300]}); "
+            f"{first.setting}: {path} is not a model onnxruntime can load ({reason[:300]}); "
             f"expected {expected}"
         ) from None
-    problems = _mismatches(session.get_inputs(), contract.inputs, "input")
-    fed = {spec.name for spec in contract.inputs}
-    problems += [
-        f"it needs an input {arg.name!r} that nothing feeds"
-        for arg in session.get_inputs()
-        if arg.name not in fed
-    ]
-    problems += _mismatches(session.get_outputs(), contract.outputs, "output")
-    if problems:
+    failures: list[str] = []
+    contract = None
+    for candidate in contracts:
+        problems = mismatches(session, candidate)
+        if not problems:
+            contract = candidate
+            break
+        label = f" as {candidate.variant}" if candidate.variant else ""
+        failures.append(f"{'; '.join(problems)}. Expected{label}: {candidate.describe()}")
+    if contract is None:
         raise ConfigError(
-            f"{contract.setting}: {path} does not match {contract.what}: "
-            f"{'; '.join(problems)}. Expected {contract.describe()}"
+            f"{first.setting}: {path} does not match {first.what}: " + " | ".join(failures)
         )
     model = Model(session, path, contract)
     if provider == "cuda" and model.provider != CUDA:
@@ -144,8 +167,22 @@ def load(path: Path, contract: Contract, provider: str = "auto") -> Model:
             path,
             model.provider,
         )
-    log.info("%s: %s runs on %s", contract.what, path, model.provider)
+    variant = f", {contract.variant}" if contract.variant else ""
+    log.info("%s%s: %s runs on %s", contract.what, variant, path, model.provider)
     return model
+
+
+def mismatches(session: Any, contract: Contract) -> list[str]:
+    """What keeps ``session``'s model from meeting ``contract`` (nothing: it does)."""
+    problems = _mismatches(session.get_inputs(), contract.inputs, "input")
+    fed = {spec.name for spec in contract.inputs}
+    problems += [
+        f"it needs an input {arg.name!r} that nothing feeds"
+        for arg in session.get_inputs()
+        if arg.name not in fed
+    ]
+    problems += _mismatches(session.get_outputs(), contract.outputs, "output")
+    return problems
 
 
 def _mismatches(args: Sequence[Any], specs: Sequence[TensorSpec], kind: str) -> list[str]:
