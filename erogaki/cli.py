@@ -141,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="queue lengths, live workers, oldest waiting job",
         description="Show queue lengths, live workers and the oldest waiting job.",
     )
+
+    models = commands.add_parser(
+        "models",
+        help="check the onnx backend's model files (docs/models.md)",
+        description="Work with the onnx backend's model files (docs/models.md).",
+    )
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    check = models_commands.add_parser(
+        "check",
+        help="load, validate and run every model the configured workers would load",
+        description="Load every model the configured onnx workers would load, check it "
+        "against its contract, run it once on a synthetic picture, and print file, contract, "
+        "execution provider, load time, latency and licence note. Exit 2 if any fails.",
+    )
+    check.add_argument(
+        "--bench", action="store_true", help="run each model 20 times and print p50 and p95"
+    )
     return parser
 
 
@@ -151,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     # Long-running commands log their work; one-shot commands only problems.
-    quiet = args.quiet or args.command in ("decensor", "status", "demo", "health")
+    quiet = args.quiet or args.command in ("decensor", "status", "demo", "health", "models")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -180,6 +197,10 @@ def run(argv: Sequence[str]) -> int:
             from erogaki.up import demo
 
             return demo(settings, args.output)
+        if args.command == "models":
+            from erogaki.models_check import check
+
+            return check(settings, args.bench)
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")

@@ -118,7 +118,12 @@ def load_any(path: Path, contracts: Sequence[Contract], provider: str = "auto") 
     import onnxruntime as ort
 
     first = contracts[0]
-    expected = " or ".join(f"{c.what} ({c.describe()})" for c in contracts)
+    if len(contracts) == 1:
+        expected = f"{first.what} ({first.describe()})"
+    else:
+        expected = f"{first.what}, " + " or ".join(
+            f"{c.variant} ({c.describe()})" for c in contracts
+        )
     if not path.exists():
         raise ConfigError(
             f"{first.setting}: model file {path} does not exist; expected {expected}. "
