@@ -247,7 +247,7 @@ def esrgan(
 def lama(
     path: Path,
     *,
-    fill: float | None = 0.5,
+    fill: float | str | None = 0.5,
     scale: float = 255.0,
     size: int | None = 512,
     batch: int | str = 1,
@@ -255,9 +255,10 @@ def lama(
     heavy: bool = False,
 ) -> Path:
     """The LaMa signature: the image outside the hole and ``fill`` (in [0, 1]) inside,
-    times ``scale`` (255 or 1). ``fill=None`` passes the image input through (the hole
-    shows what was fed there). ``size=None`` takes any size, but only multiples of 8,
-    as the real dynamic exports do."""
+    times ``scale`` (255 or 1). ``fill="context"`` fills the hole with the mean colour of
+    the pixels outside it; ``fill=None`` passes the image input through (the hole shows
+    what was fed there). ``size=None`` takes any size, but only multiples of 8, as the
+    real dynamic exports do."""
     g = _Graph()
     image = names.image_input
     if size is None:
@@ -268,8 +269,14 @@ def lama(
         image = g.body(image, 64, 8)
     if fill is not None:
         keep = g.op("Sub", [g.scalar(1.0), names.mask_input])
-        image = g.op("Add", [g.op("Mul", [image, keep]),
-                             g.op("Mul", [names.mask_input, g.scalar(fill)])])  # fmt: skip
+        known = g.op("Mul", [image, keep])
+        if fill == "context":
+            total = g.op("ReduceSum", [known, g.const(np.array([2, 3], np.int64))], keepdims=1)
+            count = g.op("ReduceSum", [keep, g.const(np.array([2, 3], np.int64))], keepdims=1)
+            value = g.op("Div", [total, count])
+        else:
+            value = g.scalar(float(fill))
+        image = g.op("Add", [known, g.op("Mul", [names.mask_input, value])])
     g.op("Mul", [image, g.scalar(scale)], names.output)
     h, w = (size, size) if size else ("h", "w")
     return g.save(
