@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -21,6 +24,11 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+
+# Everything Redis can answer with besides a reply: connection trouble and
+# refusals (OOM when full, READONLY after a failover, LOADING, BUSY, ...).
+# Loops that must outlive any episode catch these.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, *CONNECTION_ERRORS)
 
 
 # A dead peer (host gone, cable cut) is noticed by TCP keepalive within
@@ -89,3 +97,45 @@ def describe(exc: BaseException) -> str:
     if marker in text:
         text = text.split(marker, 1)[1].strip("()',\"")
     return text
+
+
+class Outage:
+    """Logs a run of failures of one loop once: when it starts and when it ends.
+
+    A Redis that is full or read-only for minutes would otherwise print the
+    same warning on every retry and bury everything else in the log.
+    """
+
+    def __init__(self, what: str, logger: logging.Logger) -> None:
+        self.what = what
+        self.log = logger
+        self.since: float | None = None
+        self.failures = 0
+
+    @property
+    def ongoing(self) -> bool:
+        return self.since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.warning(
+                "%s failed (%s); retrying until Redis answers", self.what, _describe_any(exc)
+            )
+        else:
+            self.log.debug("%s failed again (%s)", self.what, _describe_any(exc))
+
+    def ok(self) -> None:
+        if self.since is not None:
+            self.log.info(
+                "%s works again after %.1f s (%d failed tries)",
+                self.what, time.monotonic() - self.since, self.failures,
+            )  # fmt: skip
+            self.since, self.failures = None, 0
+
+
+def _describe_any(exc: BaseException) -> str:
+    if isinstance(exc, REDIS_ERRORS):
+        return describe(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {describe(exc)}"

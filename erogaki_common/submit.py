@@ -5,9 +5,11 @@ One ``Submitter`` per process. It holds one keyevent subscription
 never unsubscribes anything. The flow per job:
 
 1. the job is registered locally, then the subscription is confirmed ready;
-2. one MULTI: ``SET censored-images:<id> EX``, the job hash, ``RPUSH`` queue;
+2. one MULTI: ``SET censored-images:<id> EX``, the job hash, ``RPUSH`` queue,
+   so a Redis that refuses the image (full, read-only) queues nothing;
 3. a ``set`` keyevent for ``decensored-images:<id>`` or ``errors:<id>``
-   triggers one pipeline: ``GET`` it and ``DEL`` every key of the job.
+   triggers a ``GET`` of it, retried until it answers, and only then a
+   ``DEL`` of every key of the job: a lost reply can never lose an answer.
 
 Notifications are fire-and-forget, so after every (re)subscribe all pending
 jobs are re-checked with MGET. Where keyevents cannot be enabled (``CONFIG``
@@ -28,7 +30,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from erogaki_common import keys
 from erogaki_common.errors import (
@@ -40,7 +42,15 @@ from erogaki_common.errors import (
     RedisUnavailable,
 )
 from erogaki_common.protocol import Mode, Stage, new_job_id
-from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect, describe, safe_url
+from erogaki_common.redis_io import (
+    CONNECTION_ERRORS,
+    REDIS_ERRORS,
+    Outage,
+    backoff,
+    connect,
+    describe,
+    safe_url,
+)
 from erogaki_common.settings import redis_db_from_url
 
 log = logging.getLogger(__name__)
@@ -50,6 +60,8 @@ IDLE_PING_SECONDS = 15.0
 # How long a cancelled job's hash stays, so a worker still on it drops its result.
 CANCELLED_TTL = 300
 _RECHECK_CHUNK = 256
+# How long deleting an answered job's keys is retried; they expire anyway.
+COLLECT_RETRY_SECONDS = 30.0
 
 
 # KEYS: job hash, queue. ARGV: id, ttl, then the job hash's field/value pairs.
@@ -213,7 +225,7 @@ class Submitter:
             self._tasks.spawn(self._recheck_quietly([job_id]))
 
     async def _recheck_quietly(self, job_ids: list[str]) -> None:
-        with contextlib.suppress(*CONNECTION_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._recheck(job_ids)
 
     async def result(self, job_id: str) -> bytes:
@@ -245,6 +257,17 @@ class Submitter:
     def pending_ids(self) -> list[str]:
         return list(self._pending)
 
+    def forget(self, job_id: str) -> None:
+        """Stop waiting for ``job_id`` without touching Redis: the caller
+        withdrew it already, or another process awaits it now."""
+        pending = self._pending.pop(job_id, None)
+        if pending is None:
+            return
+        if not pending.future.done():
+            pending.future.cancel()
+        elif not pending.future.cancelled():
+            pending.future.exception()  # seen: no "never retrieved" warning
+
     # --- submitting ----------------------------------------------------------
 
     async def _wait_ready(self, deadline: float) -> None:
@@ -271,23 +294,20 @@ class Submitter:
         async for _ in _retries(pending.deadline, self._connect_timeout, self._url):
             try:
                 if sent and await self._redis.exists(keys.job_key(job_id)):
-                    return  # the script ran; only its reply was lost
+                    return  # the transaction ran; only its reply was lost
                 sent = True
-                # The image first, then one script that queues the job: if the
-                # pipeline breaks between the two, the job hash is missing and
-                # the retry sends both again.
-                async with self._redis.pipeline(transaction=False) as pipe:
+                # One MULTI: Redis refuses all of it (full, read-only) or runs
+                # all of it, so a job is never queued without its image. EVAL,
+                # not EVALSHA: a NOSCRIPT at EXEC would come after the SET ran.
+                async with self._redis.pipeline(transaction=True) as pipe:
                     pipe.set(keys.input_key(job_id), image, ex=keys.JOB_TTL)
-                    pipe.evalsha(self._queue_job.sha, 2, keys.job_key(job_id), queue,
-                                 job_id, keys.JOB_TTL, *flat)  # fmt: skip
+                    pipe.eval(_QUEUE_JOB, 2, keys.job_key(job_id), queue,
+                              job_id, keys.JOB_TTL, *flat)  # fmt: skip
                     await pipe.execute()
                 return
             except ResponseError as exc:
-                if not isinstance(exc, NoScriptError) and "No matching script" not in str(exc):
-                    # Full (noeviction), read-only replica, ACLs: said plainly.
-                    raise RedisUnavailable(f"Redis refused the job: {describe(exc)}") from None
-                # Redis restarted or flushed its scripts since we loaded it.
-                await self._redis.script_load(_QUEUE_JOB)
+                # Full (noeviction), read-only replica, ACLs: said plainly.
+                raise RedisUnavailable(f"Redis refused the job: {describe(exc)}") from None
             except CONNECTION_ERRORS:
                 continue
 
@@ -304,7 +324,7 @@ class Submitter:
                 pipe.hset(keys.job_key(job_id), "cancelled", "1")
                 pipe.expire(keys.job_key(job_id), CANCELLED_TTL)
                 replies = await pipe.execute()
-        except CONNECTION_ERRORS:
+        except REDIS_ERRORS:
             return None
         stage = replies[0]
         return stage.decode() if isinstance(stage, bytes) else None
@@ -314,6 +334,7 @@ class Submitter:
     async def _listen(self) -> None:
         """Keep one confirmed subscription, for as long as the submitter lives."""
         delays = backoff()
+        outage = Outage("keyevent subscription", log)
         while True:
             conn = None
             try:
@@ -330,11 +351,17 @@ class Submitter:
                     return
                 self._ready.set()
                 delays = backoff()
+                outage.ok()
+                # Whatever was answered while we were not subscribed.
                 await self._recheck(self._waiting_ids())
                 await self._read_events(conn)
-            except CONNECTION_ERRORS as exc:
-                if self._ready.is_set():
-                    log.warning("keyevent subscription lost (%s); reconnecting", exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Any failure at all (unreachable, full, read-only, a bug):
+                # the subscription is what delivers every result, so it must
+                # come back, and the fleet must not be told it is gone forever.
+                outage.failed(exc)
                 self._ready.clear()
             finally:
                 if conn is not None:
@@ -415,29 +442,59 @@ class Submitter:
             self._tasks.spawn(self._fetch(pending, kind))
 
     async def _fetch(self, pending: _Pending, kind: str) -> None:
+        """GET the answer, retried until it comes; only then DEL the job's keys.
+
+        GET and DEL go separately: a DEL whose reply was lost would have taken
+        the answer with it.
+        """
         job_id = pending.job_id
         key = keys.result_key(job_id) if kind == "result" else keys.error_key(job_id)
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.delete(*keys.job_keys(job_id))
-                value, _ = await pipe.execute()
-        except CONNECTION_ERRORS:
-            # The re-check after reconnecting tells what became of it.
-            pending.fetching = False
-            return
+        loop = asyncio.get_running_loop()
+        delays = backoff(cap=1.0)
+        while True:
+            try:
+                value = cast(bytes | None, await self._redis.get(key))
+                break
+            except REDIS_ERRORS:
+                if pending.future.done() or loop.time() >= pending.deadline:
+                    pending.fetching = False
+                    return
+                await anext(delays)
         if value is None:
+            # Gone already (cancelled meanwhile): the next event or re-check decides.
             pending.fetching = False
             return
+        await self._collect(pending)
         if not pending.future.done():
             pending.future.set_result((kind, value))
+
+    async def _collect(self, pending: _Pending) -> None:
+        """Delete every key of an answered job, and any duplicate queue entry of it."""
+        job_id = pending.job_id
+        give_up = asyncio.get_running_loop().time() + COLLECT_RETRY_SECONDS
+        delays = backoff(cap=1.0)
+        while True:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.delete(*keys.job_keys(job_id))
+                    pipe.lrem(pending.mode.queue, 0, job_id)
+                    pipe.lrem(keys.Queue.DEEPCREAMPY_BAR, 0, job_id)
+                    await pipe.execute()
+                return
+            except REDIS_ERRORS:
+                if asyncio.get_running_loop().time() >= give_up:
+                    return  # every key has a TTL; they go by themselves
+                await anext(delays)
 
     def _waiting_ids(self) -> list[str]:
         return [i for i, p in self._pending.items() if not p.fetching and not p.future.done()]
 
     async def _recheck(self, job_ids: Iterable[str]) -> None:
         """Deliver what finished while no notification could reach us."""
-        ids = list(job_ids)
+        # Only jobs queued before the MGET runs may count as lost when their
+        # input is missing: a submit racing this check has not SET it yet.
+        ids = [i for i in job_ids if i in self._pending]
+        submitted = {i for i in ids if self._pending[i].submitted}
         for start in range(0, len(ids), _RECHECK_CHUNK):
             chunk = ids[start : start + _RECHECK_CHUNK]
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -453,7 +510,7 @@ class Submitter:
                 if result is not None or error is not None:
                     pending.fetching = True
                     self._tasks.spawn(self._fetch(pending, "result" if result else "error"))
-                elif image is None and pending.submitted:
+                elif image is None and job_id in submitted:
                     pending.future.set_exception(
                         JobLost(
                             "Redis lost the job (restarted without persistence, flushed, or "
@@ -469,7 +526,7 @@ class Submitter:
                 self._wake_poller.clear()
                 await self._wake_poller.wait()
                 continue
-            with contextlib.suppress(*CONNECTION_ERRORS):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self._recheck(waiting)
             await asyncio.sleep(self._poll_interval)
 

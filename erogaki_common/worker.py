@@ -7,15 +7,20 @@ heartbeat key with a TTL; any live worker re-queues (at the head, oldest
 first) what a dead instance held. Each claim counts an attempt in the job
 hash; a job that keeps killing workers ends as ``JobFailedRepeatedly``.
 
-Finishing is one Lua script: drop the id from the processing list and set the
-result or error, or forward the job to the next queue, unless the submitter
-cancelled it meanwhile.
+Finishing is a check-and-set transaction (``WATCH``): the answer is written,
+or the job forwarded, only while this instance still holds the claim, nobody
+answered the job yet and its submitter neither cancelled nor collected it.
+A worker that stalled past its heartbeat and was reaped therefore writes
+nothing when it wakes up, and finishing twice writes once.
+
+A worker also reconciles its processing lists with what it is working on:
+an id that sits there with no job behind it (a claim whose reply was lost, a
+result it could not store) goes back to the head of its queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -27,14 +32,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from redis.asyncio.client import Pipeline
-from redis.exceptions import ExecAbortError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from erogaki_common import keys
 from erogaki_common.errors import Component, ErrorInfo, ErrorName, ProcessingError
 from erogaki_common.keys import Queue
 from erogaki_common.protocol import Stage, is_job_id
-from erogaki_common.redis_io import CONNECTION_ERRORS, backoff, connect, describe
+from erogaki_common.redis_io import (
+    CONNECTION_ERRORS,
+    REDIS_ERRORS,
+    Outage,
+    backoff,
+    connect,
+    describe,
+)
 from erogaki_common.settings import default_instance
 
 log = logging.getLogger(__name__)
@@ -42,8 +53,16 @@ log = logging.getLogger(__name__)
 # How long a blocked claim waits before looping; bounds how long a silently
 # dead connection can go unnoticed.
 BLOCK_SECONDS = 5
-# How long an interrupted result write is retried before it is given up.
+# How long an interrupted result write is retried before it is given up; the
+# id then stays in the processing list and reconciling hands it back.
 STORE_RETRY_SECONDS = 60.0
+# An id in our processing list with no job behind it for this long lost its
+# claim reply (or its store was given up): it goes back to its queue. Longer
+# than any claim reply can take on a live connection.
+ORPHAN_SECONDS = 2.0
+# The error for an input that was gone lives briefly: when the input is gone
+# because a duplicate entry of an answered job came late, nobody reads it.
+NOT_FOUND_TTL = 120
 
 
 @dataclass(slots=True)
@@ -81,9 +100,13 @@ class JobOutcome(StrEnum):
     DONE = "done"
     FORWARDED = "forwarded"
     FAILED = "failed"
-    # Cancelled by its submitter, or a malformed queue entry.
+    # Cancelled or collected meanwhile, answered already (a duplicate queue
+    # entry), or a malformed queue entry: nothing written.
     DROPPED = "dropped"
-    # Given back to its queue at shutdown.
+    # Our claim was taken while we worked (we stalled past the heartbeat TTL
+    # and were reaped): another worker answers; nothing written.
+    LOST_CLAIM = "lost-claim"
+    # Given back to its queue: shutdown, or Redis failed under the job.
     HANDED_BACK = "handed-back"
 
 
@@ -103,10 +126,14 @@ class JobReport:
         return f"job id={self.id} queue={self.queue} outcome={self.outcome.value}{error} {timings}"
 
 
-# KEYS: queue_1..queue_n, processing_1..processing_n. Oldest first, first queue first.
+# KEYS: queue_1..queue_n, processing_1..processing_n. ARGV: the index (0-based)
+# of the queue to look at first. Oldest first within a queue; the worker moves
+# the start past the queue it last took from, so no queue starves another.
 _CLAIM_ANY = """
 local n = #KEYS / 2
-for i = 1, n do
+local start = tonumber(ARGV[1]) or 0
+for k = 0, n - 1 do
+  local i = (start + k) % n + 1
   local id = redis.call('LMOVE', KEYS[i], KEYS[n + i], 'LEFT', 'RIGHT')
   if id then return {i, id} end
 end
@@ -117,27 +144,32 @@ return false
 # replies, which costs about 1.3 ms per MiB each way. The scripts below only
 # do bookkeeping, in the same round trip as a plain SET of the bytes.
 
-# Runs in one MULTI right after SET of the result or error key.
-# KEYS: processing, the key just set, job hash, input. ARGV: id.
-# A job its submitter cancelled meanwhile is wiped instead of answered.
+# Finishing reads the job's state under WATCH with this read-only script, then
+# writes in MULTI only what that state allows; a change to any of the keys in
+# between (a reaper, a cancel, a collect) aborts the EXEC and we look again.
+# KEYS: processing, input, result, error, job hash. ARGV: id.
+_STATE = """
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then return 'lost' end
+if redis.call('HGET', KEYS[5], 'cancelled') then return 'cancelled' end
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return 'answered' end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'gone' end
+return 'ok'
+"""
+
+# Runs in MULTI after SET of the result or error key (or alone, to let go of a
+# job that gets no answer from us). KEYS: processing, input, job hash.
+# ARGV: id, 'drop' to delete what is left of a cancelled job.
 _FINISH = """
 redis.call('LREM', KEYS[1], 1, ARGV[1])
-if redis.call('HGET', KEYS[3], 'cancelled') then
-  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-  return 0
-end
+if ARGV[2] == 'drop' then redis.call('DEL', KEYS[2], KEYS[3]) end
 return 1
 """
 
-# Runs in one MULTI right after SET of the input with KEEPTTL.
+# Runs in MULTI right after SET of the input with KEEPTTL.
 # KEYS: processing, input, job hash, next queue. ARGV: id, ttl, stage, stage channel.
 _FORWARD = """
 redis.call('LREM', KEYS[1], 1, ARGV[1])
-if redis.call('HGET', KEYS[3], 'cancelled') then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  return 0
-end
--- KEEPTTL on an input that expired meanwhile would leave it without a TTL.
+-- A foreign submitter may have set the input without a TTL: every key has one.
 if redis.call('PTTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
 redis.call('HSET', KEYS[3], 'stage', ARGV[3], 'attempts', 0)
 redis.call('EXPIRE', KEYS[3], ARGV[2])
@@ -208,6 +240,12 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _intended(outcome: Outcome | ErrorInfo) -> JobOutcome:
+    if isinstance(outcome, ErrorInfo):
+        return JobOutcome.FAILED
+    return JobOutcome.FORWARDED if isinstance(outcome, Forward) else JobOutcome.DONE
+
+
 class Worker:
     """Consume ``queues`` (first listed first) and run ``process`` on each job."""
 
@@ -249,12 +287,14 @@ class Worker:
         self._stop = asyncio.Event()
         self._in_flight: dict[str, Queue] = {}
         self._idle: set[asyncio.Task[Any]] = set()
+        # Ids in our processing lists with no job behind them: first seen when.
+        self._orphans: dict[tuple[Queue, str], float] = {}
+        # Where the next multi-queue claim starts looking (fairness).
+        self._next_queue = 0
         self._claim_any = self.redis.register_script(_CLAIM_ANY)
-        self._finish = self.redis.register_script(_FINISH)
-        self._forward = self.redis.register_script(_FORWARD)
         self._requeue = self.redis.register_script(_REQUEUE)
         self._hand_back = self.redis.register_script(_HAND_BACK)
-        self._scripts = (self._finish, self._forward)
+        self._scripts = (self._claim_any, self._requeue, self._hand_back)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -304,19 +344,25 @@ class Worker:
         try:
             await self._requeue_lists(self.instance, check=False, forget=True, crashed=False)
             await self.redis.delete(keys.heartbeat_key(self.instance))
-        except CONNECTION_ERRORS:
-            log.warning("Redis unreachable at shutdown; a reaper will re-queue held jobs")
+        except REDIS_ERRORS as exc:
+            log.warning(
+                "Redis failed at shutdown (%s); a reaper will re-queue held jobs", describe(exc)
+            )
         await self.redis.aclose()
         await self.blocking.aclose()
         log.info("worker %s stopped", self.instance)
 
     async def _until_connected(self, step: Callable[[], Awaitable[None]]) -> None:
         delays = backoff()
+        outage = Outage("starting up", log)
         while True:
             try:
-                return await step()
-            except CONNECTION_ERRORS as exc:
-                log.warning("Redis unreachable (%s); retrying", exc)
+                await step()
+                outage.ok()
+                return
+            except REDIS_ERRORS as exc:
+                # Unreachable, full or read-only: wait it out, as every loop does.
+                outage.failed(exc)
                 await anext(delays)
 
     # --- claiming ------------------------------------------------------------
@@ -324,6 +370,7 @@ class Worker:
     async def _slot(self) -> None:
         delays = backoff()
         trouble = backoff()
+        outage = Outage("claiming jobs", log)
         me = asyncio.current_task()
         assert me is not None
         while not self._stop.is_set():
@@ -334,12 +381,15 @@ class Worker:
             try:
                 claimed = await (self._try_claim() if self.burst else self._claim())
                 delays = backoff()
+                outage.ok()
             except asyncio.CancelledError:
                 if self._stop.is_set():
                     return
                 raise
             except RedisError as exc:
-                log.warning("claim failed (%s); retrying", describe(exc))
+                # A claim whose reply was lost may have moved an id into our
+                # processing list anyway: reconciling gives it back.
+                outage.failed(exc)
                 await anext(delays)
                 continue
             finally:
@@ -355,20 +405,27 @@ class Worker:
             except RedisError as exc:
                 # Redis failed under the job (not the image: processing errors
                 # are answered inside _handle). The id is still in our
-                # processing list; put it back on its queue once Redis answers.
+                # processing list: back to the head of its queue, or left
+                # there for reconciling if Redis refuses that too.
                 log.warning("job %s interrupted (%s); handing it back", job_id, describe(exc))
-                await self._until_connected(functools.partial(self._give_back, queue, job_id))
+                try:
+                    await self._give_back(queue, job_id)
+                except REDIS_ERRORS as again:
+                    log.warning("could not hand back job %s yet (%s)", job_id, describe(again))
                 # A Redis that refuses writes (full, read-only replica) would
                 # otherwise have us redo the same job in a hot loop.
                 await anext(trouble)
 
     async def _try_claim(self) -> tuple[Queue, str] | None:
         reply = await self._claim_any(
-            keys=[*self.queues, *(self.processing[q] for q in self.queues)]
+            keys=[*self.queues, *(self.processing[q] for q in self.queues)],
+            args=[self._next_queue],
         )
         if not reply:
             return None
         index, job_id = reply
+        # Next time, start at the queue after this one.
+        self._next_queue = int(index) % len(self.queues)
         return self.queues[int(index) - 1], _text(job_id)
 
     async def _claim(self) -> tuple[Queue, str] | None:
@@ -395,14 +452,16 @@ class Worker:
                 waiter.cancel()
             results = await asyncio.gather(*waiters, return_exceptions=True)
         for result in results:
-            if isinstance(result, CONNECTION_ERRORS):
+            if isinstance(result, REDIS_ERRORS):
                 raise result
         return await self._try_claim()
 
     # --- one job -------------------------------------------------------------
 
     async def _handle(self, queue: Queue, job_id: str) -> None:
-        report = JobReport(job_id, queue, JobOutcome.DONE)
+        # Until the job is finished in Redis it counts as handed back: an
+        # exception out of here gives it back to its queue.
+        report = JobReport(job_id, queue, JobOutcome.HANDED_BACK)
         processing = self.processing[queue]
         if not is_job_id(job_id):
             await self.redis.lrem(processing, 1, job_id)
@@ -413,41 +472,26 @@ class Worker:
         self._in_flight[job_id] = queue
         t0 = time.perf_counter()
         try:
-            outcome: Outcome | ErrorInfo | None
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.get(keys.input_key(job_id))
-                    # BLMOVE created the list without one: every key has a TTL.
-                    pipe.expire(processing, keys.JOB_TTL)
-                    data, _ = await pipe.execute()
-            except ResponseError:
-                # A foreign client stored something other than a string there.
-                data = None
+            fetched = await self._fetch(queue, job_id)
             report.seconds["fetch"] = time.perf_counter() - t0
-            if data is None:
-                outcome = self._error(
-                    ErrorName.IMAGE_NOT_FOUND,
-                    "The image expired or was deleted before a worker could read it.",
-                )
-            else:
+            outcome: Outcome | ErrorInfo
+            if isinstance(fetched, bytes):
                 t1 = time.perf_counter()
-                job = Job(job_id, queue, data)
+                job = Job(job_id, queue, fetched)
                 outcome = await self._run_processor(job)
                 report.seconds.update(job.timings)
                 report.seconds["process"] = time.perf_counter() - t1
+            else:
+                outcome = fetched
             t2 = time.perf_counter()
-            stored = await self._store(queue, job_id, outcome)
+            report.outcome = await self._store(queue, job_id, outcome)
             report.seconds["store"] = time.perf_counter() - t2
-            if isinstance(outcome, ErrorInfo):
-                report.outcome, report.error = JobOutcome.FAILED, outcome.name.value
-            elif isinstance(outcome, Forward):
-                report.outcome = JobOutcome.FORWARDED
-            if not stored:
-                report.outcome = JobOutcome.DROPPED
+            if report.outcome is JobOutcome.FAILED and isinstance(outcome, ErrorInfo):
+                report.error = outcome.name.value
         except asyncio.CancelledError:
             try:
                 await asyncio.shield(self._give_back(queue, job_id))
-            except CONNECTION_ERRORS:
+            except REDIS_ERRORS:
                 log.warning("could not hand back job %s; it is re-queued at restart", job_id)
             report.outcome = JobOutcome.HANDED_BACK
             raise
@@ -456,19 +500,30 @@ class Worker:
             report.seconds["total"] = time.perf_counter() - t0
             self._report(report)
 
-    async def _pipeline(self, transaction: bool, build: Callable[[Pipeline], object]) -> list[Any]:
-        """Run a pipeline that calls our scripts by sha, loading them if Redis
-        forgot them (a restart or SCRIPT FLUSH): pipelines can't do that alone."""
-        for attempt in (1, 2):
-            async with self.redis.pipeline(transaction=transaction) as pipe:
-                build(pipe)
-                try:
-                    return await pipe.execute()
-                except (NoScriptError, ExecAbortError, ResponseError) as exc:
-                    if attempt == 2 or "No matching script" not in str(exc):
-                        raise
-            await self._load_scripts()
-        raise AssertionError("unreachable")
+    async def _fetch(self, queue: Queue, job_id: str) -> bytes | ErrorInfo:
+        """The input bytes, or the error that answers a job without usable input."""
+        input_key = keys.input_key(job_id)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(input_key)
+                # BLMOVE created the list without one: every key has a TTL.
+                pipe.expire(self.processing[queue], keys.JOB_TTL)
+                data, _ = await pipe.execute()
+        except ResponseError:
+            kind = _text(await self.redis.type(input_key))
+            if kind in ("string", "none"):
+                raise  # Redis refused the read itself: not the job's fault
+            # A foreign client stored something else under the input's name.
+            return self._error(
+                ErrorName.INVALID_IMAGE,
+                f"The job's input in Redis is a {kind}, not image bytes.",
+            )
+        if data is None:
+            return self._error(
+                ErrorName.IMAGE_NOT_FOUND,
+                "The image expired or was deleted before a worker could read it.",
+            )
+        return bytes(data)
 
     async def _load_scripts(self) -> None:
         for script in self._scripts:
@@ -492,53 +547,76 @@ class Worker:
     def _error(self, name: ErrorName, description: str) -> ErrorInfo:
         return ErrorInfo(self.component.value, self.instance, name, description)
 
-    async def _store(self, queue: Queue, job_id: str, outcome: Outcome | ErrorInfo | None) -> bool:
-        """Finish the job in Redis, retrying through short outages. False: dropped."""
-        processing = self.processing[queue]
-        job_key, input_key = keys.job_key(job_id), keys.input_key(job_id)
+    async def _store(self, queue: Queue, job_id: str, outcome: Outcome | ErrorInfo) -> JobOutcome:
+        """Finish the job in Redis, retrying through outages; says what became of it.
+
+        Gives up after ``STORE_RETRY_SECONDS`` by raising: the id stays in our
+        processing list and goes back to its queue.
+        """
         deadline = time.monotonic() + STORE_RETRY_SECONDS
         delays = backoff()
+        outage = Outage(f"storing job {job_id}", log)
+        # Whether an EXEC may have run although its reply never came.
+        sent = False
         while True:
             try:
-                if outcome is None:
-                    await self.redis.lrem(processing, 1, job_id)
-                    return False
-                if isinstance(outcome, Forward):
-                    fwd = outcome
-                    replies = await self._pipeline(
-                        True,
-                        lambda pipe, fwd=fwd: (  # type: ignore[misc]
-                            pipe.set(input_key, fwd.data, keepttl=True),
-                            pipe.evalsha(self._forward.sha, 4, processing, input_key, job_key,
-                                         fwd.queue, job_id, keys.JOB_TTL, fwd.stage.value,
-                                         keys.stage_channel(job_id)),
-                        ),
-                    )  # fmt: skip
-                else:
-                    target, value = (
-                        (keys.error_key(job_id), outcome.to_json())
-                        if isinstance(outcome, ErrorInfo)
-                        else (keys.result_key(job_id), outcome.png)
-                    )
-                    replies = await self._pipeline(
-                        True,
-                        lambda pipe, target=target, value=value: (  # type: ignore[misc]
-                            pipe.set(target, value, ex=keys.JOB_TTL),
-                            pipe.evalsha(self._finish.sha, 4, processing, target, job_key,
-                                         input_key, job_id),
-                        ),
-                    )  # fmt: skip
-                return bool(replies[1])
-            except CONNECTION_ERRORS as exc:
+                result = await self._finish_once(queue, job_id, outcome, sent)
+                outage.ok()
+                return result
+            except WatchError:
+                continue  # a key changed under us: look again
+            except REDIS_ERRORS as exc:
+                sent = sent or isinstance(exc, CONNECTION_ERRORS)
+                outage.failed(exc)
                 if time.monotonic() > deadline:
-                    log.error(
-                        "gave up storing job %s: Redis unreachable (%s)", job_id, describe(exc)
-                    )
-                    return False
+                    log.error("gave up storing job %s (%s)", job_id, describe(exc))
+                    raise
                 await anext(delays)
 
-    async def _give_back(self, queue: Queue, job_id: str) -> None:
-        await self._hand_back(keys=[self.processing[queue], queue], args=[job_id])
+    async def _finish_once(
+        self, queue: Queue, job_id: str, outcome: Outcome | ErrorInfo, sent: bool
+    ) -> JobOutcome:
+        processing = self.processing[queue]
+        input_key, job_key = keys.input_key(job_id), keys.job_key(job_id)
+        result_key, error_key = keys.result_key(job_id), keys.error_key(job_id)
+        not_found = isinstance(outcome, ErrorInfo) and outcome.name is ErrorName.IMAGE_NOT_FOUND
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(processing, input_key, result_key, error_key, job_key)
+            state = _text(
+                await pipe.eval(_STATE, 5, processing, input_key, result_key, error_key,
+                                job_key, job_id)
+            )  # fmt: skip
+            if state == "lost":
+                # Our claim is gone. Either a reaper took it while we stalled
+                # (someone else answers), or our own EXEC ran and only its
+                # reply was lost: then the job is finished as intended.
+                return _intended(outcome) if sent else JobOutcome.LOST_CLAIM
+            pipe.multi()  # type: ignore[no-untyped-call]
+            # EVAL, not EVALSHA: a NOSCRIPT inside EXEC would come after the
+            # SET had already run. The script text is a few hundred bytes.
+            if state in ("cancelled", "answered") or (state == "gone" and not not_found):
+                # Cancelled, answered through a duplicate entry, or collected: let go.
+                pipe.eval(_FINISH, 3, processing, input_key, job_key, job_id,
+                          "drop" if state == "cancelled" else "")  # fmt: skip
+                await pipe.execute()
+                return JobOutcome.DROPPED
+            if isinstance(outcome, Forward):
+                pipe.set(input_key, outcome.data, keepttl=True)
+                stage = outcome.stage.value
+                pipe.eval(_FORWARD, 4, processing, input_key, job_key, outcome.queue, job_id,
+                          keys.JOB_TTL, stage, keys.stage_channel(job_id))  # fmt: skip
+            elif isinstance(outcome, ErrorInfo):
+                ttl = NOT_FOUND_TTL if not_found else keys.JOB_TTL
+                pipe.set(error_key, outcome.to_json(), ex=ttl)
+                pipe.eval(_FINISH, 3, processing, input_key, job_key, job_id, "")
+            else:
+                pipe.set(result_key, outcome.png, ex=keys.JOB_TTL)
+                pipe.eval(_FINISH, 3, processing, input_key, job_key, job_id, "")
+            await pipe.execute()
+            return _intended(outcome)
+
+    async def _give_back(self, queue: Queue, job_id: str) -> bool:
+        return bool(await self._hand_back(keys=[self.processing[queue], queue], args=[job_id]))
 
     def _report(self, report: JobReport) -> None:
         self.counts[report.outcome.value] += 1
@@ -550,13 +628,46 @@ class Worker:
     # --- liveness and reaping ------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        # Nothing may end this loop but cancellation: a worker without a
+        # heartbeat looks dead to the whole fleet while it goes on working.
+        outage = Outage("heartbeat", log)
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self._beat()
                 await self.reap()
-            except CONNECTION_ERRORS as exc:
-                log.warning("heartbeat failed (%s)", exc)
+                await self._reconcile()
+                outage.ok()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # OOM, READONLY, LOADING and bugs alike
+                outage.failed(exc)
+
+    async def _reconcile(self) -> None:
+        """Give back ids that sit in our processing lists with no job behind them.
+
+        A claim whose reply was lost, or a result whose store was given up,
+        leaves its id there; our own heartbeat keeps the list alive, so no
+        reaper would ever take it. An id is orphaned once it has been seen
+        with no job for ``ORPHAN_SECONDS``, longer than a live claim reply takes.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in self.queues:
+                pipe.lrange(self.processing[queue], 0, -1)
+            lists = await pipe.execute()
+        now = time.monotonic()
+        seen: dict[tuple[Queue, str], float] = {}
+        for queue, ids in zip(self.queues, lists, strict=True):
+            for raw in ids:
+                job_id = _text(raw)
+                if job_id not in self._in_flight:
+                    seen[(queue, job_id)] = self._orphans.get((queue, job_id), now)
+        self._orphans = seen
+        for (queue, job_id), first in list(seen.items()):
+            if now - first >= max(ORPHAN_SECONDS, 2 * self.heartbeat_interval):
+                if await self._give_back(queue, job_id):
+                    log.warning("job %s was held with no work behind it; handed it back", job_id)
+                del self._orphans[(queue, job_id)]
 
     async def _beat(self) -> None:
         beat = {

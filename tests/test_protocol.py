@@ -297,24 +297,24 @@ async def test_keyevent_channel_follows_the_db_index(
     await client.aclose()
 
 
-async def test_queues_are_consumed_oldest_first_bar_before_mosaic(
-    redis_url: str, aredis: aioredis.Redis
-) -> None:
+async def test_queues_take_turns_so_none_starves(redis_url: str, aredis: aioredis.Redis) -> None:
+    # A hent-AI worker serves three queues; under sustained bar load, mosaic
+    # and auto jobs must still be taken. Each queue oldest first.
     order: list[str] = []
 
     async def record(job: Job) -> Outcome:
         order.append(job.id)
         return Done(b"")
 
+    await aredis.rpush(Queue.HENTAI_BAR, "b1", "b2", "b3", "b4")
     await aredis.rpush(Queue.HENTAI_MOSAIC, "m1", "m2")
-    await aredis.rpush(Queue.HENTAI_BAR, "b1", "b2")
-    for job_id in ("m1", "m2", "b1", "b2"):
+    await aredis.rpush(Queue.HENTAI_AUTO, "a1")
+    for job_id in ("b1", "b2", "b3", "b4", "m1", "m2", "a1"):
         await aredis.set(keys.input_key(job_id), b"x", ex=60)
-    async with running_worker(
-        redis_url, [Queue.HENTAI_BAR, Queue.HENTAI_MOSAIC], record, burst=True
-    ) as worker:
-        await wait_for(lambda: worker.counts["done"] == 4, what="four jobs")
-    assert order == ["b1", "b2", "m1", "m2"]
+    queues = [Queue.HENTAI_BAR, Queue.HENTAI_MOSAIC, Queue.HENTAI_AUTO]
+    async with running_worker(redis_url, queues, record, burst=True) as worker:
+        await wait_for(lambda: worker.counts["done"] == 7, what="seven jobs")
+    assert order == ["b1", "m1", "a1", "b2", "m2", "b3", "b4"]
 
 
 async def test_expired_input_and_malformed_entries(redis_url: str, aredis: aioredis.Redis) -> None:

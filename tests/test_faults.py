@@ -1,0 +1,183 @@
+"""The protocol under Redis faults, stalls and lost replies (issue 11).
+
+Every test runs real redis-servers of its own, since they fill, pause,
+restart or reconfigure them. Lost replies come from a small TCP proxy that
+cuts one connection at the chosen moment. Worker processes that must be
+paused (SIGSTOP) run this module as a script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from erogaki_common import keys
+from erogaki_common.embedded_redis import EmbeddedRedis
+from erogaki_common.errors import Component, RedisUnavailable
+from erogaki_common.keys import Queue
+from erogaki_common.protocol import Mode
+from erogaki_common.submit import Submitter
+from erogaki_common.worker import Done, Forward, Job, JobReport, Outcome, Processor, Worker
+from tests.conftest import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def echo(job: Job) -> Outcome:
+    return Done(b"done:" + job.data)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    url: str, queues: Sequence[Queue], process: Processor = echo, **kwargs: object
+) -> AsyncIterator[Worker]:
+    options: dict[str, object] = {"heartbeat_interval": 0.1, "heartbeat_ttl": 1}
+    options.update(kwargs)
+    worker = Worker(url, queues, process, component=Component.DEEPCREAMPY, **options)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def job_keys_left(client: aioredis.Redis, job_id: str) -> list[str]:
+    """Every key or queue entry the job still has."""
+    found = [k.decode() async for k in client.scan_iter(f"*{job_id}*")]
+    for key in [*Queue, *[k.decode() async for k in client.scan_iter("erogaki:processing:*")]]:
+        if job_id.encode() in await client.lrange(key, 0, -1):
+            found.append(key)
+    return found
+
+
+# --- 1. every long-lived loop survives every Redis error ----------------------
+
+
+async def test_heartbeat_comes_back_after_redis_was_full_for_longer_than_its_ttl(
+    redis_factory: Callable[..., EmbeddedRedis], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    caplog.set_level(logging.INFO, logger="erogaki_common")
+    async with running_worker(server.url(), [Queue.HENTAI_MOSAIC], instance="full-1") as worker:
+        beat = keys.heartbeat_key(worker.instance)
+        await wait_for(lambda: client.exists(beat), what="the first heartbeat")
+        # maxmemory 1 byte: every write is refused with OOM, as when Redis is full.
+        await client.config_set("maxmemory", 1)
+        await wait_for(lambda: _not(client.exists(beat)), what="the heartbeat to expire")
+        await client.config_set("maxmemory", 0)
+        await wait_for(lambda: client.exists(beat), what="the heartbeat to come back")
+        # It still works jobs, and is seen to.
+        async with Submitter(server.url()) as sub:
+            assert await sub.decensor(b"x", Mode.MOSAIC, timeout=10) == b"done:x"
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("heartbeat")]
+    # Once per episode, not once per beat (the episode spans 10+ beats), and its end.
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("heartbeat failed (command not allowed when used memory")
+    assert lines[1].startswith("heartbeat works again after")
+    await client.aclose()
+
+
+async def test_heartbeat_comes_back_after_redis_was_read_only(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server, primary = redis_factory(), redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    async with running_worker(server.url(), [Queue.HENTAI_MOSAIC], instance="ro-1") as worker:
+        beat = keys.heartbeat_key(worker.instance)
+        await wait_for(lambda: client.exists(beat), what="the first heartbeat")
+        # A replica refuses writes with READONLY, as after a failover.
+        await client.replicaof("127.0.0.1", primary.port)
+        await wait_for(lambda: _not(client.exists(beat)), what="the heartbeat to go")
+        await client.replicaof("NO", "ONE")
+        await wait_for(lambda: client.exists(beat), what="the heartbeat to come back")
+    await client.aclose()
+
+
+async def test_submitter_listener_survives_a_full_redis(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    # A managed Redis: CONFIG refused, keyevents preset, so the listener
+    # proves them with a probe SET, which a full Redis refuses.
+    server = redis_factory(
+        notify_flags="KEA",
+        extra_args=["--rename-command", "CONFIG", "", "--maxmemory", "8mb"],
+    )
+    client = aioredis.Redis.from_url(server.url())
+    async with running_worker(server.url(), [Queue.HENTAI_MOSAIC]), Submitter(server.url()) as sub:
+        assert await sub.decensor(b"1", Mode.MOSAIC, timeout=10) == b"done:1"
+        ballast = await _fill(client)
+        refused = await _refused_sets(client)
+        # The subscription drops while Redis is full: its probe SET is refused.
+        await client.client_kill_filter(_type="pubsub")
+        deadline, top_ups = time.monotonic() + 10, 0
+        # Each of our fills ends with one refused SET; any more are the probe's.
+        while await _refused_sets(client) - top_ups <= refused:
+            assert time.monotonic() < deadline, "the listener never probed while Redis was full"
+            # Keep it full: the dropped connection freed a little memory.
+            ballast += await _fill(client, start=len(ballast), size=16 * 1024)
+            top_ups += 1
+        await client.delete(*ballast)
+        assert await sub.decensor(b"3", Mode.MOSAIC, timeout=10) == b"done:3"
+        assert not sub.polling
+    await client.aclose()
+
+
+async def _refused_sets(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_set", {}).get("rejected_calls", 0))
+
+
+async def _fill(client: aioredis.Redis, start: int = 0, size: int = 256 * 1024) -> list[str]:
+    """Write ballast until Redis refuses writes (noeviction); returns its keys."""
+    ballast: list[str] = []
+    while True:
+        key = f"ballast:{start + len(ballast)}"
+        try:
+            await client.set(key, os.urandom(size))
+        except redis.exceptions.OutOfMemoryError:
+            return ballast
+        ballast.append(key)
+
+
+async def _not(value: object) -> bool:
+    return not await value  # type: ignore[misc]
+
+
+# --- 4. a refused submit queues nothing ---------------------------------------
+
+
+async def test_a_refused_image_write_queues_nothing(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(extra_args=["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"])
+    client = aioredis.Redis.from_url(server.url())
+    refused = 0
+    async with Submitter(server.url()) as sub:
+        for _ in range(10):
+            try:
+                await sub.submit(os.urandom(512 * 1024), Mode.BAR, timeout=5)
+            except RedisUnavailable:
+                refused += 1
+    assert refused > 0
+    queued = [i.decode() for i in await client.lrange(Queue.HENTAI_BAR, 0, -1)]
+    assert queued, "some jobs fit"
+    for job_id in queued:
+        assert await client.exists(keys.input_key(job_id)), f"{job_id} queued without its image"
+    # Nor a job hash without a queued job.
+    hashes = {k.decode()[len(keys.JOB_PREFIX) :] async for k in client.scan_iter("erogaki:job:*")}
+    assert hashes == set(queued)
+    await client.aclose()
