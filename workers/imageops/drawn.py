@@ -17,8 +17,9 @@ Functions:
   (``LAYOUTS``: single, rotated, x, t, l, stacked, fused, edge, outline, hatch).
 - ``censor_bars(drawing, seed, layout, colour)``: bars painted in one flat colour
   (``BAR_COLOURS`` or any RGB); truth masks in the returned ``Censored``.
-- ``censor_mosaic(drawing, seed, block, phase)``: one pixelated region (cell means on a grid
-  of ``block`` px offset by ``phase``), truth = the whole cells changed.
+- ``censor_mosaic(picture, seed, block, phase)``: one pixelated region (cell means on a grid
+  of ``block`` px offset by ``phase``) on a ``Drawing`` or any RGB picture (photos too);
+  truth = the whole cells changed.
 - ``censor_both(drawing, seed, layout, colour, block)``: bars and a mosaic that do not touch.
 - ``paint_green(rgb, seed)``: a region painted green by hand with a soft (anti-aliased)
   brush, the way users pre-mask for DeepCreamPy; returns the picture and the brush alpha.
@@ -49,8 +50,8 @@ LAYOUTS = ("single", "rotated", "x", "t", "l", "stacked", "fused", "edge", "outl
 BAR_COLOURS: dict[str, RGB] = {
     "black": (0, 0, 0),
     "white": (255, 255, 255),
-    "navy": (22, 26, 64),
-    "light_pink": (255, 188, 204),
+    "navy": (26, 32, 86),
+    "light_pink": (255, 212, 224),
     "grey": (128, 128, 128),
     "red": (230, 20, 40),
     "blue": (20, 60, 230),
@@ -77,7 +78,7 @@ class Drawing(NamedTuple):
 
     image: Image
     theme: str
-    subject: Mask  # the figure's filled shapes, where censors go
+    subject: Mask  # the figure's filled shapes but its hair: where censors go
     hair: Mask  # the near-black hair mass
     hatch: Mask  # patches of hatching and cross-hatching
     tone: Mask  # screentone patches
@@ -134,13 +135,16 @@ def _cover(h: int, w: int, polys: Sequence[Points]) -> Cover:
 
 def _paint(canvas: NDArray[np.float32], cover: Cover, colour: object) -> None:
     """Composite ``colour`` (RGB or an (H, W, 3) field) over ``canvas`` with ``cover``."""
-    ys, xs = np.nonzero(cover > 0)
-    if ys.size == 0:
+    rows = np.flatnonzero(cover.any(axis=1))
+    if rows.size == 0:
         return
-    a = cover[ys, xs][:, None]
+    cols = np.flatnonzero(cover[rows[0] : rows[-1] + 1].any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    a = cover[y0:y1, x0:x1, None]
     col = np.asarray(colour, np.float32)
-    c = col[ys, xs] if col.ndim == 3 else col[None, :]
-    canvas[ys, xs] += (c - canvas[ys, xs]) * a
+    c = col[y0:y1, x0:x1] if col.ndim == 3 else col
+    roi = canvas[y0:y1, x0:x1]
+    roi += (c - roi) * a
 
 
 def _normals(p: Points, closed: bool) -> Points:
@@ -235,35 +239,38 @@ def _jitter(rng: np.random.Generator, c: RGB, amount: int = 10) -> RGB:
 
 
 def _palette(theme: str, rng: np.random.Generator) -> _Palette:
+    # The close-colour themes keep every colour a bar might cover at least ~20 levels (in
+    # some channel) from that theme's bar colour: close, as the issue's cases are, yet
+    # visible to a person, which a bar of exactly the covered colour would not be.
     def j(c: RGB) -> RGB:
-        return _jitter(rng, c)
+        return _jitter(rng, c, 6)
 
-    if theme == "pastel":
+    if theme == "pastel":  # against white bars
         return _Palette(
             j((205, 228, 250)),
-            j((248, 246, 232)),
-            j((255, 236, 226)),
-            (j((250, 240, 200)), j((225, 240, 225)), j((240, 228, 250))),
+            j((244, 240, 222)),
+            j((255, 230, 216)),
+            (j((248, 234, 196)), j((220, 238, 220)), j((234, 220, 248))),
             j((40, 34, 48)),
             (30, 26, 34),
             (70, 70, 80),
         )
-    if theme == "night":
+    if theme == "night":  # against navy bars
         return _Palette(
-            j((12, 16, 44)),
-            j((38, 48, 96)),
+            j((8, 10, 28)),
+            j((20, 24, 56)),
             j((196, 168, 160)),
-            (j((30, 34, 72)), j((44, 40, 90)), j((24, 30, 58))),
+            (j((70, 56, 120)), j((18, 20, 40)), j((64, 74, 128))),
             j((16, 14, 22)),
             (8, 8, 14),
             (60, 66, 110),
         )
-    if theme == "pink":
+    if theme == "pink":  # against light pink bars
         return _Palette(
-            j((250, 200, 214)),
-            j((246, 176, 196)),
-            j((252, 182, 198)),
-            (j((236, 120, 160)), j((250, 214, 226)), j((200, 90, 140))),
+            j((232, 140, 170)),
+            j((244, 170, 194)),
+            j((244, 166, 186)),
+            (j((236, 120, 160)), j((200, 90, 140)), j((170, 60, 110))),
             j((36, 20, 30)),
             (40, 18, 30),
             (140, 70, 100),
@@ -282,11 +289,11 @@ def _palette(theme: str, rng: np.random.Generator) -> _Palette:
     skins = ((255, 224, 200), (244, 200, 170), (226, 176, 140))
     cl = tuple((int(c[0]), int(c[1]), int(c[2])) for c in rng.integers(40, 230, size=(3, 3)))
     return _Palette(
-        j((120, 170, 230)),
-        j((230, 236, 244)),
+        _jitter(rng, (120, 170, 230)),
+        _jitter(rng, (230, 236, 244)),
         skins[int(rng.integers(len(skins)))],
         cl,
-        j((28, 24, 30)),
+        _jitter(rng, (28, 24, 30)),
         (18, 16, 20),
         (60, 60, 70),
     )
@@ -411,8 +418,8 @@ def _balloon(
                 ln = rng.uniform(4, 9)
                 marks.append(_box_poly(Box(x + ln / 2, y, ln, rng.uniform(4, 7), 0.0)))
                 x += ln + rng.uniform(2, 5)
-        for m in marks:
-            _paint(canvas, _cover(h, w, [m]), ink)
+        # The marks never overlap, so one fill call draws them all.
+        _paint(canvas, _cover(h, w, marks), ink)
     return fill
 
 
@@ -550,8 +557,8 @@ def draw_art(seed: int, size: tuple[int, int] = (640, 640), theme: str = "plain"
     hair_fill = np.maximum(hair_fill, f)
     add_ink(ring)
     # Strokes: hair strands (light on the dark hair), folds and contour lines on the body.
+    ys, xs = np.nonzero(hair_fill > 0.5)
     for _ in range(int(rng.integers(3, 7))):
-        ys, xs = np.nonzero(hair_fill > 0.5)
         k = int(rng.integers(ys.size))
         p0 = np.array([xs[k], ys[k]], np.float64)
         ctrl = np.stack([p0, p0 + rng.uniform(-40, 40, 2), p0 + rng.uniform(-80, 80, 2)])
@@ -566,8 +573,8 @@ def draw_art(seed: int, size: tuple[int, int] = (640, 640), theme: str = "plain"
             ],
         )
         _paint(canvas, cov * hair_fill, _jitter(rng, (90, 92, 110), 15))
+    ys, xs = np.nonzero(body > 0.5)
     for _ in range(int(rng.integers(6, 14))):
-        ys, xs = np.nonzero(body > 0.5)
         k = int(rng.integers(ys.size))
         p0 = np.array([xs[k], ys[k]], np.float64)
         ctrl = np.stack(
@@ -591,7 +598,7 @@ def draw_art(seed: int, size: tuple[int, int] = (640, 640), theme: str = "plain"
     return Drawing(
         out,
         theme,
-        (subject > 0.5) & (balloons < 0.5),
+        (subject > 0.5) & (balloons < 0.5) & (hair_fill < 0.5),
         (hair_fill > 0.5) & (balloons < 0.5),
         (hatch > 0.5) & (balloons < 0.5),
         (tone > 0.5) & (balloons < 0.5),
@@ -609,7 +616,7 @@ def colour_for_theme(theme: str, rng: np.random.Generator) -> RGB:
         "pastel": ("white", "white", "black", "grey"),
         "night": ("navy", "navy", "black"),
         "pink": ("light_pink", "light_pink", "black", "white"),
-        "manga": ("black", "white", "grey"),
+        "manga": ("black", "grey"),
         "plain": ("black", "black", "grey", "red", "blue", "yellow", "white"),
     }[theme]
     return BAR_COLOURS[names[int(rng.integers(len(names)))]]
@@ -740,10 +747,18 @@ def bar_boxes(drawing: Drawing, rng: np.random.Generator, layout: str) -> list[B
 
 
 def _box_cover(h: int, w: int, b: Box) -> Cover:
-    """Exact 4x4-supersampled coverage of one rotated rectangle (half-plane tests, so
-    whole-pixel axis-aligned edges give a hard edge with no fringe)."""
+    return _bars_cover(h, w, [b])
+
+
+def _bars_cover(h: int, w: int, boxes: Sequence[Box]) -> Cover:
+    """Exact 4x4-supersampled coverage of the union of rotated rectangles.
+
+    Half-plane tests per sub-sample, so whole-pixel axis-aligned edges come out hard with no
+    fringe, and where bars meet the coverage is the union's (a pixel half under each of two
+    bars is fully covered).
+    """
     out = np.zeros((h, w), np.float32)
-    corners = _box_poly(b)
+    corners = np.concatenate([_box_poly(b) for b in boxes])
     x0 = max(int(np.floor(corners[:, 0].min())) - 1, 0)
     y0 = max(int(np.floor(corners[:, 1].min())) - 1, 0)
     x1 = min(int(np.ceil(corners[:, 0].max())) + 2, w)
@@ -751,26 +766,17 @@ def _box_cover(h: int, w: int, b: Box) -> Cover:
     if x1 <= x0 or y1 <= y0:
         return out
     sub = (np.arange(_SS) + 0.5) / _SS - 0.5
-    xs = (np.arange(x0, x1)[:, None] + sub[None, :]).ravel()
-    ys = (np.arange(y0, y1)[:, None] + sub[None, :]).ravel()
-    ca, sa = np.cos(np.radians(b.angle)), np.sin(np.radians(b.angle))
-    dx, dy = xs[None, :] - b.cx, ys[:, None] - b.cy
-    inside = (np.abs(dx * ca + dy * sa) < b.length / 2) & (
-        np.abs(-dx * sa + dy * ca) < b.thickness / 2
-    )
-    cells = inside.reshape(y1 - y0, _SS, x1 - x0, _SS).mean(axis=(1, 3))
-    out[y0:y1, x0:x1] = cells
-    return out
-
-
-def _bars_cover(h: int, w: int, boxes: Sequence[Box]) -> Cover:
-    # Where boxes overlap, coverage is the union's; max is exact when one covers the pixel
-    # fully and a close bound on the thin fringes where two anti-aliased edges cross.
-    cov = np.zeros((h, w), np.float32)
+    xs = (np.arange(x0, x1)[:, None] + sub[None, :]).ravel()[None, :]
+    ys = (np.arange(y0, y1)[:, None] + sub[None, :]).ravel()[:, None]
+    inside = np.zeros((ys.size, xs.size), bool)
     for b in boxes:
-        cov = np.maximum(cov, _box_cover(h, w, b))
-    res: Cover = cov
-    return res
+        ca, sa = np.cos(np.radians(b.angle)), np.sin(np.radians(b.angle))
+        dx, dy = xs - b.cx, ys - b.cy
+        along = np.abs(dx * ca + dy * sa) < b.length / 2
+        across = np.abs(dy * ca - dx * sa) < b.thickness / 2
+        inside |= along & across
+    out[y0:y1, x0:x1] = inside.reshape(y1 - y0, _SS, x1 - x0, _SS).mean(axis=(1, 3))
+    return out
 
 
 def _apply_bars(rgb: Image, cover: Cover, colour: RGB) -> Image:
@@ -835,12 +841,14 @@ def _pixelate(rgb: Image, block: int, phase: tuple[int, int], region: Cover) -> 
     return out, np.ascontiguousarray(up)
 
 
-def _mosaic_region(drawing: Drawing, rng: np.random.Generator, avoid: Mask | None) -> Cover:
-    h, w = drawing.image.shape[:2]
+def _mosaic_region(
+    subject: Mask, rng: np.random.Generator, avoid: Mask | None, scale: tuple[float, float]
+) -> Cover:
+    h, w = subject.shape
     s = float(min(h, w))
     for _ in range(40):
-        rx, ry = s * rng.uniform(0.08, 0.18), s * rng.uniform(0.08, 0.18)
-        x, y = _in(drawing.subject, rng, int(max(rx, ry)) + 2)
+        rx, ry = s * rng.uniform(*scale), s * rng.uniform(*scale)
+        x, y = _in(subject, rng, int(max(rx, ry)) + 2)
         if rng.random() < 0.5:
             poly = _box_poly(Box(x, y, 2 * rx, 2 * ry, 0.0))
         else:
@@ -852,18 +860,21 @@ def _mosaic_region(drawing: Drawing, rng: np.random.Generator, avoid: Mask | Non
 
 
 def censor_mosaic(
-    drawing: Drawing, seed: int, block: int, phase: tuple[int, int] | None = None
+    picture: Drawing | Image, seed: int, block: int, phase: tuple[int, int] | None = None
 ) -> Censored:
-    """``drawing`` with one region over the figure pixelated on a ``block`` px grid."""
+    """One region pixelated on a ``block`` px grid offset by ``phase`` (x, y; random if
+    None): over the figure of a ``Drawing``, anywhere away from the edges of a plain image."""
     rng = np.random.default_rng(seed)
     if phase is None:
         phase = (int(rng.integers(block)), int(rng.integers(block)))
-    region = _mosaic_region(drawing, rng, None)
-    img, truth = _pixelate(drawing.image, block, phase, region)
+    if isinstance(picture, Drawing):
+        rgb, subject, scale = picture.image, picture.subject, (0.08, 0.18)
+    else:
+        rgb, subject, scale = picture, np.ones(picture.shape[:2], bool), (0.1, 0.22)
+    region = _mosaic_region(subject, rng, None, scale)
+    img, truth = _pixelate(rgb, block, phase, region)
     none = np.zeros_like(truth)
-    return Censored(
-        drawing.image, img, none, none, truth, None, (), block, phase, f"mosaic/b{block}"
-    )
+    return Censored(rgb, img, none, none, truth, None, (), block, phase, f"mosaic/b{block}")
 
 
 def censor_both(
@@ -876,7 +887,7 @@ def censor_both(
     # Keep a cell's width plus a margin between the two, so the truths stay separate.
     k = 2 * block + 9
     avoid = cv2.dilate(bars.bar_touch.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
-    region = _mosaic_region(drawing, rng, avoid)
+    region = _mosaic_region(drawing.subject, rng, avoid, (0.07, 0.14))
     img, truth = _pixelate(bars.image, block, phase, region)
     return bars._replace(
         image=img, mosaic=truth, block=block, phase=phase, label=f"both/{layout}/b{block}"
