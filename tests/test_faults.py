@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -29,7 +28,7 @@ from erogaki_common.errors import Component, RedisUnavailable
 from erogaki_common.keys import Queue
 from erogaki_common.protocol import Mode
 from erogaki_common.submit import Submitter
-from erogaki_common.worker import Done, Forward, Job, JobReport, Outcome, Processor, Worker
+from erogaki_common.worker import Done, Forward, Job, Outcome, Processor, Worker
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,3 +180,129 @@ async def test_a_refused_image_write_queues_nothing(
     hashes = {k.decode()[len(keys.JOB_PREFIX) :] async for k in client.scan_iter("erogaki:job:*")}
     assert hashes == set(queued)
     await client.aclose()
+
+
+# --- 2. a worker that lost its claim writes nothing ----------------------------
+
+
+class WorkerProcess:
+    """A worker in a process of its own (this module run as a script), to pause."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, url: str, instance: str, behaviour: str, queue: Queue) -> WorkerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.test_faults", url, instance, behaviour, queue,
+            cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        return cls(proc)
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            self.lines.append(line.decode(errors="replace").rstrip())
+
+    def report(self, job_id: str) -> str | None:
+        """The job's log line, once the worker has finished with the job."""
+        return next((ln for ln in self.lines if f"job id={job_id} " in ln), None)
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 15)
+        await self._reader
+
+
+async def _stalled_worker_scenario(
+    url: str, mode: Mode, queue: Queue, behaviour: str, rescuer: Processor
+) -> None:
+    client = aioredis.Redis.from_url(url)
+    stalled = await WorkerProcess.start(url, "stalled", behaviour, queue)
+    try:
+        async with Submitter(url) as sub:
+            job_id = await sub.submit(b"img", mode, timeout=30)
+            held = keys.processing_key("stalled", queue)
+            await wait_for(lambda: client.llen(held), what="the stalled worker to claim the job")
+            # A VM stall, SIGSTOP, a partition: past the heartbeat TTL, mid-job.
+            stalled.signal(signal.SIGSTOP)
+            async with contextlib.AsyncExitStack() as workers:
+                await workers.enter_async_context(
+                    running_worker(url, [queue], rescuer, instance="rescuer")
+                )
+                if queue != Queue.DEEPCREAMPY_BAR:
+                    await workers.enter_async_context(
+                        running_worker(url, [Queue.DEEPCREAMPY_BAR], instance="inpainter")
+                    )
+                assert await sub.result(job_id) == b"done:fresh:img"
+                assert await job_keys_left(client, job_id) == []
+                stalled.signal(signal.SIGCONT)
+                await wait_for(
+                    lambda: stalled.report(job_id) is not None, 15, "the stalled worker to wake"
+                )
+                # Its late answer or forward left nothing behind and started nothing.
+                assert await job_keys_left(client, job_id) == []
+                line = stalled.report(job_id)
+                assert line is not None and "outcome=lost-claim" in line, line
+    finally:
+        await stalled.close()
+        await client.aclose()
+
+
+async def test_a_worker_paused_past_its_ttl_does_not_answer_again(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    async def fresh(job: Job) -> Outcome:
+        return Done(b"done:fresh:" + job.data)
+
+    server = redis_factory()
+    await _stalled_worker_scenario(
+        server.url(), Mode.BAR_MASKED, Queue.DEEPCREAMPY_BAR, "slow", fresh
+    )
+
+
+async def test_a_worker_paused_past_its_ttl_does_not_forward_again(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    async def fresh(job: Job) -> Outcome:
+        return Forward(Queue.DEEPCREAMPY_BAR, b"fresh:" + job.data)
+
+    server = redis_factory()
+    await _stalled_worker_scenario(server.url(), Mode.BAR, Queue.HENTAI_BAR, "slow-forward", fresh)
+
+
+# --- this module as a worker process --------------------------------------------
+
+
+async def _slow(job: Job) -> Outcome:
+    await asyncio.to_thread(time.sleep, 1.5)  # stands for GPU work
+    return Done(b"done:stale:" + job.data)
+
+
+async def _slow_forward(job: Job) -> Outcome:
+    await asyncio.to_thread(time.sleep, 1.5)
+    return Forward(Queue.DEEPCREAMPY_BAR, b"stale:" + job.data)
+
+
+BEHAVIOURS: dict[str, Processor] = {"slow": _slow, "slow-forward": _slow_forward, "echo": echo}
+
+
+async def _main(url: str, instance: str, behaviour: str, queue: str) -> None:
+    worker = Worker(
+        url, [Queue(queue)], BEHAVIOURS[behaviour], component=Component.DEEPCREAMPY,
+        instance=instance, heartbeat_interval=0.2, heartbeat_ttl=1,
+    )  # fmt: skip
+    worker.install_signal_handlers()
+    await worker.run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    asyncio.run(_main(*sys.argv[1:5]))
