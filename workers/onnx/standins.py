@@ -169,15 +169,15 @@ def _unit(g: _Graph, image: str, pixels: str) -> str:
     return g.op("Mul", [g.op("Add", [image, mean]), g.scalar(1.0 / 255.0)])
 
 
-def _found(g: _Graph, image: str, target: str) -> str:
-    """1.0 where a pixel is ``dark`` (every channel under 2%) or ``bright`` (every channel
-    over 98%), else 0.0: shape [1, 1, H, W]."""
+def _found(g: _Graph, image: str, target: str, level: float = 0.02) -> str:
+    """1.0 where a pixel is ``dark`` (every channel under ``level``) or ``bright`` (every
+    channel over 1 - ``level``), else 0.0: shape [1, 1, H, W]."""
     if target == "dark":
         edge = g.op("ReduceMax", [image], axes=[1], keepdims=1)
-        hit = g.op("Less", [edge, g.scalar(0.02)])
+        hit = g.op("Less", [edge, g.scalar(level)])
     else:
         edge = g.op("ReduceMin", [image], axes=[1], keepdims=1)
-        hit = g.op("Greater", [edge, g.scalar(0.98)])
+        hit = g.op("Greater", [edge, g.scalar(1.0 - level)])
     return g.op("Cast", [hit], to=TensorProto.FLOAT)
 
 
@@ -349,6 +349,7 @@ def yolo_seg(
     bar: int = 1,
     mosaic: int = 2,
     other: int = 0,
+    count: int | None = None,
     detector: DetectorModel = _DETECTOR,
     heavy: bool = False,
 ) -> Path:
@@ -357,11 +358,13 @@ def yolo_seg(
     prototypes. Decoys that post-processing must drop: (raw only) a copy of the black
     box 10% larger at a lower score whose mask fills its box (NMS), a whole-picture box
     under the score threshold, and a whole-picture box of class ``other`` (class
-    mapping). ``names`` goes into the metadata (None: no metadata)."""
+    mapping). ``names`` goes into the metadata (None: no metadata); ``count`` sets the
+    number of class scores when it should differ from the names'."""
     g = _Graph()
     x = g.body(detector.yolo_input, 32, 4) if heavy else detector.yolo_input
-    nc = max(bar, mosaic, other) + 1 if names is None else len(names)
-    maps = {"dark": _found(g, x, "dark"), "bright": _found(g, x, "bright")}
+    nc = count or (max(bar, mosaic, other) + 1 if names is None else len(names))
+    # Resampled edge pixels count when they are mostly black (white).
+    maps = {"dark": _found(g, x, "dark", 0.25), "bright": _found(g, x, "bright", 0.25)}
 
     def flat(value: str) -> str:
         return g.op("Reshape", [value, g.const(np.array([1], np.int64))])
@@ -431,8 +434,10 @@ def yolo_seg(
         out_shape = [1, 4 + nc + COEFFICIENTS, len(columns)]
 
     def logit(found: str) -> str:
+        # A gentle slope keeps the probability nearly linear in the cells' share, so the
+        # interpolated mask crosses 0.5 about where the edge is, as a trained head's does.
         cells = g.op("AveragePool", [found], kernel_shape=[4, 4], strides=[4, 4])
-        return g.op("Sub", [g.op("Mul", [cells, g.scalar(20.0)]), g.scalar(10.0)])
+        return g.op("Sub", [g.op("Mul", [cells, g.scalar(4.0)]), g.scalar(2.0)])
 
     dark_logit = logit(maps["dark"])
     blank = g.op("Mul", [dark_logit, g.scalar(0.0)])
