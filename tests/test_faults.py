@@ -28,7 +28,7 @@ from erogaki_common.errors import Component, RedisUnavailable
 from erogaki_common.keys import Queue
 from erogaki_common.protocol import Mode
 from erogaki_common.submit import Submitter
-from erogaki_common.worker import Done, Forward, Job, Outcome, Processor, Worker
+from erogaki_common.worker import Done, Forward, Job, JobReport, Outcome, Processor, Worker
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,6 +276,122 @@ async def test_a_worker_paused_past_its_ttl_does_not_forward_again(
 
     server = redis_factory()
     await _stalled_worker_scenario(server.url(), Mode.BAR, Queue.HENTAI_BAR, "slow-forward", fresh)
+
+
+# --- 3 and 7. lost replies, and what a worker makes of them -------------------
+
+
+class CuttingProxy:
+    """A TCP proxy in front of Redis that cuts one connection at a chosen moment.
+
+    ``drop_reply_with``: the first reply chunk containing these bytes is not
+    delivered and its connection is cut (Redis ran the command; the client
+    never hears of it). ``cut_request_with``: the first request chunk
+    containing them is not forwarded and its connection is cut.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.drop_reply_with: bytes | None = None
+        self.cut_request_with: bytes | None = None
+        self.cuts = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> CuttingProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    def url(self) -> str:
+        assert self._server is not None
+        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        self._tasks.add(me)  # type: ignore[arg-type]
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        try:
+            await asyncio.gather(
+                self._pump(client_r, server_w, "cut_request_with"),
+                self._pump(server_r, client_w, "drop_reply_with"),
+            )
+        except (ConnectionError, _Cut):
+            pass
+        finally:
+            for writer in (client_w, server_w):
+                writer.close()
+            self._tasks.discard(me)  # type: ignore[arg-type]
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, rule: str) -> None:
+        while data := await src.read(1 << 16):
+            needle = getattr(self, rule)
+            if needle is not None and needle in data:
+                setattr(self, rule, None)
+                self.cuts += 1
+                raise _Cut
+            dst.write(data)
+            await dst.drain()
+        raise _Cut  # one side closed: close the other
+
+
+class _Cut(Exception):
+    pass
+
+
+@contextlib.asynccontextmanager
+async def proxy_to(server: EmbeddedRedis) -> AsyncIterator[CuttingProxy]:
+    proxy = await CuttingProxy(server.port).start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
+
+
+async def test_a_claim_whose_reply_was_lost_is_recovered_while_the_worker_lives(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    async with (
+        proxy_to(server) as proxy,
+        running_worker(proxy.url(), [Queue.HENTAI_MOSAIC]),
+        Submitter(server.url()) as sub,
+    ):
+        job_id = "lost-claim-reply"
+        # BLMOVE moves the id into the worker's processing list; the reply
+        # that would tell the worker so never arrives.
+        proxy.drop_reply_with = job_id.encode()
+        await sub.submit(b"img", Mode.MOSAIC, timeout=15, job_id=job_id)
+        assert await sub.result(job_id) == b"done:img"
+        assert proxy.cuts == 1
+
+
+async def test_a_job_cut_off_by_a_disconnect_is_not_counted_done(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    reports: list[JobReport] = []
+    async with (
+        proxy_to(server) as proxy,
+        running_worker(proxy.url(), [Queue.HENTAI_MOSAIC], on_report=reports.append) as worker,
+        Submitter(server.url()) as sub,
+    ):
+        job_id = "cut-at-fetch"
+        # The connection drops as the worker reads the image.
+        proxy.cut_request_with = keys.input_key(job_id).encode()
+        await sub.submit(b"img", Mode.MOSAIC, timeout=15, job_id=job_id)
+        assert await sub.result(job_id) == b"done:img"
+        assert proxy.cuts == 1
+    assert [r.outcome.value for r in reports] == ["handed-back", "done"]
+    assert worker.counts["done"] == 1
+    assert worker.counts["handed-back"] == 1
 
 
 # --- this module as a worker process --------------------------------------------
