@@ -394,6 +394,108 @@ async def test_a_job_cut_off_by_a_disconnect_is_not_counted_done(
     assert worker.counts["handed-back"] == 1
 
 
+# --- 6. finishing is idempotent ---------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def set_events(url: str) -> AsyncIterator[list[str]]:
+    """Every key a `set` keyevent names while the block runs."""
+    client = aioredis.Redis.from_url(url)
+    await client.config_set("notify-keyspace-events", "E$")
+    pubsub = client.pubsub()
+    await pubsub.subscribe(keys.keyevent_channel(0))
+    seen: list[str] = []
+
+    async def listen() -> None:
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                seen.append(message["data"].decode())
+
+    task = asyncio.create_task(listen())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pubsub.aclose()
+        await client.aclose()
+
+
+async def test_finishing_after_redis_forgot_its_scripts_writes_the_answer_once(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+
+    async def forget_scripts(job: Job) -> Outcome:
+        # As after a restart: every script the worker loaded is gone.
+        await client.script_flush()
+        return Done(b"done:" + job.data)
+
+    async with (
+        set_events(server.url()) as events,
+        running_worker(server.url(), [Queue.HENTAI_MOSAIC], forget_scripts),
+        Submitter(server.url()) as sub,
+    ):
+        job_id = await sub.submit(b"img", Mode.MOSAIC, timeout=10)
+        assert await sub.result(job_id) == b"done:img"
+        await _settle(client)
+    assert events.count(keys.result_key(job_id)) == 1, events
+    assert await job_keys_left(client, job_id) == []
+    await client.aclose()
+
+
+async def test_a_job_pushed_twice_is_answered_once(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    job_id = "pushed-twice"
+    await client.set(keys.input_key(job_id), b"img", ex=60)
+    await client.rpush(Queue.HENTAI_MOSAIC, job_id, job_id)
+    async with (
+        set_events(server.url()) as events,
+        running_worker(server.url(), [Queue.HENTAI_MOSAIC], burst=True) as worker,
+    ):
+        await wait_for(lambda: sum(worker.counts.values()) == 2, what="both entries")
+        await _settle(client)
+    assert (worker.counts["done"], worker.counts["dropped"]) == (1, 1)
+    assert [e for e in events if job_id in e] == [keys.result_key(job_id)]
+    assert await client.get(keys.result_key(job_id)) == b"done:img"
+    await client.aclose()
+
+
+async def test_two_slots_holding_the_same_id_answer_once(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    both = asyncio.Barrier(2)
+
+    async def together(job: Job) -> Outcome:
+        await asyncio.wait_for(both.wait(), 10)  # both copies are being worked on
+        return Done(b"done:" + job.data)
+
+    async with (
+        set_events(server.url()) as events,
+        running_worker(server.url(), [Queue.HENTAI_MOSAIC], together, concurrency=2) as worker,
+        Submitter(server.url()) as sub,
+    ):
+        job_id = await sub.submit(b"img", Mode.MOSAIC, timeout=10)
+        await client.rpush(Queue.HENTAI_MOSAIC, job_id)  # a foreign client pushes it again
+        assert await sub.result(job_id) == b"done:img"
+        await wait_for(lambda: sum(worker.counts.values()) == 2, what="both copies")
+        await _settle(client)
+    assert events.count(keys.result_key(job_id)) == 1, events
+    assert await job_keys_left(client, job_id) == []
+    await client.aclose()
+
+
+async def _settle(client: aioredis.Redis) -> None:
+    """A round trip through Redis, so every keyevent already published has arrived."""
+    await client.ping()
+
+
 # --- this module as a worker process --------------------------------------------
 
 
