@@ -381,3 +381,89 @@ def test_worker_with_a_bad_model_exits_2(tmp_path: Path, redis_url: str, worker:
     expected = "deepcreampy_bar.onnx" if worker == "deepcreampy" else "hentai_maskrcnn.onnx"
     assert str(tmp_path / expected) in message
     assert "Traceback" not in message
+
+
+# --- auto mode -------------------------------------------------------------------------
+
+AUTO_BOXES: list[standins.Box] = [
+    (1, 0.9, (0.0625, 0.0625, 0.3125, 0.1875)),  # a bar: x 16..80, y 16..48 of 256
+    (2, 0.9, (0.5, 0.5, 0.875, 0.875)),  # a mosaic: 128..224
+]
+
+
+def auto_picture() -> tuple[Pixels, NDArray[np.bool_]]:
+    clean = syn.draw_scene(5, (256, 256))
+    window = np.ascontiguousarray(clean[128:224, 128:224])
+    mosaic, _ = syn.add_mosaic(window, np.random.default_rng(3), 8, (0, 0))
+    censored = clean.copy()
+    censored[128:224, 128:224] = mosaic
+    censored[16:48, 16:80] = 0
+    return censored, box_mask((256, 256), 128, 128, 224, 224)
+
+
+def count_calls(model: object) -> list[int]:
+    calls: list[int] = []
+    run = model.run  # type: ignore[attr-defined]
+
+    def counted(outputs: object, feeds: object) -> object:
+        calls.append(1)
+        return run(outputs, feeds)
+
+    model.run = counted  # type: ignore[attr-defined]
+    return calls
+
+
+def test_auto_detects_once_restores_the_mosaic_and_returns_the_bars(tmp_path: Path) -> None:
+    standins.detector_boxes(tmp_path / "hentai_maskrcnn.onnx", AUTO_BOXES, (256, 256))
+    backend = hentai(tmp_path)
+    calls = count_calls(backend.detector.model)
+    censored, mosaic_box = auto_picture()
+    restored, mosaic, bars = backend.auto(censored)
+    assert len(calls) == 1
+    assert np.array_equal(bars, grow(box_mask((256, 256), 16, 16, 80, 48), 3))
+    assert np.array_equal(mosaic, grow(mosaic_box, 3))
+    # The mosaic is redrawn, nothing else: the bars are left for the inpainting worker.
+    assert np.array_equal(restored[~mosaic], censored[~mosaic])
+    assert (restored[mosaic] != censored[mosaic]).any()
+    same, _ = backend.restore_mosaic(censored)
+    assert np.array_equal(restored, same)
+    # Through the pipeline: bars painted green, and the job goes on to inpainting.
+    data, forward = pipeline.auto(png(censored), backend, LIMITS, {})
+    out = pixels_of(data)
+    assert forward and np.array_equal(np.all(out == GREEN, axis=-1), bars)
+
+
+def test_auto_can_restore_the_mosaic_by_inpainting(tmp_path: Path) -> None:
+    standins.detector_boxes(tmp_path / "hentai_maskrcnn.onnx", AUTO_BOXES, (256, 256))
+    standins.lama(tmp_path / "lama.onnx", fill=FILL_PIXEL / 255)
+    # No ESRGAN file: with EROGAKI_ONNX_MOSAIC=inpaint the worker does not need one.
+    config = OnnxConfig(mosaic="inpaint", inpainter="lama")
+    backend = OnnxHentai.load(config, tmp_path)
+    assert backend.upscaler is None and backend.inpainter is not None
+    calls = count_calls(backend.detector.model)
+    censored, _ = auto_picture()
+    restored, mosaic, bars = backend.auto(censored)
+    assert len(calls) == 1 and bars.any()
+    assert np.array_equal(restored[~mosaic], censored[~mosaic])
+    assert (restored[mosaic] == FILL_PIXEL).all()
+    restored, mosaic = backend.restore_mosaic(censored)
+    assert (restored[mosaic] == FILL_PIXEL).all()
+
+
+def test_auto_finds_nothing(tmp_path: Path) -> None:
+    standins.detector_boxes(tmp_path / "hentai_maskrcnn.onnx", [(1, 0.2, (0, 0, 1, 1))])
+    rgb = syn.draw_scene(2, (100, 120))
+    restored, mosaic, bars = hentai(tmp_path).auto(rgb)
+    assert restored is rgb and not mosaic.any() and not bars.any()
+
+
+def test_mosaic_by_inpainting_needs_the_inpainter(tmp_path: Path) -> None:
+    standins.detector_boxes(tmp_path / "hentai_maskrcnn.onnx", AUTO_BOXES)
+    os.environ.update({"EROGAKI_ONNX_MOSAIC": "inpaint", "EROGAKI_ONNX_INPAINTER": "migan"})
+    try:
+        message = refusal(tmp_path, "hent-ai")
+    finally:
+        for key in ("EROGAKI_ONNX_MOSAIC", "EROGAKI_ONNX_INPAINTER"):
+            os.environ.pop(key)
+    assert str(tmp_path / "migan.onnx") in message and "does not exist" in message
+    assert "esrgan" not in message
