@@ -33,6 +33,9 @@ Wire facts that the fake reproduces because discord.py depends on them:
   ``upload_limit`` for channel messages) are answered 413 / 40005; empty messages, content
   over 2000 characters, oversized embeds and more than 10 files are answered 400.
 
+* :meth:`FakeDiscord.fail` answers chosen routes with 429 (per-route or global, with
+  ``retry_after`` in the body and the ``Via`` header discord.py insists on) or a 5xx.
+
 Events queued while the bot is disconnected are replayed when it RESUMEs, as Discord does.
 Nothing here sleeps to synchronise: :meth:`FakeDiscord.wait_for` wakes on every recorded
 change (and re-checks briefly, so predicates may also look at the bot's own state).
@@ -344,6 +347,71 @@ CallKind = Literal[
     "command_sync",
     "other",
 ]
+
+
+@dataclass(eq=False)
+class Fault:
+    """An answer the fake gives instead of serving matching requests (see
+    :meth:`FakeDiscord.fail`): a rate limit (429) or a server error (5xx)."""
+
+    kind: CallKind
+    status: int
+    times: int
+    retry_after: float
+    is_global: bool
+    # Only requests that upload files (True), or that don't (False); None: any.
+    with_files: bool | None
+    hits: int = 0
+
+    def matches(self, kind: CallKind, files: Sequence[UploadedFile]) -> bool:
+        if self.hits >= self.times or kind != self.kind:
+            return False
+        return self.with_files is None or self.with_files == bool(files)
+
+    def reply(self) -> tuple[int, Any, dict[str, str]]:
+        if self.status != 429:
+            return self.status, {"message": f"{self.status}: Server Error", "code": 0}, {}
+        # What Discord sends, down to the Via header: discord.py treats a 429 without
+        # it as a Cloudflare ban and gives up instead of waiting.
+        headers = {
+            "Via": "1.1 google",
+            "Retry-After": str(max(1, round(self.retry_after))),
+            "X-RateLimit-Scope": "global" if self.is_global else "user",
+        }
+        if self.is_global:
+            headers["X-RateLimit-Global"] = "true"
+        else:
+            headers |= {
+                "X-RateLimit-Limit": "5",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset-After": f"{self.retry_after:.3f}",
+                "X-RateLimit-Bucket": f"fake-{self.kind}",
+            }
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": self.retry_after,
+            "global": self.is_global,
+            "code": 0,
+        }
+        return 429, body, headers
+
+
+def _kind_of(method: str, parts: Sequence[str]) -> CallKind:
+    """The kind of a request, from its route alone (before it is served)."""
+    if parts[0] == "interactions":
+        return "callback"
+    message_route = len(parts) >= 4 and parts[-2] == "messages"
+    if message_route and parts[0] in ("webhooks", "channels"):
+        return {"PATCH": "edit", "GET": "fetch", "DELETE": "delete"}.get(  # type: ignore[return-value]
+            method, "other"
+        )
+    if parts[0] == "webhooks" and len(parts) == 3 and method == "POST":
+        return "followup"
+    if parts[0] == "channels" and len(parts) == 3 and parts[2] == "messages" and method == "POST":
+        return "channel_message"
+    if parts[0] == "applications" and parts[-1] == "commands":
+        return "command_sync"
+    return "other"
 
 
 @dataclass(frozen=True, eq=False)
@@ -790,6 +858,8 @@ class FakeDiscord:
         self.sessions: dict[str, GatewaySession] = {}
         self.session: GatewaySession | None = None
 
+        self.faults: list[Fault] = []
+
         self._waiters: list[asyncio.Future[None]] = []
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -889,6 +959,25 @@ class FakeDiscord:
         )
         assert self.session is not None
         return self.session
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def fail(
+        self,
+        kind: CallKind,
+        status: int = 429,
+        *,
+        times: int = 1,
+        retry_after: float = 0.05,
+        is_global: bool = False,
+        with_files: bool | None = None,
+    ) -> Fault:
+        """Answer the next ``times`` requests of ``kind`` with ``status`` instead of serving
+        them: 429 as a per-route (or, with ``is_global``, the global) rate limit saying
+        ``retry_after`` seconds, or a 5xx. Nothing else happens for those requests."""
+        fault = Fault(kind, status, times, retry_after, is_global, with_files)
+        self.faults.append(fault)
+        return fault
 
     # -- configuring the world ----------------------------------------------------------
 
@@ -1585,10 +1674,19 @@ class FakeDiscord:
         body: Any = None
         files: list[UploadedFile] = []
         call = Call("other", request.method, path, query, None, [], 500, None)
+        headers: dict[str, str] = {}
         try:
             body, files = await self._read_body(request)
             call.body, call.files = body, files
-            status, response = await self._route(request, call, path, body, files)
+            kind = _kind_of(request.method, path.strip("/").split("/"))
+            fault = next((f for f in self.faults if f.matches(kind, files)), None)
+            if fault is not None:
+                fault.hits += 1
+                call.kind = kind
+                self._note_interaction(call, path)
+                status, response, headers = fault.reply()
+            else:
+                status, response = await self._route(request, call, path, body, files)
         except _Reply as reply:
             status, response = reply.status, reply.body
         except Exception as exc:
@@ -1616,7 +1714,19 @@ class FakeDiscord:
         self._changed()
         if status == 204:
             return web.Response(status=204)
-        return _json_response(response, status)
+        answer = _json_response(response, status)
+        answer.headers.update(headers)
+        return answer
+
+    def _note_interaction(self, call: Call, path: str) -> None:
+        """Which interaction a refused call was for, so handles list it too."""
+        parts = path.strip("/").split("/")
+        if parts[0] == "interactions" and len(parts) >= 2 and parts[1].isdigit():
+            call.interaction_id = int(parts[1])
+        elif parts[0] == "webhooks" and len(parts) >= 3:
+            for handle in self.interactions.values():
+                if handle.token == parts[2]:
+                    call.interaction_id = handle.id
 
     async def _read_body(self, request: web.Request) -> tuple[Any, list[UploadedFile]]:
         if request.content_type.startswith("multipart/"):
