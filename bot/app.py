@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import logs
 from bot.discord_api import GatewayFromApiMixin, use_api_base
 from bot.jobs import ALIVE_INTERVAL, JobService
 from bot.limits import Limits
@@ -20,18 +22,26 @@ from erogaki_common.submit import Submitter
 
 log = logging.getLogger(__name__)
 
+# On SIGINT / SIGTERM, results already in hand get this long to be delivered
+# (docker stop waits 10 s before it kills).
+STOP_GRACE = 8.0
+
 
 class ErogakiBot(GatewayFromApiMixin, commands.Bot):
     def __init__(
         self, settings: Settings, *, sync_only: bool = False, guild_ready_timeout: float = 2.0
     ) -> None:
-        # Slash commands only: no message content, no members list.
+        # Application commands only: the guilds intent gives channels (the NSFW
+        # check) and nothing else. No message ever arrives, so the prefix is never
+        # parsed; it stays when_mentioned, the one prefix discord.py doesn't warn
+        # about without the message content intent.
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents.default(),
+            intents=discord.Intents(guilds=True),
             help_command=None,
             guild_ready_timeout=guild_ready_timeout,
         )
+        logs.install()
         self.settings = settings
         self.sync_only = sync_only
         self.submitter = Submitter(settings.redis_url)
@@ -43,6 +53,8 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
             timeout=settings.job_timeout,
         )
         self._liveness: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def setup_hook(self) -> None:
         from bot.cogs.decensor import DecensorCog
@@ -56,11 +68,34 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
         await self.submitter.start()
         self._liveness = asyncio.create_task(self._keep_alive(), name="erogaki-bot-alive")
 
-    async def close(self) -> None:
+    def request_stop(self) -> None:
+        """SIGINT / SIGTERM: stop as :meth:`stop` says (a second signal changes nothing)."""
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self.stop(), name="erogaki-bot-stop")
+
+    async def stop(self) -> None:
+        """Stop without losing anything: no new commands; waiting users are told
+        the bot is restarting; records and slots stay in Redis, and without our
+        heartbeat the next bot process adopts them at once."""
+        await self._stop_liveness()
+        decensor = self.get_cog("DecensorCog")
+        if decensor is not None:
+            await decensor.hand_over(STOP_GRACE)  # type: ignore[attr-defined]
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await asyncio.wait_for(self.jobs.retire(), 2.0)
+        await self.close()
+
+    async def _stop_liveness(self) -> None:
         if self._liveness is not None:
             self._liveness.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._liveness
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._stop_liveness()
         await super().close()
         await self.submitter.close()
 
@@ -85,7 +120,8 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
         if isinstance(error, app_commands.CheckFailure):
             text = str(error) or "You can't use this command here."
         else:
-            log.error("command %s failed", interaction.command, exc_info=error)
+            name = interaction.command.qualified_name if interaction.command else "?"
+            log.error("command %r failed", name, exc_info=error)
             text = "Something went wrong on our side. Please try again later."
         embed = discord.Embed(title="Sorry", description=text, colour=discord.Colour.red())
         with contextlib.suppress(discord.HTTPException):
@@ -104,6 +140,10 @@ async def run_bot(settings: Settings, *, sync: bool = False, guild_id: int | Non
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     bot = ErogakiBot(settings, sync_only=sync)
+    if not sync:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, bot.request_stop)
     try:
         async with bot:
             if sync:

@@ -14,10 +14,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from bot.limits import LimitHit, Limits
 from erogaki_common import keys
-from erogaki_common.errors import ErogakiError
+from erogaki_common.errors import ErogakiError, JobFailed
 from erogaki_common.keys import Queue
 from erogaki_common.protocol import Mode, new_job_id
 from erogaki_common.redis_io import CONNECTION_ERRORS
@@ -26,12 +27,16 @@ from erogaki_common.submit import Submitter
 
 log = logging.getLogger(__name__)
 
+_CANCEL_TROUBLE: tuple[type[BaseException], ...] = (ResponseError, *CONNECTION_ERRORS)
+
 # Heartbeat of a bot process; records of a process without one are adopted.
 ALIVE_TTL = 15
 ALIVE_INTERVAL = 5.0
 
 # KEYS: pending hash. ARGV: field, new owner, alive prefix. Takes a record
 # whose owner process is dead; returns it (false: ours already, or alive).
+# This is the one way a request changes owner, so the old owner, if it was
+# only stalled, sees someone else's name in the record and stays silent.
 _ADOPT = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
@@ -43,6 +48,31 @@ record.owner = ARGV[2]
 raw = cjson.encode(record)
 redis.call('HSET', KEYS[1], ARGV[1], raw)
 return raw
+"""
+
+
+# KEYS: pending hash. ARGV: field, owner. 1 when the record names the owner.
+_OWNS = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+if cjson.decode(raw).owner == ARGV[2] then return 1 end
+return 0
+"""
+
+# KEYS: pending hash. ARGV: field, owner, record. Writes the record unless
+# another bot took the request over.
+_SAVE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw and cjson.decode(raw).owner ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# KEYS: pending hash. ARGV: field, owner. Deletes the record if it is ours.
+_FORGET = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw and cjson.decode(raw).owner == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
 """
 
 
@@ -61,15 +91,18 @@ class Request:
     channel_id: int
     mode: Mode
     application_id: int
-    token: str  # the interaction token, valid for 15 minutes from `created`
+    # The interaction token, valid for 15 minutes from `created`; never in a repr or log.
+    token: str = field(repr=False)
     created: float
     job_ids: list[str] = field(default_factory=list)
     owner: str = ""
+    # The progress message, which the result replaces (0: none sent yet).
+    message_id: int = 0
     # Fitting notes etc. are not kept; only what a restarted bot needs.
 
     # Snowflakes travel as strings: the adoption script re-encodes the record
     # with Lua's cjson, which would round 64-bit integers to 14 digits.
-    _SNOWFLAKES = ("user_id", "channel_id", "application_id")
+    _SNOWFLAKES = ("user_id", "channel_id", "application_id", "message_id")
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -82,7 +115,7 @@ class Request:
         data = json.loads(raw)
         data["mode"] = Mode(data["mode"])
         for name in cls._SNOWFLAKES:
-            data[name] = int(data[name])
+            data[name] = int(data.get(name, 0))
         return cls(**data)
 
 
@@ -98,6 +131,9 @@ class JobService:
         self.owner = f"{instance}/{uuid.uuid4().hex[:8]}"
         self.timeout = timeout
         self._adopt = redis.register_script(_ADOPT)
+        self._owns = redis.register_script(_OWNS)
+        self._save = redis.register_script(_SAVE)
+        self._forget = redis.register_script(_FORGET)
 
     async def missing_workers(self, mode: Mode) -> list[Queue]:
         """The queues this mode needs that no live worker consumes."""
@@ -108,22 +144,59 @@ class JobService:
         return [q for q in needed if not report.workers_for(q)]
 
     async def reserve(self, request: Request, count: int) -> None:
-        """Take limit slots for ``count`` images (raises LimitRefused)."""
-        request.job_ids = [new_job_id() for _ in range(count)]
+        """Take limit slots: one request, ``count`` images (raises LimitRefused).
+        Repeating it for the same request takes nothing more."""
+        if len(request.job_ids) != count:
+            request.job_ids = [new_job_id() for _ in range(count)]
         request.owner = self.owner
-        hit = await self.limits.reserve(request.user_id, request.job_ids, self.timeout + 60)
+        hit = await self.limits.reserve(
+            request.user_id, request.key, request.job_ids, self.timeout + 60
+        )
         if hit is not None:
             raise LimitRefused(hit)
 
+    async def release(self, request: Request) -> None:
+        try:
+            await self.limits.release(request.user_id, request.key, request.job_ids)
+        except CONNECTION_ERRORS:
+            log.warning("could not release request %s; its slots expire by themselves", request.key)
+
     async def submit(self, request: Request, images: list[bytes]) -> None:
-        """Record the request (so a restarted bot delivers it), then queue each image."""
-        await self.redis.hset(keys.BOT_PENDING, request.key, request.to_json())
+        """Record the request (so a restarted bot delivers it), then queue each image.
+
+        ``images`` is emptied as they are queued: the inputs (up to 4 x 25 MiB)
+        are not kept for the minutes the jobs may take. If any image can't be
+        queued, those already queued are withdrawn before the error is raised.
+        """
+        await self.save(request)
         await self.redis.expire(keys.BOT_PENDING, keys.JOB_TTL)
         info = {"user": str(request.user_id), "request": request.key}
-        for job_id, image in zip(request.job_ids, images, strict=True):
-            await self.submitter.submit(
-                image, request.mode, timeout=self.timeout, job_id=job_id, info=info
-            )
+        try:
+            for job_id in request.job_ids:
+                image = images.pop(0)
+                await self.submitter.submit(
+                    image, request.mode, timeout=self.timeout, job_id=job_id, info=info
+                )
+                del image
+        except BaseException:
+            images.clear()
+            await asyncio.shield(self.withdraw(request))
+            raise
+
+    async def save(self, request: Request) -> bool:
+        """Write the record, unless another bot took the request over."""
+        saved = await self._save(
+            keys=[keys.BOT_PENDING], args=[request.key, self.owner, request.to_json()]
+        )
+        return bool(saved)
+
+    async def owns(self, request: Request) -> bool:
+        """Whether the request is still ours. When Redis can't say, it is:
+        a rare second delivery beats a lost one."""
+        try:
+            return bool(await self._owns(keys=[keys.BOT_PENDING], args=[request.key, self.owner]))
+        except CONNECTION_ERRORS:
+            return True
 
     async def results(self, request: Request) -> list[bytes | ErogakiError]:
         outcomes = await asyncio.gather(
@@ -150,16 +223,50 @@ class JobService:
         return worst
 
     async def cancel(self, request: Request) -> None:
+        """The Cancel button: withdraw the jobs, unless another bot has the request now."""
+        if await self.owns(request):
+            for job_id in request.job_ids:
+                await self.submitter.cancel(job_id)
+
+    async def withdraw(self, request: Request) -> None:
+        """Take back every job of the request that nobody awaits: out of the
+        queue, its keys deleted, and no longer waited for here."""
+        waiting = set(self.submitter.pending_ids())
         for job_id in request.job_ids:
-            await self.submitter.cancel(job_id)
+            if job_id not in waiting:
+                continue
+            try:
+                await self.submitter.cancel(job_id)
+            except _CANCEL_TROUBLE:
+                # A full Redis refuses the cancel flag (a write); deleting still works.
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        pipe.lrem(request.mode.queue, 0, job_id)
+                        pipe.lrem(Queue.DEEPCREAMPY_BAR, 0, job_id)
+                        pipe.delete(*keys.job_keys(job_id))
+                        await pipe.execute()
+            self.submitter.forget(job_id)
 
     async def finish(self, request: Request) -> None:
-        """Forget the request: release its limit slots and its record."""
+        """Done with the request: withdraw jobs nobody awaited, release its limit
+        slots, delete its record (if it is still ours)."""
+        await self.withdraw(request)
+        await self.release(request)
         try:
-            await self.limits.release(request.user_id, request.job_ids)
-            await self.redis.hdel(keys.BOT_PENDING, request.key)
+            await self._forget(keys=[keys.BOT_PENDING], args=[request.key, self.owner])
         except CONNECTION_ERRORS:
-            log.warning("could not release request %s; its slots expire by themselves", request.key)
+            log.warning("could not delete the record of request %s", request.key)
+
+    async def hand_back(self, request: Request, results: list[bytes | ErogakiError]) -> None:
+        """We fetched results of a request another bot took over: put them back
+        where its submitter finds them (the keyevent wakes it)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, result in zip(request.job_ids, results, strict=True):
+                if isinstance(result, bytes):
+                    pipe.set(keys.result_key(job_id), result, ex=keys.JOB_TTL)
+                elif isinstance(result, JobFailed):
+                    pipe.set(keys.error_key(job_id), result.info.to_json(), ex=keys.JOB_TTL)
+            await pipe.execute()
 
     async def _record_wait(self, seconds: float) -> None:
         with contextlib.suppress(*CONNECTION_ERRORS):
@@ -178,6 +285,10 @@ class JobService:
     async def beat(self) -> None:
         # The host name lets a container's health check find its own bot.
         await self.redis.set(keys.BOT_ALIVE_PREFIX + self.owner, socket.gethostname(), ex=ALIVE_TTL)
+
+    async def retire(self) -> None:
+        """A clean stop: without our heartbeat the next bot adopts our requests at once."""
+        await self.redis.delete(keys.BOT_ALIVE_PREFIX + self.owner)
 
     async def orphans(self) -> list[Request]:
         """Requests whose bot died; they become ours and their jobs are adopted."""

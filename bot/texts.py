@@ -88,18 +88,31 @@ NO_DMS = Text("Not in DMs", "Use the command in an age-restricted channel of a s
 NO_IMAGES = Text("No image attached", "Attach a PNG, JPEG, WebP or GIF image.")
 
 
+RESTARTING = Text(
+    "The bot is restarting", "It isn't taking new requests for a moment. Please try again soon."
+)
+# The progress line of a request that the next bot process will deliver.
+HANDED_OVER = "🔄 The bot is restarting; your result will appear here when it is back."
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
 def user_limit(current: int, limit: int) -> Text:
     return Text(
-        "You have too many jobs running",
-        f"You have {current} job(s) in progress; the limit is {limit} per person. "
-        "Wait for them to finish.",
+        "You have too many requests running",
+        f"You have {_count(current, 'request')} in progress; the limit is {limit} per person. "
+        "Wait for one to finish.",
     )
 
 
-def queue_full(current: int, limit: int) -> Text:
+def queue_full(current: int, adding: int, limit: int) -> Text:
     return Text(
         "The queue is full",
-        f"{current} jobs are waiting; the limit is {limit}. Please try again in a few minutes.",
+        f"{_count(current, 'image')} {'is' if current == 1 else 'are'} queued or being worked "
+        f"on, and yours would add "
+        f"{adding}; the limit is {limit}. Please try again in a few minutes.",
     )
 
 

@@ -292,7 +292,9 @@ async def test_refused_outside_nsfw_channels_and_in_dms(world: World) -> None:
 
 
 async def test_worker_error_is_a_readable_embed(world: World, workers: None) -> None:
-    plain = world.fake.add_attachment(png(syn.draw_scene(2, (256, 256))), "plain.png")
+    ramp = np.linspace(0, 255, 256, dtype=np.uint8)
+    gradient = np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], ramp[None, ::-1]), -1)
+    plain = world.fake.add_attachment(png(np.ascontiguousarray(gradient)), "plain.png")
     handle = await world.fake.slash_command("decensor bar", {"image": plain}, channel=world.nsfw)
     answer = await final(handle)
     [embed] = answer.embeds
@@ -329,7 +331,8 @@ async def test_per_user_and_global_limits(
 ) -> None:
     _, nsfw, _, _ = make_world(fake)
     await pretend_busy_workers(aredis)
-    settings = bot_settings(fake, redis_url, EROGAKI_USER_JOBS="2", EROGAKI_QUEUE_CAP="2")
+    # Per user: requests, whatever their images. In all: images.
+    settings = bot_settings(fake, redis_url, EROGAKI_USER_JOBS="1", EROGAKI_QUEUE_CAP="3")
     async with running_bot(settings):
         first = await fake.slash_command(
             "decensor bar", {"image": fake.add_attachment(barred(), "a.png")}, channel=nsfw
@@ -340,13 +343,20 @@ async def test_per_user_and_global_limits(
         again = await fake.slash_command("decensor bar", two, channel=nsfw)
         refusal = await again.wait_callback()
         description = refusal.embeds[0]["description"]
-        assert refusal.ephemeral and "1 job(s) in progress; the limit is 2" in description
+        assert refusal.ephemeral and description.startswith(
+            "You have 1 request in progress; the limit is 1 per person."
+        )
 
         other = fake.add_user("other")
-        full = await fake.slash_command("decensor bar", two, channel=nsfw, user=other)
+        granted = await fake.slash_command("decensor bar", two, channel=nsfw, user=other)
+        assert (await granted.wait_callback()).callback_type == DEFERRED
+        third = fake.add_user("third")
+        full = await fake.slash_command("decensor bar", two, channel=nsfw, user=third)
         refusal = await full.wait_callback()
         assert refusal.ephemeral and refusal.embeds[0]["title"] == "The queue is full"
-        assert "1 jobs are waiting; the limit is 2" in refusal.embeds[0]["description"]
+        assert refusal.embeds[0]["description"].startswith(
+            "3 images are queued or being worked on, and yours would add 2; the limit is 3."
+        )
 
 
 async def test_no_live_worker_is_said_at_once(world: World, aredis: aioredis.Redis) -> None:
@@ -384,7 +394,8 @@ async def test_commands_sync_with_nsfw_flags(world: World) -> None:
     assert set(commands) >= {
         "decensor", "erogaki", "Decensor", "Decensor bars", "Decensor mosaic"
     }  # fmt: skip
-    assert all(commands[n]["nsfw"] for n in ("decensor", "Decensor", "Decensor bars"))
+    menus = ("Decensor", "Decensor bars", "Decensor mosaic")
+    assert all(commands[n]["nsfw"] for n in ("decensor", *menus))
     subcommands = {o["name"] for o in commands["decensor"]["options"]}
     assert subcommands == {"bar", "mosaic", "auto"}
 
@@ -430,12 +441,17 @@ async def test_a_restarted_bot_delivers_pending_jobs(
     await aredis.delete(alive)
 
     async with cpu_workers(redis_url), running_bot(bot_settings(fake, redis_url)) as bot:
-        await handle.wait_for(lambda h: any(c.files for c in h.followups), timeout=30)
+        # The result replaces the progress line, whose Cancel button goes.
+        answer = await final(handle, 30)
         # Later adoption rounds must not deliver it again.
         assert await bot.jobs.orphans() == []
-    delivered = [c for c in handle.followups if c.files]
-    assert len(delivered) == 1 and f"<@{handle.user.id}>" in (delivered[0].content or "")
-    assert await aredis.hlen(keys.BOT_PENDING) == 0
+        await wait_for(lambda: _is(aredis.hlen(keys.BOT_PENDING), 0), what="the record deleted")
+    assert len(answer.attachments) == 1 and f"<@{handle.user.id}>" in answer.content
+    assert len([c for c in handle.calls if c.ok and c.files]) == 1
+
+
+async def _is(value: Any, expected: object) -> bool:
+    return bool(await value == expected)
 
 
 async def test_results_after_the_token_expired_go_to_the_channel(
@@ -452,10 +468,10 @@ async def test_results_after_the_token_expired_go_to_the_channel(
     await aredis.set(keys.result_key("late-job"), barred(), ex=60)
     async with running_bot(bot_settings(fake, redis_url)):
         await fake.wait_for(lambda: any(c.files for c in fake.channel_messages), 20)
+        await wait_for(lambda: _is(aredis.hlen(keys.BOT_PENDING), 0), what="the record deleted")
     [message] = [c for c in fake.channel_messages if c.files]
     assert message.channel_id == nsfw.id
     assert f"<@{fake.default_user.id}>" in (message.content or "")
-    assert await aredis.hlen(keys.BOT_PENDING) == 0
 
 
 async def test_a_wrong_token_is_said_plainly(fake: FakeDiscord, redis_url: str) -> None:

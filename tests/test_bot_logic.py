@@ -8,7 +8,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from PIL import Image
 
-from bot.fit import fit
+from bot.fit import fit, human_size
 from bot.limits import Limits, Refusal
 
 
@@ -35,19 +35,38 @@ def test_large_results_are_reencoded_until_they_fit() -> None:
     assert "downscaled" in fit(png, 20_000).note  # type: ignore[operator]
 
 
+def test_sizes_are_said_without_wrong_rounding() -> None:
+    mib = 1024 * 1024
+    assert [human_size(n) for n in (25 * mib, int(2.5 * mib), 200_000, 512)] == [
+        "25 MiB", "2.5 MiB", "195.3 KiB", "512 bytes"
+    ]  # fmt: skip
+
+
 async def test_limits_are_shared_and_released(aredis: aioredis.Redis) -> None:
+    # Per user: requests (2). In all: images (3).
     first, second = Limits(aredis, per_user=2, cap=3), Limits(aredis, per_user=2, cap=3)
-    assert await first.reserve(1, ["a", "b"], ttl=60) is None
-    hit = await second.reserve(1, ["c"], ttl=60)  # another bot process, same user
+    assert await first.reserve(1, "r1", ["a", "b"], ttl=60) is None
+    hit = await second.reserve(2, "r2", ["c", "d"], ttl=60)  # another bot process
+    assert hit is not None and (hit.which, hit.current, hit.limit, hit.adding) == (
+        Refusal.QUEUE, 2, 3, 2
+    )  # fmt: skip
+    assert await second.reserve(1, "r3", ["c"], ttl=60) is None
+    hit = await first.reserve(1, "r4", [], ttl=60)
     assert hit is not None and (hit.which, hit.current, hit.limit) == (Refusal.USER, 2, 2)
-    assert await second.reserve(2, ["d"], ttl=60) is None
-    hit = await first.reserve(3, ["e"], ttl=60)
-    assert hit is not None and (hit.which, hit.current, hit.limit) == (Refusal.QUEUE, 3, 3)
-    await first.release(1, ["a"])
-    assert await second.reserve(3, ["e"], ttl=60) is None
+    await first.release(1, "r1", ["a", "b"])
+    assert await second.reserve(2, "r2", ["c2", "d2"], ttl=60) is None
+
+
+async def test_a_repeated_reservation_takes_nothing_more(aredis: aioredis.Redis) -> None:
+    limits = Limits(aredis, per_user=1, cap=2)
+    for _ in range(3):  # a retry after a lost reply
+        assert await limits.reserve(7, "r1", ["a", "b"], ttl=60) is None
+    await limits.release(7, "r1", ["a", "b"])
+    await limits.release(7, "r1", ["a", "b"])  # twice: harmless
+    assert await limits.reserve(7, "r2", ["c", "d"], ttl=60) is None
 
 
 async def test_slots_of_a_crashed_bot_expire(aredis: aioredis.Redis) -> None:
     limits = Limits(aredis, per_user=1, cap=10)
-    assert await limits.reserve(7, ["old"], ttl=-1) is None  # already past its deadline
-    assert await limits.reserve(7, ["new"], ttl=60) is None
+    assert await limits.reserve(7, "old", ["a"], ttl=-1) is None  # already past its deadline
+    assert await limits.reserve(7, "new", ["b"], ttl=60) is None

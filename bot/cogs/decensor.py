@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import texts
-from bot.fit import fit, human_size
+from bot.fit import Fitted, fit_off_loop, human_size
 from bot.jobs import LimitRefused, Request
 from bot.limits import Refusal
 from erogaki_common.errors import (
@@ -126,6 +129,9 @@ class DecensorCog(commands.Cog):
             app_commands.ContextMenu(name="Decensor mosaic", callback=self.menu_mosaic, nsfw=True),
         ]
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flights: dict[str, Flight] = {}
+        # Set when the process stops (SIGINT, SIGTERM): see hand_over.
+        self.stopping = asyncio.Event()
 
     async def cog_load(self) -> None:
         for menu in self.menus:
@@ -205,6 +211,8 @@ class DecensorCog(commands.Cog):
     ) -> texts.Text | None:
         """Why this request can't go ahead, decided before deferring."""
         settings = self.bot.settings
+        if self.stopping.is_set():
+            return texts.RESTARTING
         if interaction.guild is None:
             if not settings.allow_dms:
                 return texts.NO_DMS
@@ -240,40 +248,71 @@ class DecensorCog(commands.Cog):
             token=interaction.token,
             created=time.time(),
         )
+        async with self._flight(request) as flight:
+            refusal = await self._reserve(request, len(attachments))
+            if refusal is not None:
+                flight.reserved = False
+                await interaction.response.send_message(embed=embed_for(refusal), ephemeral=True)
+                return
+            # The slots are ours from here: every way out releases them or hands
+            # them, with the record, to the next bot.
+            await interaction.response.defer(thinking=True)
+            await self._work(interaction, flight, attachments)
+
+    @contextlib.asynccontextmanager
+    async def _flight(self, request: Request) -> AsyncIterator[Flight]:
+        flight = Flight(request, asyncio.current_task())
+        self._flights[request.key] = flight
         try:
-            async with asyncio.timeout(RESERVE_TIMEOUT):
-                missing = await self.bot.jobs.missing_workers(mode)
-                if not missing:
-                    await self.bot.jobs.reserve(request, len(attachments))
+            yield flight
+        finally:
+            del self._flights[request.key]
+            if flight.reserved and not flight.kept:
+                await self.bot.jobs.finish(request)
+
+    async def _reserve(self, request: Request, count: int) -> texts.Text | None:
+        """Check for workers and take limit slots; a refusal to show, or None.
+
+        The reservation is never cut off half way: when Redis answers too late
+        for Discord's 3 s, the user hears that now, and whatever the late answer
+        granted is given back when it arrives.
+        """
+
+        async def attempt() -> texts.Text | None:
+            if await self.bot.jobs.missing_workers(request.mode):
+                return texts.WORKERS_DOWN
+            await self.bot.jobs.reserve(request, count)
+            return None
+
+        task = asyncio.create_task(attempt())
+        done, _ = await asyncio.wait({task}, timeout=RESERVE_TIMEOUT)
+        if not done:
+            self._spawn(self._release_when_granted(request, task))
+            return texts.REDIS_DOWN
+        try:
+            return task.result()
         except LimitRefused as refused:
             hit = refused.hit
-            text = (texts.user_limit if hit.which is Refusal.USER else texts.queue_full)(
-                hit.current, hit.limit
-            )
-            await interaction.response.send_message(embed=embed_for(text), ephemeral=True)
-            return
+            if hit.which is Refusal.USER:
+                return texts.user_limit(hit.current, hit.limit)
+            return texts.queue_full(hit.current, hit.adding, hit.limit)
         except REDIS_TROUBLE:
-            await interaction.response.send_message(
-                embed=embed_for(texts.REDIS_DOWN), ephemeral=True
-            )
-            return
-        if missing:
-            await interaction.response.send_message(
-                embed=embed_for(texts.WORKERS_DOWN), ephemeral=True
-            )
-            return
-        await interaction.response.defer(thinking=True)
-        try:
-            await self._work(interaction, request, attachments)
-        finally:
-            await self.bot.jobs.finish(request)
+            return texts.REDIS_DOWN
+
+    async def _release_when_granted(
+        self, request: Request, task: asyncio.Task[texts.Text | None]
+    ) -> None:
+        with contextlib.suppress(Exception):
+            if await task is None:
+                await self.bot.jobs.release(request)
 
     async def _work(
         self,
         interaction: discord.Interaction,
-        request: Request,
+        flight: Flight,
         attachments: list[discord.Attachment],
     ) -> None:
+        request = flight.request
         try:
             images = [await a.read() for a in attachments]
         except discord.HTTPException:
@@ -282,34 +321,94 @@ class DecensorCog(commands.Cog):
             )
             return
         try:
-            await self.bot.jobs.submit(request, images)
+            await self.bot.jobs.submit(request, images)  # empties `images`
         except REDIS_TROUBLE:
             await interaction.followup.send(embed=embed_for(texts.REDIS_DOWN))
             return
+        count = len(request.job_ids)
         view = CancelView(request.user_id, lambda: self.bot.jobs.cancel(request))
-        progress = await interaction.followup.send(
-            progress_line(None, len(images)), view=view, wait=True
-        )
-        results = await self._wait_showing_progress(request, progress)
+        progress = await interaction.followup.send(progress_line(None, count), view=view, wait=True)
+        request.message_id = progress.id
+        with contextlib.suppress(*REDIS_TROUBLE):
+            await self.bot.jobs.save(request)
+        outcome = await self._wait(request, progress)
         view.stop()
-        await self._deliver(request, results, progress, interaction.filesize_limit)
+        await self._conclude(flight, outcome, progress, interaction.filesize_limit)
 
-    async def _wait_showing_progress(
-        self, request: Request, message: discord.WebhookMessage
-    ) -> list[bytes | ErogakiError]:
-        waiting = asyncio.create_task(self.bot.jobs.results(request))
-        shown = ""
-        while True:
-            done, _ = await asyncio.wait({waiting}, timeout=PROGRESS_EVERY)
-            if done:
-                return waiting.result()
+    async def _conclude(
+        self,
+        flight: Flight,
+        outcome: list[bytes | ErogakiError] | Outcome,
+        message: discord.WebhookMessage | None,
+        upload_limit: int,
+    ) -> None:
+        request = flight.request
+        if outcome is Outcome.TAKEN_OVER:
+            flight.kept = True  # the new owner delivers and releases
+            return
+        if outcome is Outcome.HANDED_OVER:
+            flight.kept = True
             try:
-                line = progress_line(await self.bot.jobs.progress(request), len(request.job_ids))
-                if line != shown:
-                    await message.edit(content=line)
-                    shown = line
-            except PROGRESS_TROUBLE as exc:
-                log.debug("progress update skipped: %s", exc)
+                await self._edit_progress(request, message, texts.HANDED_OVER)
+            except discord.HTTPException as exc:
+                log.warning("could not tell request %s about the restart: %s", request.key, exc)
+            return
+        assert isinstance(outcome, list)
+        if not await self.bot.jobs.owns(request):
+            # Taken over while we fetched the results: they go back to Redis for
+            # the new owner, and we say nothing.
+            flight.kept = True
+            with contextlib.suppress(*REDIS_TROUBLE):
+                await self.bot.jobs.hand_back(request, outcome)
+            return
+        await self._deliver(request, outcome, message, upload_limit)
+
+    async def _wait(
+        self, request: Request, message: discord.WebhookMessage | None
+    ) -> list[bytes | ErogakiError] | Outcome:
+        """The results, showing progress meanwhile; or why we stopped waiting:
+        this process is stopping, or another bot took the request over."""
+        waiting = asyncio.create_task(self.bot.jobs.results(request))
+        stopping = asyncio.create_task(self.stopping.wait())
+        shown = ""
+        try:
+            while True:
+                await asyncio.wait({waiting, stopping}, timeout=PROGRESS_EVERY)
+                if waiting.done():
+                    return waiting.result()
+                if stopping.done():
+                    return Outcome.HANDED_OVER
+                if not await self.bot.jobs.owns(request):
+                    return Outcome.TAKEN_OVER
+                if message is None:
+                    continue
+                try:
+                    line = progress_line(
+                        await self.bot.jobs.progress(request), len(request.job_ids)
+                    )
+                    if line != shown:
+                        await message.edit(content=line)
+                        shown = line
+                except PROGRESS_TROUBLE as exc:
+                    log.debug("progress update skipped: %s", exc)
+        finally:
+            stopping.cancel()
+            if not waiting.done():
+                # Stops waiting here only; the jobs run on for whoever delivers them.
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+
+    async def _edit_progress(
+        self, request: Request, message: discord.WebhookMessage | None, line: str
+    ) -> None:
+        if message is not None:
+            await message.edit(content=line, view=None)
+        elif request.message_id and _fresh(request):
+            await self._webhook(request).edit_message(request.message_id, content=line, view=None)
+
+    def _webhook(self, request: Request) -> discord.Webhook:
+        return discord.Webhook.partial(request.application_id, request.token, client=self.bot)
 
     async def _deliver(
         self,
@@ -318,69 +417,58 @@ class DecensorCog(commands.Cog):
         message: discord.WebhookMessage | None,
         upload_limit: int,
     ) -> None:
-        """Send the images and errors: as an edit of the progress message
-        while the interaction lasts, else as a channel message."""
+        """Send the images and errors: as an edit of the progress message while
+        the interaction lasts (else a new follow-up), after it as a channel
+        message. Results over the upload limit are re-encoded off the event loop."""
         images = [r for r in results if isinstance(r, bytes)]
         errors = [r for r in results if not isinstance(r, bytes)]
         embeds = [error_embed(e) for e in errors][:10]
         budget = upload_limit // max(1, len(images))
+        ways = self._ways(request, message)
         for attempt in range(3):
-            files, notes = self._files(images, budget)
-            content = self._content(request, images, notes)
-            try:
-                await self._send(request, message, content, files, embeds)
-                return
-            except discord.HTTPException as exc:
-                if exc.status != 413 or attempt == 2:
-                    raise
-                # The limit we were told was too generous: halve it, never fail.
-                budget //= 2
+            fitted = await asyncio.gather(*(fit_off_loop(png, budget) for png in images))
+            content = self._content(request, fitted)
+            while ways:
+                try:
+                    await ways[0](content, self._files(fitted), embeds)
+                    return
+                except discord.HTTPException as exc:
+                    if exc.status == 413 and attempt < 2:
+                        break  # the limit we were told was too generous: halve it
+                    if len(ways) == 1:
+                        raise
+                    log.warning(
+                        "could not deliver request %s this way (%s %s); trying another",
+                        request.key, exc.status, exc.text,
+                    )  # fmt: skip
+                    ways.pop(0)
+            budget //= 2
 
-    def _files(self, images: list[bytes], budget: int) -> tuple[list[discord.File], list[str]]:
-        files, notes = [], []
-        for n, png in enumerate(images, start=1):
-            fitted = fit(png, budget)
-            if fitted.note:
-                notes.append(f"image {n} {fitted.note}" if len(images) > 1 else fitted.note)
-            files.append(
-                discord.File(
-                    io.BytesIO(fitted.data),
-                    filename=f"decensored-{n}.{fitted.extension}",
-                    spoiler=self.bot.settings.spoiler,
-                )
-            )
-        return files, notes
-
-    def _content(self, request: Request, images: list[bytes], notes: list[str]) -> str:
-        if not images:
-            return f"<@{request.user_id}>"
-        lines = [f"<@{request.user_id}> here {'it is' if len(images) == 1 else 'they are'}."]
-        lines += [f"Note: {n}." for n in notes]
-        return "\n".join(lines)
-
-    async def _send(
-        self,
-        request: Request,
-        message: discord.WebhookMessage | None,
-        content: str,
-        files: list[discord.File],
-        embeds: list[discord.Embed],
-    ) -> None:
-        fresh = time.time() - request.created < TOKEN_LIFETIME
+    def _ways(self, request: Request, message: discord.WebhookMessage | None) -> list[Send]:
+        """How a result can reach the user, best first."""
         mentions = discord.AllowedMentions(users=True, everyone=False, roles=False)
-        if fresh and message is not None:
-            await message.edit(
-                content=content, attachments=files, embeds=embeds, view=None,
-                allowed_mentions=mentions,
-            )  # fmt: skip
-        elif fresh:
-            webhook = discord.Webhook.partial(
-                request.application_id, request.token, client=self.bot
-            )
-            await webhook.send(
-                content=content, files=files, embeds=embeds, allowed_mentions=mentions
-            )
-        else:
+        ways: list[Send] = []
+        if _fresh(request):
+            webhook = self._webhook(request)
+            if message is not None or request.message_id:
+                message_id = message.id if message is not None else request.message_id
+
+                async def edit(content: str, files: list[discord.File], embeds: Embeds) -> None:
+                    await webhook.edit_message(
+                        message_id, content=content, attachments=files, embeds=embeds,
+                        view=None, allowed_mentions=mentions,
+                    )  # fmt: skip
+
+                ways.append(edit)
+
+            async def follow_up(content: str, files: list[discord.File], embeds: Embeds) -> None:
+                await webhook.send(
+                    content=content, files=files, embeds=embeds, allowed_mentions=mentions
+                )
+
+            ways.append(follow_up)
+
+        async def to_channel(content: str, files: list[discord.File], embeds: Embeds) -> None:
             channel = self.bot.get_channel(request.channel_id) or await self.bot.fetch_channel(
                 request.channel_id
             )
@@ -391,22 +479,84 @@ class DecensorCog(commands.Cog):
                 content=content, files=files, embeds=embeds, allowed_mentions=mentions
             )
 
+        ways.append(to_channel)
+        return ways
+
+    def _files(self, fitted: list[Fitted]) -> list[discord.File]:
+        # New File objects for every attempt: discord.py closes them after a request.
+        return [
+            discord.File(
+                io.BytesIO(f.data),
+                filename=f"decensored-{n}.{f.extension}",
+                spoiler=self.bot.settings.spoiler,
+            )
+            for n, f in enumerate(fitted, start=1)
+        ]
+
+    def _content(self, request: Request, fitted: list[Fitted]) -> str:
+        if not fitted:
+            return f"<@{request.user_id}>"
+        lines = [f"<@{request.user_id}> here {'it is' if len(fitted) == 1 else 'they are'}."]
+        for n, f in enumerate(fitted, start=1):
+            if f.note:
+                which = f"image {n} " if len(fitted) > 1 else ""
+                lines.append(f"Note: {which}{f.note}.")
+        return "\n".join(lines)
+
     # --- restarts -----------------------------------------------------------------
 
     def adopt(self, request: Request) -> None:
         """Deliver a request that a stopped bot process accepted."""
-        task = asyncio.create_task(self._deliver_adopted(request))
+        if self.stopping.is_set():
+            return
+        self._spawn(self._deliver_adopted(request))
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver_adopted(self, request: Request) -> None:
         try:
-            results = await self.bot.jobs.results(request)
-            await self._deliver(request, results, None, DEFAULT_UPLOAD_LIMIT)
+            async with self._flight(request) as flight:
+                outcome = await self._wait(request, None)
+                await self._conclude(flight, outcome, None, DEFAULT_UPLOAD_LIMIT)
         except Exception:
             log.exception("could not deliver adopted request %s", request.key)
-        finally:
-            await self.bot.jobs.finish(request)
+
+    async def hand_over(self, timeout: float) -> None:
+        """Stop taking requests; those waiting for workers are left, with their
+        records and slots, to the next bot process (their users are told);
+        those being delivered finish first, for at most ``timeout`` seconds."""
+        self.stopping.set()
+        tasks = [f.task for f in self._flights.values() if f.task is not None]
+        tasks += list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+
+class Outcome(enum.Enum):
+    HANDED_OVER = "handed over"  # this process is stopping
+    TAKEN_OVER = "taken over"  # another bot process owns the request now
+
+
+@dataclass(eq=False)
+class Flight:
+    """A request this process is working on."""
+
+    request: Request
+    task: asyncio.Task[Any] | None
+    reserved: bool = True
+    # Its record and slots stay for another bot process (not finished here).
+    kept: bool = False
+
+
+Embeds = list[discord.Embed]
+Send = Callable[[str, list[discord.File], Embeds], Awaitable[None]]
+
+
+def _fresh(request: Request) -> bool:
+    return time.time() - request.created < TOKEN_LIFETIME
 
 
 def _images_of(message: discord.Message) -> list[discord.Attachment]:
