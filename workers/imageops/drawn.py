@@ -386,13 +386,14 @@ def _screentone(h: int, w: int, rng: np.random.Generator, clip: Cover) -> Cover:
 
 
 def _balloon(
-    canvas: NDArray[np.float32], rng: np.random.Generator, ink: RGB, narration: bool
+    canvas: NDArray[np.float32], rng: np.random.Generator, ink: RGB, narration: bool, left: bool
 ) -> Cover:
-    """A speech balloon (white ellipse, outline, tail) or a narration box, with text marks."""
+    """A speech balloon (white ellipse, outline, tail) or a narration box, with text marks,
+    in the top left or top right corner."""
     h, w = canvas.shape[:2]
     s = min(h, w)
     rx, ry = s * rng.uniform(0.1, 0.16), s * rng.uniform(0.06, 0.1)
-    cx = rng.choice([rx + 8, w - rx - 8]) + rng.uniform(-5, 5)
+    cx = (rx + 8 if left else w - rx - 8) + rng.uniform(-5, 5)
     cy = ry + 8 + rng.uniform(0, h * 0.15)
     if narration:
         poly = _box_poly(Box(cx, cy, 2 * rx, 1.3 * ry, 0.0))
@@ -591,8 +592,11 @@ def draw_art(seed: int, size: tuple[int, int] = (640, 640), theme: str = "plain"
         add_ink(cov)
     subject = body
     # Speech balloons and narration boxes, over everything.
-    for k in range(int(rng.integers(0, 3)) + (1 if theme == "manga" else 0)):
-        b = _balloon(canvas, rng, pal.ink, narration=theme == "manga" and k == 0)
+    first_left = rng.random() < 0.5
+    # At most one per top corner, so they never overlap.
+    for k in range(min(int(rng.integers(0, 3)) + (theme == "manga"), 2)):
+        left = first_left == (k % 2 == 0)
+        b = _balloon(canvas, rng, pal.ink, theme == "manga" and k == 0, left)
         balloons = np.maximum(balloons, b)
     out: Image = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
     return Drawing(
