@@ -631,11 +631,21 @@ class Worker:
         # Nothing may end this loop but cancellation: a worker without a
         # heartbeat looks dead to the whole fleet while it goes on working.
         outage = Outage("heartbeat", log)
+        last_beat = steady_since = time.monotonic()
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self._beat()
-                await self.reap()
+                now = time.monotonic()
+                if now - last_beat > 2 * self.heartbeat_interval + 1.0:
+                    # We could not beat for a while (Redis full, paused or
+                    # restarting; this process stopped): neither could the
+                    # others. Reaping now would take the jobs of live workers,
+                    # so give them one TTL to beat again first.
+                    steady_since = now
+                last_beat = now
+                if now - steady_since >= self.heartbeat_ttl:
+                    await self.reap()
                 await self._reconcile()
                 outage.ok()
             except asyncio.CancelledError:

@@ -297,6 +297,7 @@ class CuttingProxy:
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> CuttingProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -309,25 +310,34 @@ class CuttingProxy:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in self._tasks:
-            task.cancel()
+        # Closing the sockets ends the pumps; cancelling a stream handler
+        # would only make asyncio log the cancellation.
+        for writer in self._writers:
+            writer.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         me = asyncio.current_task()
         assert me is not None
         self._tasks.add(me)  # type: ignore[arg-type]
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers.add(client_w)
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.close()
+            return
+        self._writers.add(server_w)
         try:
             await asyncio.gather(
                 self._pump(client_r, server_w, "cut_request_with"),
                 self._pump(server_r, client_w, "drop_reply_with"),
             )
-        except (ConnectionError, _Cut):
+        except (OSError, _Cut):
             pass
         finally:
             for writer in (client_w, server_w):
                 writer.close()
+                self._writers.discard(writer)
             self._tasks.discard(me)  # type: ignore[arg-type]
 
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, rule: str) -> None:
@@ -392,6 +402,28 @@ async def test_a_job_cut_off_by_a_disconnect_is_not_counted_done(
     assert [r.outcome.value for r in reports] == ["handed-back", "done"]
     assert worker.counts["done"] == 1
     assert worker.counts["handed-back"] == 1
+
+
+# --- 5. a fetch that fails is retried --------------------------------------------
+
+
+async def test_a_failed_fetch_of_the_result_is_retried(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    async with proxy_to(server) as proxy, Submitter(proxy.url()) as sub:
+        job_id = "fetch-cut"
+        await sub.submit(b"img", Mode.MOSAIC, timeout=10, job_id=job_id)
+        # The keyevent arrives; the connection drops as the submitter asks for
+        # the result. The subscription itself stays up: no re-check comes.
+        proxy.cut_request_with = keys.result_key(job_id).encode()
+        await client.lpop(Queue.HENTAI_MOSAIC)
+        await client.set(keys.result_key(job_id), b"answer", ex=60)
+        assert await sub.result(job_id) == b"answer"
+        assert proxy.cuts == 1
+    assert await job_keys_left(client, job_id) == []
+    await client.aclose()
 
 
 # --- 6. finishing is idempotent ---------------------------------------------------
