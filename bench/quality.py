@@ -339,10 +339,10 @@ def bench_green(pics: list[drawn.Drawing]) -> tuple[Section, Section]:
         if i % 2 == 0:
             # Green painted over a censor bar, the brush a little wider than the bar.
             cen = drawn.censor_bars(pic, 5000 + i, drawn.LAYOUTS[i % 10], "black")
-            painted, alpha = drawn.paint_green(cen.image, 5100 + i, cen.bar_touch)
+            painted, alpha = drawn.brush_green(cen.image, 5100 + i, cen.bar_touch)
             how = "over-bar"
         else:
-            painted, alpha = drawn.paint_green(pic.image, 5100 + i)
+            painted, alpha = drawn.brush_green(pic.image, 5100 + i)
             how = "stroke"
         variant = "png" if i % 4 == 0 else f"jpeg{JPEG_QS[i % len(JPEG_QS)]}"
         data, inp = bytes_of(painted, variant)

@@ -171,8 +171,8 @@ def test_close_colours_stay_visible() -> None:
 def test_soft_green_brush() -> None:
     pic = drawn.draw_art(5, (320, 320), "plain")
     for painted, alpha in (
-        drawn.paint_green(pic.image, 1),
-        drawn.paint_green(pic.image, 2, drawn.censor_bars(pic, 2, "x", "black").bars),
+        drawn.brush_green(pic.image, 1),
+        drawn.brush_green(pic.image, 2, drawn.censor_bars(pic, 2, "x", "black").bars),
     ):
         solid = alpha >= 1.0
         assert solid.any() and (painted[solid] == drawn.GREEN).all()

@@ -14,15 +14,21 @@ Functions:
   ``night`` (dark navy sky and clothes, for navy bars), ``pink`` (pink skin and ground, for
   light pink bars), ``manga`` (greys, screentone, heavy hatching).
 - ``bar_boxes(drawing, rng, layout)``: the rotated rectangles of one censor ``layout``
-  (``LAYOUTS``: single, rotated, x, t, l, stacked, fused, edge, outline, hatch).
+  (``LAYOUTS``): ``single`` (one axis-aligned, hard-edged bar), ``rotated`` (any angle,
+  anti-aliased), ``x`` (two bars crossing), ``t`` (a stem starting inside a crossbar's
+  middle), ``l`` (two bars meeting at a corner), ``stacked`` (2-4 parallel bars 2-6 px
+  apart), ``fused`` (two bars end to end, sometimes bent or of another thickness), ``edge``
+  (cut by the picture's edge), ``outline`` (the rim along as much dark ink as possible),
+  ``hatch`` (over hatching). Bars are placed over the figure, never centred on the hair.
 - ``censor_bars(drawing, seed, layout, colour)``: bars painted in one flat colour
   (``BAR_COLOURS`` or any RGB); truth masks in the returned ``Censored``.
 - ``censor_mosaic(picture, seed, block, phase)``: one pixelated region (cell means on a grid
   of ``block`` px offset by ``phase``) on a ``Drawing`` or any RGB picture (photos too);
   truth = the whole cells changed.
 - ``censor_both(drawing, seed, layout, colour, block)``: bars and a mosaic that do not touch.
-- ``paint_green(rgb, seed)``: a region painted green by hand with a soft (anti-aliased)
-  brush, the way users pre-mask for DeepCreamPy; returns the picture and the brush alpha.
+- ``brush_green(rgb, seed, region=None)``: green painted by hand with a soft (anti-aliased)
+  brush over ``region`` grown a little, or along a random stroke, the way users pre-mask
+  for DeepCreamPy; returns the picture and the brush alpha (1 = solid green).
 - ``png_bytes``, ``jpeg_bytes(rgb, quality)``, ``decode`` (Pillow, as uploads are read) and
   ``jpeg(rgb, quality)`` (the round trip).
 - ``colour_for_theme(theme, rng)``: the bar colour a censor would pick on such a picture.
@@ -898,7 +904,7 @@ def censor_both(
     )
 
 
-def paint_green(rgb: Image, seed: int, region: Mask | None = None) -> tuple[Image, Cover]:
+def brush_green(rgb: Image, seed: int, region: Mask | None = None) -> tuple[Image, Cover]:
     """Green painted by hand with a soft brush: over ``region`` (grown a little) if given,
     else along a random thick brush path. Returns (painted image, brush alpha)."""
     rng = np.random.default_rng(seed)
