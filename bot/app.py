@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 # On SIGINT / SIGTERM, results already in hand get this long to be delivered
 # (docker stop waits 10 s before it kills).
 STOP_GRACE = 8.0
+# The loop watch asks to run this often, and warns when it runs this late.
+WATCH_EVERY = 0.05
+STALL_WARNING = 0.1
 
 
 class ErogakiBot(GatewayFromApiMixin, commands.Bot):
@@ -54,6 +57,9 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
         )
         self._liveness: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        # The event loop's longest stall so far, in seconds (see _watch_loop).
+        self.longest_stall = 0.0
         self._closed = False
 
     async def setup_hook(self) -> None:
@@ -67,6 +73,7 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
             return
         await self.submitter.start()
         self._liveness = asyncio.create_task(self._keep_alive(), name="erogaki-bot-alive")
+        self._watch = asyncio.create_task(self._watch_loop(), name="erogaki-bot-loop-watch")
 
     def request_stop(self) -> None:
         """SIGINT / SIGTERM: stop as :meth:`stop` says (a second signal changes nothing)."""
@@ -86,16 +93,30 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
         await self.close()
 
     async def _stop_liveness(self) -> None:
-        if self._liveness is not None:
-            self._liveness.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._liveness
+        await _cancel(self._liveness)
+        self._liveness = None
+
+    async def _watch_loop(self) -> None:
+        """Say when the event loop stalls: then commands go unacknowledged for
+        Discord's 3 s and the gateway heartbeat is late. It never should."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                asked = loop.time()
+                await asyncio.sleep(WATCH_EVERY)
+                late = loop.time() - asked - WATCH_EVERY
+                self.longest_stall = max(self.longest_stall, late)
+                if late > STALL_WARNING:
+                    log.warning("the event loop stalled for %.0f ms", late * 1000)
+        finally:
+            log.info("longest event loop stall: %.0f ms", self.longest_stall * 1000)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         await self._stop_liveness()
+        await _cancel(self._watch)
         await super().close()
         await self.submitter.close()
 
@@ -129,6 +150,13 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
                 await interaction.followup.send(embed=embed, ephemeral=True)
             else:
                 await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def run_bot(settings: Settings, *, sync: bool = False, guild_id: int | None = None) -> None:

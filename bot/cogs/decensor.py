@@ -358,6 +358,7 @@ class DecensorCog(commands.Cog):
             # Taken over while we fetched the results: they go back to Redis for
             # the new owner, and we say nothing.
             flight.kept = True
+            log.info("request %s was taken over; its results go back to Redis", request.key)
             with contextlib.suppress(*REDIS_TROUBLE):
                 await self.bot.jobs.hand_back(request, outcome)
             return
