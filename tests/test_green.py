@@ -108,4 +108,5 @@ def test_a_large_but_partial_mask_is_still_filled() -> None:
     img[:, :180] = (0, 255, 0)  # 90 % painted: unusual, but there is context left
     out = pixels_of(pipeline.inpaint_green(png(img), CpuDeepCreamPy(), LIMITS, {}))
     assert not np.all(out == (0, 255, 0), axis=-1).any()
-    assert np.array_equal(out[:, 182:], clean[:, 182:])
+    # A drawn green touching the paint may lose a pixel or two to it, no more.
+    assert np.array_equal(out[:, 184:], clean[:, 184:])
