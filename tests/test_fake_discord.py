@@ -317,6 +317,40 @@ async def test_errors_discord_would_return(fake: FakeDiscord) -> None:
         assert [c.status for c in fake.rejected] == [400, 400]
 
 
+async def test_rate_limits_and_server_errors_on_demand(fake: FakeDiscord) -> None:
+    _guild, sfw, _nsfw, _thread = world(fake)
+    async with running(fake) as bot:
+        channel = bot.get_channel(sfw.id)
+        assert isinstance(channel, discord.TextChannel)
+        # discord.py waits out a 429 as told and sends again: one message, two requests.
+        limited = fake.fail("channel_message", 429, retry_after=0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await channel.send("after a rate limit")
+        assert loop.time() - started >= 0.2
+        assert limited.hits == 1
+        sent = [c for c in fake.channel_messages if c.content == "after a rate limit"]
+        assert [c.status for c in sent] == [429, 200]
+        assert sent[0].response["retry_after"] == 0.2 and not sent[0].response["global"]
+
+        # A global one stops every route until it is over.
+        fake.fail("channel_message", 429, retry_after=0.1, is_global=True)
+        await channel.send("after a global rate limit")
+        assert [c.status for c in fake.channel_messages][-2:] == [429, 200]
+
+        # 503 is not retried by discord.py: the caller sees it.
+        down = fake.fail("channel_message", 503)
+        with pytest.raises(discord.DiscordServerError):
+            await channel.send("during an outage")
+        assert down.hits == 1
+        assert not any(c.content == "during an outage" and c.ok for c in fake.channel_messages)
+
+        # Only requests uploading files, when asked.
+        uploads = fake.fail("channel_message", 503, with_files=True)
+        await channel.send("no file")
+        assert uploads.hits == 0
+
+
 async def test_gateway_disconnect_is_survived_and_events_replayed(fake: FakeDiscord) -> None:
     _guild, sfw, _nsfw, _thread = world(fake)
     async with running(fake) as bot:
