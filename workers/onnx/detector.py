@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from erogaki_common.errors import ConfigError
 from workers.backend import Image, Mask
 from workers.onnx.config import DetectorModel
+from workers.onnx.regions import grow
 from workers.onnx.sessions import FLOAT, INT64, Contract, Model, TensorSpec, fixed
 
 log = logging.getLogger(__name__)
@@ -313,14 +314,6 @@ def load_detector(path: Path, cfg: DetectorModel, provider: str) -> Detector:
     return yolo.YoloSegDetector(model, cfg)
 
 
-def grow(mask: Mask, px: int) -> Mask:
-    if px <= 0 or not mask.any():
-        return mask
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    grown: Mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
-    return grown
-
-
 __all__ = [
     "BAR",
     "KINDS",
@@ -329,6 +322,7 @@ __all__ = [
     "Detector",
     "Letterbox",
     "MaskRcnnDetector",
+    "grow",
     "load_detector",
     "resolve_classes",
 ]

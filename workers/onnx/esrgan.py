@@ -25,6 +25,7 @@ from erogaki_common.errors import ConfigError
 from workers.backend import Image, Mask
 from workers.imageops.mosaic import MosaicGrid, estimate_grid
 from workers.onnx.config import EsrganModel
+from workers.onnx.regions import Components
 from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
 
 log = logging.getLogger(__name__)
@@ -118,20 +119,17 @@ class Esrgan:
 
 def restore(rgb: Image, mask: Mask, esrgan: Esrgan, *, feather: int, default_block: int) -> Image:
     """``rgb`` with each connected mosaic region of ``mask`` redrawn by ESRGAN."""
-    h, w = mask.shape
     out = rgb.copy()
-    alpha = _feather(mask, feather)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        mask.astype(np.uint8), connectivity=8
-    )
-    whole: list[MosaicGrid | None] = []
-    for label in range(1, count):
-        x, y, bw, bh = (int(v) for v in stats[label, :4])
-        grid = _grid_near(rgb, (x, y, x + bw, y + bh))
+    regions = Components(mask, connectivity=8)
+    alpha = _feather(mask, regions.box, feather)
+    ax, ay = regions.box[:2]
+    for label, (x, y, rx1, ry1) in regions.boxes():
+        bw, bh = rx1 - x, ry1 - y
+        grid = _grid_near(rgb, (x, y, rx1, ry1), GRID_MARGIN)
         if grid is None:
-            if not whole:
-                whole.append(estimate_grid(rgb))
-            grid = whole[0]
+            # More context, as much again as the region on every side; not the whole
+            # picture, whose cost would not depend on the mosaic's size.
+            grid = _grid_near(rgb, (x, y, rx1, ry1), max(bw, bh))
         b = grid.block if grid is not None else default_block
         px = grid.phase_x if grid is not None else x
         py = grid.phase_y if grid is not None else y
@@ -145,21 +143,21 @@ def restore(rgb: Image, mask: Mask, esrgan: Esrgan, *, feather: int, default_blo
         up = esrgan.upscale(cells * np.float32(1.0 / 255.0))
         interp = cv2.INTER_CUBIC if up.shape[0] < y1 - y0 else cv2.INTER_AREA
         redrawn = cv2.resize(up, (x1 - x0, y1 - y0), interpolation=interp) * np.float32(255.0)
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        region = labels[sy0:sy1, sx0:sx1] == label
-        a = alpha[sy0:sy1, sx0:sx1][region][:, None]
-        new = redrawn[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][region]
-        old = out[sy0:sy1, sx0:sx1][region].astype(np.float32)
+        # Pasted over the region's own box only.
+        region = regions.region(label, x, y, rx1, ry1)
+        a = alpha[y - ay : ry1 - ay, x - ax : rx1 - ax][region][:, None]
+        new = redrawn[y - y0 : ry1 - y0, x - x0 : rx1 - x0][region]
+        old = out[y:ry1, x:rx1][region].astype(np.float32)
         blended = np.clip(np.rint(a * new + (1.0 - a) * old), 0, 255).astype(np.uint8)
-        out[sy0:sy1, sx0:sx1][region] = blended
+        out[y:ry1, x:rx1][region] = blended
     return out
 
 
-def _grid_near(rgb: Image, bbox: tuple[int, int, int, int]) -> MosaicGrid | None:
+def _grid_near(rgb: Image, bbox: tuple[int, int, int, int], margin: int) -> MosaicGrid | None:
     """The mosaic grid measured around a region, in whole-image coordinates."""
     h, w = rgb.shape[:2]
-    x0, y0 = max(bbox[0] - GRID_MARGIN, 0), max(bbox[1] - GRID_MARGIN, 0)
-    x1, y1 = min(bbox[2] + GRID_MARGIN, w), min(bbox[3] + GRID_MARGIN, h)
+    x0, y0 = max(bbox[0] - margin, 0), max(bbox[1] - margin, 0)
+    x1, y1 = min(bbox[2] + margin, w), min(bbox[3] + margin, h)
     grid = estimate_grid(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
     if grid is None:
         return None
@@ -178,13 +176,26 @@ def _window(rgb: Image, x0: int, y0: int, x1: int, y1: int) -> FloatArray:
     return np.asarray(padded, np.float32)
 
 
-def _feather(mask: Mask, feather: int) -> FloatArray:
-    """Blend weight: 1 deep inside the mask, ramping down over ``feather`` px to its edge,
-    0 outside. The image's border is not an edge: a mosaic may run off the picture."""
+def _feather(mask: Mask, box: tuple[int, int, int, int], feather: int) -> FloatArray:
+    """Blend weight over the window ``box`` (the mask's bounding box): 1 deep inside the
+    mask, ramping down over ``feather`` px to its edge, 0 outside. The image's border is
+    not an edge: a mosaic may run off the picture."""
+    x0, y0, x1, y1 = box
+    part = mask[y0:y1, x0:x1]
     if feather <= 0:
-        return mask.astype(np.float32)
-    inside = np.pad(mask.astype(np.uint8), 1, constant_values=1)
+        return part.astype(np.float32)
+    h, w = mask.shape
+    # One pixel beyond the box is outside the mask, unless it is beyond the picture.
+    inside = np.pad(part.astype(np.uint8), 1, constant_values=1)
+    if y0 > 0:
+        inside[0] = 0
+    if y1 < h:
+        inside[-1] = 0
+    if x0 > 0:
+        inside[:, 0] = 0
+    if x1 < w:
+        inside[:, -1] = 0
     dist = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     alpha: FloatArray = np.clip(dist / float(feather + 1), 0.0, 1.0).astype(np.float32)
-    alpha[~mask] = 0.0
+    alpha[~part] = 0.0
     return alpha

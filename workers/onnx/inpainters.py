@@ -38,7 +38,7 @@ from erogaki_common.errors import ConfigError
 from workers.backend import Image, Mask
 from workers.onnx.config import LamaModel, MiganModel, OnnxConfig, model_path
 from workers.onnx.deepcreampy import DeepCreamPyInpainter
-from workers.onnx.detector import grow
+from workers.onnx.regions import Components, grow
 from workers.onnx.sessions import (
     FLOAT,
     UINT8,
@@ -86,6 +86,10 @@ class Box:
     @property
     def slices(self) -> tuple[slice, slice]:
         return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    @property
+    def corners(self) -> tuple[int, int, int, int]:
+        return self.x0, self.y0, self.x1, self.y1
 
 
 def region_box(
@@ -145,20 +149,22 @@ class RegionInpainter:
         h, w = mask.shape
         # The model's hole is a little larger than the mask; only the mask is pasted.
         hole = grow(mask, self.hole_grow)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(
-            hole.astype(np.uint8), connectivity=8
-        )
-        boxes: list[tuple[int, Box]] = []
-        for label in range(1, count):
-            x, y, bw, bh = (int(v) for v in stats[label, :4])
-            boxes.append((label, region_box((x, y, x + bw, y + bh), w, h, self.margin, self.side)))
-        prepared = [self._to_model(rgb[b.slices], hole[b.slices]) for _, b in boxes]
+        regions = Components(hole, connectivity=8)
+        holes: list[tuple[int, Box, Box]] = []
+        for label, corners in regions.boxes():
+            crop = region_box(corners, w, h, self.margin, self.side)
+            holes.append((label, Box(*corners), crop))
+        prepared = [self._to_model(rgb[c.slices], hole[c.slices]) for _, _, c in holes]
         predictions = self._predict([self.encode(pix, gap) for pix, gap in prepared])
-        for (label, box), pred in zip(boxes, predictions, strict=True):
-            ys, xs = box.slices
-            region = (labels[ys, xs] == label) & mask[ys, xs]
-            pixels = self._from_model(pred, (box.y1 - box.y0, box.x1 - box.x0))
-            out[ys, xs][region] = pixels[region]
+        for (label, bbox, crop), pred in zip(holes, predictions, strict=True):
+            pixels = self._from_model(pred, (crop.y1 - crop.y0, crop.x1 - crop.x0))
+            # Only the hole's own box is touched: the cost follows the holes, not the crops.
+            ys, xs = bbox.slices
+            region = regions.region(label, *bbox.corners) & mask[ys, xs]
+            inner = pixels[
+                bbox.y0 - crop.y0 : bbox.y1 - crop.y0, bbox.x0 - crop.x0 : bbox.x1 - crop.x0
+            ]
+            out[ys, xs][region] = inner[region]
         return out
 
     def _to_model(self, rgb: Image, hole: Mask) -> tuple[Image, Mask]:
@@ -172,22 +178,25 @@ class RegionInpainter:
             image = cv2.resize(rgb, size, interpolation=interp)
             # A resized pixel that saw any of the hole is hole: what was there (green) must
             # not pass for context.
-            share = cv2.resize(hole.astype(np.float32), size, interpolation=interp)
-            return np.asarray(image, np.uint8), share > 1e-3
+            share = cv2.resize(hole.view(np.uint8) * np.uint8(255), size, interpolation=interp)
+            return np.asarray(image, np.uint8), np.asarray(share) > 0
         m = self.multiple
         pad_y, pad_x = (-h) % m, (-w) % m
         if pad_y or pad_x:
             rgb = np.asarray(cv2.copyMakeBorder(rgb, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE))
-            hole = cv2.copyMakeBorder(hole.astype(np.uint8), 0, pad_y, 0, pad_x,
+            hole = cv2.copyMakeBorder(hole.view(np.uint8), 0, pad_y, 0, pad_x,
                                       cv2.BORDER_REPLICATE).astype(bool)  # fmt: skip
         return rgb, hole
 
     def _from_model(self, pixels: FloatArray, size: tuple[int, int]) -> Image:
+        """The model's output as pixels of the crop (``size``: its height, width)."""
         h, w = size
-        if self.side is not None and (h, w) != pixels.shape[:2]:
+        out: Image = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        if self.side is not None and (h, w) != out.shape[:2]:
+            # Rounded at the model's size first: resizing 8-bit pixels is several times
+            # cheaper, and a bicubic overshoot saturates in OpenCV.
             interp = cv2.INTER_CUBIC if max(h, w) > self.side else cv2.INTER_AREA
-            pixels = np.asarray(cv2.resize(pixels, (w, h), interpolation=interp), np.float32)
-        out: Image = np.clip(np.rint(pixels[:h, :w]), 0, 255).astype(np.uint8)
+            out = np.asarray(cv2.resize(out, (w, h), interpolation=interp), np.uint8)
         return out
 
     def _predict(self, feeds: list[Feeds]) -> list[FloatArray]:

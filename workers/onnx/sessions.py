@@ -77,16 +77,18 @@ class Model:
             arg.name: tuple(arg.shape) for arg in session.get_outputs()
         }
         self.metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
-        # Seconds spent inside onnxruntime, so benchmarks can tell the model's time from
-        # erogaki's own pre- and post-processing.
+        # Seconds spent inside onnxruntime (wall, and CPU of the calling thread), so
+        # benchmarks can tell the model's time from erogaki's own pre- and post-processing.
         self.busy = 0.0
+        self.busy_cpu = 0.0
         self._lock = threading.Lock()
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, NDArray[Any]]) -> list[NDArray[Any]]:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         results = self.session.run(list(outputs), dict(feeds))
         with self._lock:
             self.busy += time.perf_counter() - start
+            self.busy_cpu += time.thread_time() - start_cpu
         return [np.asarray(r) for r in results]
 
 
