@@ -71,6 +71,8 @@ class Figures:
     duplicate_answers: int = 0
     keys_left: int = 0
     seconds: float = 0.0
+    # A promise the fault checks that did not hold (heartbeats not back, ...).
+    problem: str = ""
     notes: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -79,6 +81,7 @@ class Figures:
             self.answered + self.refused_at_submit == self.jobs
             and self.wrong_answer == self.deadline_exceeded == self.lost == 0
             and self.duplicate_answers == self.keys_left == self.failed == 0
+            and not self.problem
         )
 
 
@@ -212,6 +215,7 @@ async def run_load(
     *,
     timeout: float = 60.0,
     fleet_options: dict[str, object] | None = None,
+    extra_answers: Callable[[], collections.Counter[str]] | None = None,
 ) -> Figures:
     """Submit ``jobs`` jobs at once, run ``fault`` while they are in flight,
     wait for every outcome, then for the fleet to idle, and count."""
@@ -249,10 +253,17 @@ async def run_load(
                 figures.wrong_answer += 1
 
         load = [asyncio.create_task(one(n)) for n in range(jobs)]
-        await fault(sub, lambda: answered)
+        try:
+            await fault(sub, lambda: answered)
+        except TimeoutError as exc:
+            figures.problem = str(exc)
         await asyncio.gather(*load)
-        await until(lambda: drained(client, fleet), 30, "the fleet to idle")
-        figures.duplicate_answers = fleet.duplicate_answers
+        try:
+            await until(lambda: drained(client, fleet), 30, "the fleet to idle")
+        except TimeoutError as exc:
+            figures.problem = figures.problem or str(exc)
+        answers = fleet.answers + (extra_answers() if extra_answers else collections.Counter())
+        figures.duplicate_answers = sum(n - 1 for n in answers.values() if n > 1)
         figures.notes.update({f"reports_{k}": v for k, v in fleet.outcomes.items()})
     figures.keys_left = len(await job_keys(client))
     figures.seconds = round(time.monotonic() - started, 2)
@@ -326,30 +337,62 @@ async def stall(jobs: int = 200, stalls: int = 3) -> Figures:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.chaos", "--worker", server.url(), "chaos-stalled",
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert proc.stderr is not None
+        async for line in proc.stderr:
+            lines.append(line.decode(errors="replace"))
+
+    reader = asyncio.create_task(read())
+
+    def process_answers() -> collections.Counter[str]:
+        # The process worker's job log lines: the answers it wrote.
+        answers: collections.Counter[str] = collections.Counter()
+        for line in lines:
+            if " outcome=done" in line or " outcome=failed" in line:
+                answers[line.split("job id=", 1)[1].split(" ", 1)[0]] += 1
+        return answers
+
     try:
+        stopped = 0
 
         async def fault(sub: Submitter, answered: Callable[[], int]) -> None:
+            nonlocal stopped
+            holds = _holds(admin, "chaos-stalled")
             for n in range(stalls):
-                await until(_holds(admin, "chaos-stalled"), 60, "the process worker to hold a job")
+
+                async def holding_or_late() -> bool:
+                    return answered() >= jobs * 0.8 or await holds()
+
+                await until(holding_or_late, 60, "the process worker to hold a job")
+                if not await holds():
+                    break  # the load is nearly over: no more stalls this run
                 proc.send_signal(signal.SIGSTOP)
+                stopped += 1
                 await until(_not(_exists(admin, keys.heartbeat_key("chaos-stalled"))), 10,
                             "its heartbeat to expire")  # fmt: skip
                 # Long enough for a reaper to move its jobs and another to finish them.
                 await until(_at_least(answered, (n + 1) * jobs // (stalls + 1)), 60,
                             "others to answer meanwhile")  # fmt: skip
                 proc.send_signal(signal.SIGCONT)
+                # Awake again, beating, and done with whatever it held when stopped.
+                await until(_idle_beat(admin, "chaos-stalled"), 10, "the stalled worker to settle")
 
-        return await run_load(
+        figures = await run_load(
             "stall", server, jobs, fault, timeout=90,
-            fleet_options={"workers": 1, "work": (0.02, 0.1)},
+            fleet_options={"workers": 1, "work": (0.02, 0.1)}, extra_answers=process_answers,
         )  # fmt: skip
+        figures.notes["stalls"] = stopped
+        return figures
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGCONT)
             proc.terminate()
             await proc.wait()
+        await reader
         await admin.aclose()
         server.close()
 
@@ -385,6 +428,14 @@ def _heartbeats(client: aioredis.Redis, n: int) -> Callable[[], Awaitable[bool]]
 def _no_heartbeats(client: aioredis.Redis) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return not [k async for k in client.scan_iter(keys.HEARTBEAT_PREFIX + "*")]
+
+    return check
+
+
+def _idle_beat(client: aioredis.Redis, instance: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        beat = await client.get(keys.heartbeat_key(instance))
+        return beat is not None and json.loads(beat).get("busy") == 0
 
     return check
 
@@ -457,7 +508,8 @@ async def main() -> int:
                     f"{figures.refused_at_submit} refused at submit, "
                     f"{figures.deadline_exceeded} DeadlineExceeded, {figures.lost} lost, "
                     f"{figures.wrong_answer} wrong, {figures.duplicate_answers} answered twice, "
-                    f"{figures.keys_left} keys left, {figures.seconds:.1f} s",
+                    f"{figures.keys_left} keys left, {figures.seconds:.1f} s"
+                    + (f" PROBLEM: {figures.problem}" if figures.problem else ""),
                     file=sys.stderr,
                 )
     print(json.dumps([asdict(f) for f in results]))
@@ -467,6 +519,7 @@ async def main() -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
         logging.basicConfig(level=logging.ERROR)
+        logging.getLogger("erogaki_common.worker").setLevel(logging.INFO)
         asyncio.run(_process_worker(sys.argv[2], sys.argv[3]))
     else:
         sys.exit(asyncio.run(main()))
