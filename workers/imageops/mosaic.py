@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,6 +37,19 @@ _EXACT_STD = 0.25
 _EXACT_STEP = 1.0
 # Steps across every eighth line over the mean across the others that mark JPEG blocking.
 _BLOCKY = 1.04
+# Restoration of two-tone cells (an edge between two flat fills). Contrast between the two
+# fills (Euclidean RGB) below which a neighbourhood is flat, and over which trust grows:
+_TONE_MIN = 20.0
+_TONE_RAMP = 30.0
+# Largest distance of any neighbouring cell's colour from the line between the two fills,
+# and of the cell's own colour, relative to their contrast, for the cell to count as two-tone:
+# shading, texture and ink lines leave the line, and their cells keep the smooth estimate.
+_TONE_OFF = 0.07
+_TONE_RESID = 0.15
+# Width, in pixels across a cell, of the restored edge's ramp (drawn edges are anti-aliased).
+_TONE_SOFT = 3.0
+# Share of either fill under which a cell counts as that fill alone.
+_TONE_PURE = 0.02
 
 
 @dataclass(frozen=True)
@@ -415,7 +429,9 @@ def restore_mosaic(
 
     Cell means are treated as samples at the cell centres and interpolated bicubically, then
     refined by back-projection so that every restored cell averages back to its mosaic
-    colour (the mosaic is exactly those averages). Pixels outside ``mask`` are untouched.
+    colour (the mosaic is exactly those averages). Cells that mix two flat fills, as edges
+    in drawn art do, then get a sharp edge instead (see ``_two_tone``). Pixels outside
+    ``mask`` are untouched.
     """
     if not mask.any():
         return rgb.copy()
@@ -437,14 +453,19 @@ def restore_mosaic(
     inside = np.zeros((ch * b, cw * b), bool)
     inside[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = mask[sy0:sy1, sx0:sx1]
 
-    def cell_sum(a: FloatArray) -> FloatArray:
-        s: FloatArray = a.reshape(ch, b, cw, b, -1).sum(axis=(1, 3))
-        return s
+    def cell_mean(a: FloatArray) -> FloatArray:
+        # INTER_AREA at an integer factor is an exact box average, and far faster than reshaping.
+        out = np.asarray(cv2.resize(a, (cw, ch), interpolation=cv2.INTER_AREA), np.float32)
+        return out if out.ndim == 3 else out[:, :, None]
 
-    n_known = np.maximum(cell_sum(known[:, :, None]), np.float32(1.0))
+    # Cells cut by the image border average their pixels inside it only.
+    cut = bool(known.min() == 0)
+    known_share = np.maximum(cell_mean(known), np.float32(1.0 / (b * b)))
 
     def block_mean(a: FloatArray) -> FloatArray:
-        out: FloatArray = (cell_sum(a * known[:, :, None]) / n_known).astype(np.float32)
+        if not cut:
+            return cell_mean(a)
+        out: FloatArray = (cell_mean(a * known[:, :, None]) / known_share).astype(np.float32)
         return out
 
     def upsample(cells: FloatArray) -> FloatArray:
@@ -462,8 +483,8 @@ def restore_mosaic(
     # not its mean: an outline at its far side would otherwise bleed into the restored cell.
     near = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L1, 3)
     ring = ((near <= max(1, int(0.15 * b))) & ~inside).astype(np.float32) * known
-    ring_n = cell_sum(ring[:, :, None])
-    ring_mean = cell_sum(win * ring[:, :, None]) / np.maximum(ring_n, 1.0)
+    ring_n = cell_mean(ring)
+    ring_mean = cell_mean(win * ring[:, :, None]) / np.maximum(ring_n, np.float32(1e-6))
     samples = np.where(ring_n > 0, ring_mean, target).astype(np.float32)
     # Bicubic overshoot rings around every edge; no pixel of a drawn or photographed
     # picture lies outside the colour range of the cells around it, so neither may ours.
@@ -471,14 +492,17 @@ def restore_mosaic(
     low = per_pixel(np.asarray(cv2.erode(samples, k3, borderType=cv2.BORDER_REPLICATE)))
     high = per_pixel(np.asarray(cv2.dilate(samples, k3, borderType=cv2.BORDER_REPLICATE)))
     # Only masked cells are corrected; the clipping must not make the others look off.
-    masked_cell = cell_sum(inside[:, :, None].astype(np.float32)) > 0
+    masked_cell = cell_mean(inside.astype(np.float32)) > 0
     est = upsample(samples)
-    hold = ~inside
-    est[hold] = win[hold]
+    hold = ~inside[:, :, None]
+    np.copyto(est, win, where=hold)
     for _ in range(iterations):
         np.clip(est, low, high, out=est)
         est += upsample(np.where(masked_cell, target - block_mean(est), 0.0).astype(np.float32))
-        est[hold] = win[hold]
+        np.copyto(est, win, where=hold)
+    whole = cell_mean((inside & (known > 0)).astype(np.float32))[:, :, 0] >= 1.0
+    est = _two_tone(est, target, whole, b)
+    np.copyto(est, win, where=hold)
     restored = np.clip(est + 0.5, 0, 255)
     if feather > 0:
         dist = cv2.distanceTransform(np.pad(inside.astype(np.uint8), 1), cv2.DIST_L2, 3)
@@ -488,4 +512,77 @@ def restore_mosaic(
     patch = out[sy0:sy1, sx0:sx1]
     sub = inside[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
     patch[sub] = restored[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][sub].astype(np.uint8)
+    return out
+
+
+def _two_tone(est: FloatArray, target: FloatArray, whole: NDArray[np.bool_], b: int) -> FloatArray:
+    """Sharpen cells that mix two flat fills into an edge that keeps the cell's mean.
+
+    A cell whose 3x3 neighbourhood only holds two colours and their mixtures straddles an
+    edge between two fills; its mean says how much of it each fill covers. The smooth
+    estimate's level lines say where the edge runs, so the cell gets the first fill on the
+    side of the estimate nearer it, up to the level line that gives the right coverage.
+    Trust fades with low contrast and with colours off the two fills' line (shading, texture,
+    ink lines), where the smooth estimate stays.
+    """
+    ch, cw = target.shape[:2]
+    n = b * b
+    padded = np.asarray(cv2.copyMakeBorder(target, 1, 1, 1, 1, cv2.BORDER_REPLICATE), np.float32)
+    nb: FloatArray = np.stack(
+        [padded[dy : dy + ch, dx : dx + cw] for dy in range(3) for dx in range(3)], 2
+    )
+    # The two most different colours around a cell are the fills an edge cell mixes.
+    pair = ((nb[:, :, :, None, :] - nb[:, :, None, :, :]) ** 2).sum(axis=4).reshape(ch, cw, 81)
+    best = pair.argmax(axis=2)
+    lo = np.take_along_axis(nb, (best // 9)[:, :, None, None], axis=2)[:, :, 0]
+    hi = np.take_along_axis(nb, (best % 9)[:, :, None, None], axis=2)[:, :, 0]
+    axis = hi - lo
+    d2 = np.maximum((axis * axis).sum(axis=2), 1e-6)
+    dist = np.sqrt(d2)
+
+    def off_line(c: NDArray[np.floating[Any]]) -> FloatArray:
+        """Distance of colours ``c`` (ch, cw, ..., 3) from the lo-hi segment, over contrast."""
+        ex = (slice(None), slice(None)) + (None,) * (c.ndim - 3)
+        t = np.clip(((c - lo[ex]) * axis[ex]).sum(axis=-1) / d2[ex], 0.0, 1.0)
+        off = c - (lo[ex] + t[..., None] * axis[ex])
+        out: FloatArray = np.sqrt((off * off).sum(axis=-1)) / dist[ex]
+        return out
+
+    alpha = np.clip(((target - lo) * axis).sum(axis=2) / d2, 0.0, 1.0)
+    trust = (
+        np.clip((dist - _TONE_MIN) / _TONE_RAMP, 0.0, 1.0)
+        * np.clip(1.0 - off_line(nb).max(axis=2) / _TONE_OFF, 0.0, 1.0)
+        * np.clip(1.0 - off_line(target) / _TONE_RESID, 0.0, 1.0)
+        # A cell that is one of the two extremes holds no edge to place.
+        * ((alpha > _TONE_PURE) & (alpha < 1.0 - _TONE_PURE) & whole)
+    )
+    idx = np.flatnonzero(trust > 0)
+    if idx.size == 0:
+        return est
+    cells = est.reshape(ch, b, cw, b, 3).transpose(0, 2, 1, 3, 4).reshape(ch * cw, n, 3)
+    e = cells[idx]
+    lo_c, ax_c = lo.reshape(-1, 1, 3)[idx], axis.reshape(-1, 1, 3)[idx]
+    a_c = alpha.reshape(-1)[idx]
+    # Position of each pixel between the two fills according to the smooth estimate.
+    f = ((e - lo_c) * ax_c).sum(axis=2) / d2.reshape(-1, 1)[idx]
+    fs = -np.sort(-f, axis=1)
+    # The level that leaves the share ``alpha`` of the cell on the ``hi`` side.
+    k = np.clip(a_c * n - 0.5, 0.0, n - 1.0)
+    k0 = np.floor(k).astype(np.intp)
+    k1 = np.minimum(k0 + 1, n - 1)
+    frac = (k - k0)[:, None]
+    rows = np.arange(idx.size)
+    level = fs[rows, k0][:, None] * (1.0 - frac) + fs[rows, k1][:, None] * frac
+    ramp = np.maximum(_TONE_SOFT * (fs[:, :1] - fs[:, -1:]) / b, 1e-4)
+    share = np.clip((f - level) / ramp + 0.5, 0.0, 1.0)
+    # The soft ramp moves the cell's mean a little; a uniform shift puts it back.
+    share += a_c[:, None] - share.mean(axis=1, keepdims=True)
+    rest = (target - (lo + alpha[:, :, None] * axis)).reshape(-1, 1, 3)[idx]
+    sharp = lo_c + share[:, :, None] * ax_c + rest
+    t = trust.reshape(-1, 1, 1)[idx].astype(np.float32)
+    cells = cells.copy()
+    cells[idx] = t * sharp + (1.0 - t) * e
+    out: FloatArray = (
+        cells.reshape(ch, cw, b, b, 3).transpose(0, 2, 1, 3, 4).reshape(ch * b, cw * b, 3)
+    ).astype(np.float32)
     return out
