@@ -720,19 +720,28 @@ def bar_boxes(drawing: Drawing, rng: np.random.Generator, layout: str) -> list[B
             return [_snap(b1), _snap(b2)]
         return [b1, b2]
     if layout == "edge":
-        side = int(rng.integers(4))
+        # Where the figure runs off the picture: the bar covers it there, cut by the edge
+        # either across its length or along it.
+        rim = np.zeros_like(drawing.subject)
+        rim[:2], rim[-2:], rim[:, :2], rim[:, -2:] = True, True, True, True
+        ys, xs = np.nonzero(drawing.subject & rim)
+        if ys.size:
+            k = int(rng.integers(ys.size))
+            px, py = float(xs[k]), float(ys[k])
+        else:
+            px, py = float(rng.uniform(0, w)), float(h - 1)
+        side = int(np.argmin([px, w - 1 - px, py, h - 1 - py]))  # left, right, top, bottom
         cut = rng.uniform(0.2, 0.5)
-        if side in (0, 1):  # left / right: a horizontal bar running off the side
-            x = (
-                -length / 2.0 + length * (1 - cut)
-                if side == 0
-                else w - length * (1 - cut) + length / 2.0
-            )
-            y = rng.uniform(h * 0.3, h * 0.9)
-            return [_snap(Box(x, y, length, thick, 0.0))]
-        y = h - thick * (0.5 - cut) if side == 2 else thick * (0.5 - cut)
-        x = rng.uniform(w * 0.2, w * 0.8)
-        return [_snap(Box(x, y, length, thick, 0.0))]
+        across = rng.random() < 0.5
+        extent = length if across else thick
+        inward = extent * (0.5 - cut)
+        if side in (0, 1):
+            x = -0.5 + inward if side == 0 else w - 0.5 - inward
+            box = Box(x, py, length, thick, 0.0 if across else 90.0)
+        else:
+            y = -0.5 + inward if side == 2 else h - 0.5 - inward
+            box = Box(px, y, length, thick, 90.0 if across else 0.0)
+        return [_snap(box)]
     if layout == "outline":
         # The candidate whose rim runs along the most ink: a bar touching dark outlines.
         best: tuple[float, Box] | None = None
