@@ -215,10 +215,12 @@ async def test_a_refused_second_image_takes_the_first_back_out(
     try:
         async with running_bot(bot_settings(fake, url)) as bot:
             small = fake.add_attachment(barred(), "small.png")
-            big = fake.add_attachment(b"\x89PNG\r\n\x1a\n" + os.urandom(4 * MiB), "big.png")
+            # Kept small: redis-py quotes a refused command's arguments in its error,
+            # through textwrap, for seconds per MiB.
+            big = fake.add_attachment(b"\x89PNG\r\n\x1a\n" + os.urandom(MiB), "big.png")
             used = int((await client.info("memory"))["used_memory"])
             # Room for the first image, not the second: Redis refuses it (noeviction).
-            await client.config_set("maxmemory", used + 2 * MiB)
+            await client.config_set("maxmemory", used + MiB // 2)
             handle = await fake.slash_command(
                 "decensor bar", {"image": small, "image2": big}, channel=nsfw
             )
