@@ -556,3 +556,89 @@ async def test_workers_carry_on_after_redis_restarts(
         server.restart()  # scripts, flags and connections are all gone
         assert await sub.decensor(b"after", Mode.MOSAIC, timeout=20) == b"done:after"
         assert await sub.decensor(b"bar", Mode.BAR, timeout=20) == b"done:masked:bar"
+
+
+# --- each promise of the protocol, one test that catches its breakage -----------
+
+
+async def test_the_reaper_leaves_live_workers_alone(redis_url: str, aredis: aioredis.Redis) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(job: Job) -> Outcome:
+        started.set()
+        await release.wait()
+        return Done(b"r")
+
+    await aredis.set(keys.input_key("live1"), b"x", ex=60)
+    await aredis.rpush(Queue.HENTAI_MOSAIC, "live1")
+    async with running_worker(redis_url, [Queue.HENTAI_MOSAIC], hold, instance="alive") as alive:
+        await asyncio.wait_for(started.wait(), 10)
+        reaper = Worker(redis_url, [Queue.HENTAI_MOSAIC], echo, component=Component.HENTAI,
+                        instance="reaper")  # fmt: skip
+        try:
+            assert await reaper.reap() == 0
+        finally:
+            await reaper.redis.aclose()
+            await reaper.blocking.aclose()
+        held = keys.processing_key(alive.instance, Queue.HENTAI_MOSAIC)
+        assert await aredis.lrange(held, 0, -1) == [b"live1"]
+        assert await aredis.llen(Queue.HENTAI_MOSAIC) == 0
+        assert await aredis.hget(keys.job_key("live1"), "attempts") is None
+        release.set()
+
+
+async def test_forward_gives_every_key_it_touches_a_ttl(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    # A foreign submitter that SET the input without EX.
+    await aredis.set(keys.input_key("j2"), b"x")
+    await aredis.rpush(Queue.HENTAI_BAR, "j2")
+    async with running_worker(redis_url, [Queue.HENTAI_BAR], mask_then_forward, burst=True):
+        await wait_for(lambda: aredis.llen(Queue.DEEPCREAMPY_BAR), what="the forward")
+    assert 0 < await aredis.ttl(keys.input_key("j2")) <= keys.JOB_TTL
+    assert 0 < await aredis.ttl(Queue.DEEPCREAMPY_BAR) <= keys.JOB_TTL
+    assert 0 < await aredis.ttl(keys.job_key("j2")) <= keys.JOB_TTL
+
+
+async def test_forward_resets_the_attempt_count(redis_url: str, aredis: aioredis.Redis) -> None:
+    # Two crashes on hent-AI must not count against the job on DeepCreamPy.
+    await aredis.set(keys.input_key("j3"), b"x", ex=60)
+    await aredis.hset(keys.job_key("j3"), mapping={"attempts": 2, "stage": "queued"})
+    await aredis.rpush(Queue.HENTAI_BAR, "j3")
+    async with running_worker(redis_url, [Queue.HENTAI_BAR], mask_then_forward, burst=True):
+        await wait_for(lambda: aredis.llen(Queue.DEEPCREAMPY_BAR), what="the forward")
+    assert await aredis.hget(keys.job_key("j3"), "attempts") == b"0"
+
+
+async def test_a_job_handed_back_at_shutdown_goes_to_the_head(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    started = asyncio.Event()
+
+    async def forever(job: Job) -> Outcome:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    for job_id in ("h1", "h2", "h3"):
+        await aredis.set(keys.input_key(job_id), b"x", ex=60)
+    await aredis.rpush(Queue.HENTAI_MOSAIC, "h1", "h2", "h3")
+    async with running_worker(redis_url, [Queue.HENTAI_MOSAIC], forever, grace_seconds=0.1):
+        await asyncio.wait_for(started.wait(), 10)
+    # Stopped past its grace period: h1 is first in line again, uncounted.
+    assert await aredis.lrange(Queue.HENTAI_MOSAIC, 0, -1) == [b"h1", b"h2", b"h3"]
+    assert await aredis.hget(keys.job_key("h1"), "attempts") is None
+
+
+async def test_cancel_takes_a_forwarded_job_off_the_deepcreampy_queue(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    async with (
+        running_worker(redis_url, [Queue.HENTAI_BAR], mask_then_forward),
+        Submitter(redis_url) as sub,
+    ):
+        job_id = await sub.submit(b"img", Mode.BAR, timeout=30)
+        await wait_for(lambda: aredis.llen(Queue.DEEPCREAMPY_BAR), what="the forward")
+        assert await sub.cancel(job_id)
+    assert await aredis.llen(Queue.DEEPCREAMPY_BAR) == 0
+    assert await aredis.exists(keys.input_key(job_id)) == 0
