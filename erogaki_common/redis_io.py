@@ -81,11 +81,22 @@ async def backoff(first: float = 0.05, cap: float = 5.0) -> AsyncIterator[float]
 
 
 def safe_url(url: str) -> str:
-    """The URL without its credentials, for messages and logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    """The URL without its credentials, for messages and logs: the user and
+    password before ``@`` and any ``password=`` (or ``username=``) in the query."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    rest, qmark, query = rest.partition("?")
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    if qmark:
+        fields = []
+        for field in query.split("&"):
+            name, eq, _ = field.partition("=")
+            hidden = eq and name.lower() in ("password", "username", "user", "pass")
+            fields.append(f"{name}=***" if hidden else field)
+        query = "&".join(fields)
+    return f"{scheme}{sep}{rest}{qmark}{query}"
 
 
 def describe(exc: BaseException) -> str:

@@ -231,3 +231,28 @@ def test_animated_gif_gives_its_first_frame() -> None:
 def test_png_output_round_trips_pixels() -> None:
     image = gradient("RGBA")
     assert np.array_equal(np.asarray(decode(encode_png(image))), np.asarray(image))
+
+
+# --- secrets never shown ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@cache:6379/0", "redis://***@cache:6379/0"),
+        (
+            "rediss://user:s3cret@managed.example.com:6380/2",
+            "rediss://***@managed.example.com:6380/2",
+        ),
+        ("redis://cache:6379/0?password=s3cret", "redis://cache:6379/0?password=***"),
+        ("redis://cache/0?db=1&password=s3cret&x=1", "redis://cache/0?db=1&password=***&x=1"),
+        ("unix:///run/redis.sock?db=4&password=s3cret", "unix:///run/redis.sock?db=4&password=***"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("redis://a:p@ss@cache:6379", "redis://***@cache:6379"),
+    ],
+)
+def test_safe_url_hides_every_credential(url: str, shown: str) -> None:
+    from erogaki_common.redis_io import safe_url
+
+    assert safe_url(url) == shown
+    assert "s3cret" not in safe_url(url)
