@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -226,7 +227,13 @@ async def decensor(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     mode = Mode.BAR_MASKED if args.masked else Mode(args.mode)
     timeout = args.timeout or settings.job_timeout
-    output = args.output or args.input.with_name(args.input.stem + ".decensored.png")
+    beside_input = args.input.with_name(args.input.stem + ".decensored.png")
+    output = args.output or beside_input
+    # Said now, not after both workers spent their time on the job.
+    problem = _unwritable(output)
+    if problem:
+        print(f"erogaki: cannot write the result to {output}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
 
     started = time.monotonic()
     async with Submitter(settings.redis_url) as submitter:
@@ -248,9 +255,45 @@ async def decensor(args: argparse.Namespace, settings: Settings) -> int:
             if job_id is not None:
                 await asyncio.shield(submitter.cancel(job_id))
             raise
-    output.write_bytes(result)
+    try:
+        output.write_bytes(result)
+    except OSError as exc:
+        # The path went bad while the job ran: keep the result anyway.
+        if output == beside_input:
+            print(f"erogaki: cannot write {output}: {exc.strerror}", file=sys.stderr)
+            return EXIT_JOB_FAILED
+        try:
+            beside_input.write_bytes(result)
+        except OSError as again:
+            print(f"erogaki: cannot write {output} ({exc.strerror}) nor {beside_input} "
+                  f"({again.strerror}); the result is lost", file=sys.stderr)  # fmt: skip
+            return EXIT_JOB_FAILED
+        print(f"erogaki: cannot write {output} ({exc.strerror}); saved the result as "
+              f"{beside_input}", file=sys.stderr)  # fmt: skip
+        return EXIT_JOB_FAILED
     print(f"wrote {output} ({len(result)} bytes) in {time.monotonic() - started:.2f} s")
     return EXIT_OK
+
+
+def _unwritable(output: Path) -> str | None:
+    """Why ``output`` can't take a file, or None. Tries a scratch file in its
+    directory: permission bits say nothing for root or read-only mounts."""
+    if output.is_dir():
+        return "it is a directory"
+    parent = output.parent
+    if not parent.exists():
+        return f"the directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    scratch = parent / f".erogaki-write-test-{os.getpid()}"
+    try:
+        scratch.write_bytes(b"")
+        scratch.unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if output.exists() and not os.access(output, os.W_OK):
+        return "the file is not writable"
+    return None
 
 
 def run_bot(args: argparse.Namespace, settings: Settings) -> int:

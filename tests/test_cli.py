@@ -16,7 +16,7 @@ from PIL import Image
 from erogaki_common import keys
 from erogaki_common.errors import ErrorName, ProcessingError
 from erogaki_common.keys import Queue
-from erogaki_common.worker import Job, Outcome
+from erogaki_common.worker import Done, Job, Outcome
 from tests.test_protocol import running_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,3 +133,51 @@ async def test_health_finds_a_worker_on_this_host(redis_url: str) -> None:
     async with running_worker(redis_url, [Queue.DEEPCREAMPY_BAR]):
         code, _, _ = await erogaki(redis_url, "health", "worker")
     assert code == 0
+
+
+# --- -o mistakes are caught before the work is done -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "said"),
+    [
+        ("existing-dir", "is a directory"),
+        ("no-such-dir/out.png", "does not exist"),
+        ("a-file/out.png", "is not a directory"),
+    ],
+)
+async def test_a_bad_output_path_is_refused_before_submitting(
+    redis_url: str, png_file: Path, aredis: aioredis.Redis, target: str, said: str
+) -> None:
+    (png_file.parent / "existing-dir").mkdir()
+    (png_file.parent / "a-file").write_bytes(b"x")
+    # No worker runs: a job queued anyway would end at the deadline, not at once.
+    code, out, err = await erogaki(
+        redis_url, "decensor", "mosaic", str(png_file), "-o", str(png_file.parent / target),
+        "--timeout", "3",
+    )  # fmt: skip
+    assert code == 2, err
+    assert said in err and "Traceback" not in err + out
+    assert await aredis.keys("censored-images:*") == []
+
+
+async def test_a_result_that_cannot_be_written_is_saved_beside_the_input(
+    redis_url: str, png_file: Path
+) -> None:
+    target_dir = png_file.parent / "gone-soon"
+    target_dir.mkdir()
+
+    async def remove_target_dir(job: Job) -> Outcome:
+        # The output directory vanishes while the job runs (a USB stick pulled).
+        target_dir.rmdir()
+        return Done(b"done:" + job.data)
+
+    async with running_worker(redis_url, [Queue.HENTAI_MOSAIC], remove_target_dir):
+        code, out, err = await erogaki(
+            redis_url, "decensor", "mosaic", str(png_file), "-o", str(target_dir / "out.png")
+        )
+    saved = png_file.with_name("picture.decensored.png")
+    assert code == 1, err
+    assert "Traceback" not in err + out
+    assert f"saved the result as {saved}" in err
+    assert saved.read_bytes() == b"done:" + png_file.read_bytes()
