@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["bar", "mosaic", "auto"],
         help="what censors the image (auto: look for both and remove whichever is found)",
     )
-    decensor.add_argument("input", type=Path, help="PNG, JPEG, WebP or GIF file")
+    decensor.add_argument("input", type=Path, help="PNG, JPEG, WebP, GIF or AVIF file")
     decensor.add_argument(
         "-o", "--output", type=Path, help="where to write the PNG (default: INPUT.decensored.png)"
     )

@@ -1,7 +1,8 @@
 """Image input checks and decoding, PNG output.
 
-Inputs are PNG, JPEG, WebP or GIF (first frame); the format is sniffed from the
-bytes, never trusted from a name or content type. Byte and pixel limits are
+Inputs are PNG, JPEG, WebP, GIF (first frame) or AVIF (which Discord
+accepts); the format is sniffed from the bytes, never trusted from a name or
+content type. Byte and pixel limits are
 checked before any pixel is decoded, so a decompression bomb costs nothing.
 Decoded images are 8-bit RGB, or RGBA when the input has transparency; EXIF
 orientation is applied. Output is always PNG: the green mask that hent-AI hands
@@ -44,11 +45,23 @@ def sniff_format(data: bytes) -> str | None:
         return "WEBP"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"
+    # ISO BMFF: a leading `ftyp` box whose brands name AVIF (still or sequence).
+    if data[4:8] == b"ftyp" and (b"avif" in data[8:32] or b"avis" in data[8:32]):
+        return "AVIF"
     return None
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB"
+# The formats named in messages, in the words users know them by.
+FORMATS_TEXT = "PNG, JPEG, WebP, GIF or AVIF"
+
+
+def _sizes(size: int, limit: int) -> tuple[str, str]:
+    """Both sizes in MiB, or in bytes where one decimal would show them equal."""
+    mib = 1024 * 1024
+    shown = f"{size / mib:.1f} MiB", f"{limit / mib:.1f} MiB"
+    if shown[0] != shown[1]:
+        return shown
+    return f"{size:,} bytes", f"{limit:,} bytes ({shown[1]})"
 
 
 def check_bytes(data: bytes, limits: Limits) -> str:
@@ -56,13 +69,11 @@ def check_bytes(data: bytes, limits: Limits) -> str:
     if not data:
         raise ImageError("The file is empty.", ErrorName.INVALID_IMAGE)
     if len(data) > limits.max_bytes:
-        raise ImageError(
-            f"The image is {_mib(len(data))}; the limit is {_mib(limits.max_bytes)}.",
-            ErrorName.IMAGE_TOO_LARGE,
-        )
+        size, limit = _sizes(len(data), limits.max_bytes)
+        raise ImageError(f"The image is {size}; the limit is {limit}.", ErrorName.IMAGE_TOO_LARGE)
     fmt = sniff_format(data)
     if fmt is None:
-        raise ImageError("The file is not a PNG, JPEG, WebP or GIF image.", ErrorName.INVALID_IMAGE)
+        raise ImageError(f"The file is not a {FORMATS_TEXT} image.", ErrorName.INVALID_IMAGE)
     return fmt
 
 

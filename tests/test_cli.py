@@ -89,7 +89,7 @@ async def test_bad_input_is_refused_before_queueing(
     page = tmp_path / "page.png"
     page.write_bytes(b"<html>not an image</html>")
     code, _, err = await erogaki(redis_url, "decensor", "bar", str(page))
-    assert code == 2 and "not a PNG, JPEG, WebP or GIF" in err
+    assert code == 2 and "not a PNG, JPEG, WebP, GIF or AVIF" in err
     code, _, err = await erogaki(redis_url, "decensor", "bar", str(tmp_path / "missing.png"))
     assert code == 2 and "cannot read" in err
     assert await aredis.llen(Queue.HENTAI_BAR) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import numpy as np
@@ -256,3 +257,34 @@ def test_safe_url_hides_every_credential(url: str, shown: str) -> None:
 
     assert safe_url(url) == shown
     assert "s3cret" not in safe_url(url)
+
+
+# --- odd inputs at the edges ------------------------------------------------------
+
+
+def test_one_byte_over_the_limit_reads_as_over() -> None:
+    from erogaki_common.images import check_bytes
+
+    limit = 25 * 1024 * 1024
+    data = b"\x89PNG\r\n\x1a\n" + bytes(limit + 1 - 8)
+    with pytest.raises(ImageError) as caught:
+        check_bytes(data, Limits(max_bytes=limit))
+    text = caught.value.description
+    size, _, rest = text.partition(";")
+    # Whatever the units, the two numbers shown must differ.
+    assert re.sub(r"\D", "", size) != re.sub(r"\D", "", rest.split("(")[0]), text
+    assert "26,214,401" in text
+
+
+def test_avif_is_accepted() -> None:
+    buf = io.BytesIO()
+    picture = Image.new("RGB", (64, 48), (30, 120, 200))
+    picture.paste((250, 250, 0), (10, 10, 40, 30))
+    picture.save(buf, "AVIF", quality=90)
+    data = buf.getvalue()
+    assert sniff_format(data) == "AVIF"
+    decoded = decode(data)
+    assert decoded.size == (64, 48) and decoded.mode == "RGB"
+    # Lossy, but the yellow block is still where it was.
+    r, g, b = decoded.getpixel((25, 20))  # type: ignore[misc]
+    assert r > 200 and g > 200 and b < 60

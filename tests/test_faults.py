@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -526,6 +527,27 @@ async def test_two_slots_holding_the_same_id_answer_once(
 async def _settle(client: aioredis.Redis) -> None:
     """A round trip through Redis, so every keyevent already published has arrived."""
     await client.ping()
+
+
+# --- 8. odd inputs -----------------------------------------------------------------
+
+
+async def test_an_input_key_of_the_wrong_type_is_not_called_expired(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    # A foreign client stored a list and a hash where the image belongs.
+    await client.rpush(keys.input_key("as-list"), b"x")
+    await client.hset(keys.input_key("as-hash"), "a", "b")
+    await client.rpush(Queue.HENTAI_MOSAIC, "as-list", "as-hash")
+    async with running_worker(server.url(), [Queue.HENTAI_MOSAIC], burst=True) as worker:
+        await wait_for(lambda: worker.counts["failed"] == 2, what="both answered")
+    for job_id, kind in (("as-list", "list"), ("as-hash", "hash")):
+        error = json.loads(await client.get(keys.error_key(job_id)))
+        assert error["name"] == "InvalidImage", error
+        assert kind in error["description"] and "expired" not in error["description"]
+    await client.aclose()
 
 
 # --- this module as a worker process --------------------------------------------
