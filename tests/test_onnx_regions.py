@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from workers.onnx.esrgan import _feather
-from workers.onnx.regions import Components, bounds, grow
+from workers.onnx.regions import Components, bounds, grow, resize_window
 
 
 def random_mask(rng: np.random.Generator) -> NDArray[np.bool_]:
@@ -61,3 +61,19 @@ def test_feather_in_the_box_matches_the_whole_picture() -> None:
         whole[~mask] = 0
         x0, y0, x1, y1 = box
         assert np.allclose(_feather(mask, box, feather), whole[y0:y1, x0:x1], atol=1e-6)
+
+
+def test_resize_window_is_the_window_of_the_whole_resize() -> None:
+    rng = np.random.default_rng(10)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), (7, 7), 2)
+    for _ in range(100):
+        h, w = (int(v) for v in rng.integers(100, 700, 2))
+        x0, y0 = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
+        x1, y1 = int(rng.integers(x0 + 1, w + 1)), int(rng.integers(y0 + 1, h + 1))
+        enlarge = h >= 256 and w >= 256
+        whole = cv2.resize(
+            image, (w, h), interpolation=cv2.INTER_CUBIC if enlarge else cv2.INTER_AREA
+        )
+        got = resize_window(image, (h, w), (x0, y0, x1, y1))
+        assert got.shape == (y1 - y0, x1 - x0, 3)
+        assert np.abs(got.astype(int) - whole[y0:y1, x0:x1]).max() <= 1

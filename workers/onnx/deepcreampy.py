@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from workers.backend import Image, Mask
 from workers.onnx.config import DeepCreamPyModel
-from workers.onnx.regions import Components
+from workers.onnx.regions import Components, resize_window
 from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
 
 SIZE = 256
@@ -99,12 +99,12 @@ class DeepCreamPyInpainter:
             inputs = [_prepare(out, remaining, crop) for _, _, crop in crops]
             predictions = self._predict(inputs)
             for (label, (x, y, rx1, ry1), crop), pred in zip(crops, predictions, strict=True):
-                restored = _finish(pred, crop.size)
                 # Only the part of the region inside its crop, within the region's box.
                 x0, y0 = max(x, crop.left), max(y, crop.top)
                 x1, y1 = min(rx1, crop.left + crop.size), min(ry1, crop.top + crop.size)
                 region = regions.region(label, x0, y0, x1, y1)
-                part = restored[y0 - crop.top : y1 - crop.top, x0 - crop.left : x1 - crop.left]
+                window = (x0 - crop.left, y0 - crop.top, x1 - crop.left, y1 - crop.top)
+                part = _finish(pred, crop.size, window)
                 out[y0:y1, x0:x1][region] = part[region]
                 remaining[y0:y1, x0:x1][region] = False
         return out
@@ -147,11 +147,9 @@ def _prepare(rgb: Image, hole: Mask, crop: Crop) -> tuple[FloatArray, FloatArray
     return model_image, known
 
 
-def _finish(pred: FloatArray, size: int) -> Image:
-    """The model's [-1, 1] output as 8-bit pixels at the crop's size."""
+def _finish(pred: FloatArray, size: int, window: tuple[int, int, int, int]) -> Image:
+    """The model's [-1, 1] output as 8-bit pixels of the crop (``size`` square), in
+    ``window`` (x0, y0, x1, y1 of the crop)."""
     out: Image = np.clip(np.rint((pred + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    if size != SIZE:
-        # Rounded first: resizing 8-bit pixels is cheaper, and bicubic overshoot saturates.
-        interp = cv2.INTER_CUBIC if size > SIZE else cv2.INTER_AREA
-        out = np.asarray(cv2.resize(out, (size, size), interpolation=interp), np.uint8)
-    return out
+    # Rounded first: resizing 8-bit pixels is cheaper, and a bicubic overshoot saturates.
+    return resize_window(out, (size, size), window)

@@ -91,9 +91,11 @@ class Letterbox:
         if (nh, nw) == rgb.shape[:2]:
             canvas[oy : oy + nh, ox : ox + nw] = rgb
             return canvas
-        shrink = nh < rgb.shape[0]
-        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
+        # Bilinear, as Ultralytics' LetterBox and matterport's resize_image (order 1, no
+        # anti-aliasing) do: the models saw such pictures when they were trained.
+        canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(
+            rgb, (nw, nh), interpolation=cv2.INTER_LINEAR
+        )
         return canvas
 
     def to_image(self, x: float, y: float) -> tuple[float, float]:
@@ -101,14 +103,11 @@ class Letterbox:
         (nh, nw), (oy, ox) = self.inner, self.offset
         return (x - ox) * self.shape[1] / nw, (y - oy) * self.shape[0] / nh
 
-    def back(self, plane: FloatArray) -> FloatArray:
+    def back(self, plane: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """A map over the whole model input, cut to the picture's part and resized to it."""
-        h, w = self.shape
         (nh, nw), (oy, ox) = self.inner, self.offset
         part = plane[oy : oy + nh, ox : ox + nw]
-        if part.shape == (h, w):
-            return part
-        return np.asarray(cv2.resize(part, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+        return part if part.shape == self.shape else _resize8(part, self.shape)
 
     def sampling(self, factor: tuple[float, float]) -> tuple[float, float, float, float]:
         """``(ax, bx, ay, by)``: picture pixel (x, y) has its centre at pixel
@@ -118,6 +117,11 @@ class Letterbox:
         fy, fx = factor
         ax, ay = nw / w * fx, nh / h * fy
         return ax, (0.5 * nw / w + ox) * fx - 0.5, ay, (0.5 * nh / h + oy) * fy - 0.5
+
+
+def _resize8(plane: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
+    out = cv2.resize(plane, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(out, np.uint8)
 
 
 # --- classes ---------------------------------------------------------------------------
@@ -258,11 +262,13 @@ class MaskRcnnDetector:
             box = Letterbox.fit(rgb.shape[:2], self.size, self.cfg.letterbox == "centre")
             # matterport pads with zeros before subtracting the mean pixel.
             rgb = box.apply(rgb, 0)
+        # Planes first, then floats: the cheapest order.
+        tensor = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]).astype(np.float32)
         if self.cfg.pixels == "mean":
-            image = rgb.astype(np.float32) - MEAN_PIXEL
+            tensor -= MEAN_PIXEL[None, :, None, None]
         else:
-            image = rgb.astype(np.float32) * np.float32(1.0 / 255.0)
-        return np.ascontiguousarray(image.transpose(2, 0, 1)[None]), box
+            tensor *= np.float32(1.0 / 255.0)
+        return tensor, box
 
     def detect(self, rgb: Image) -> dict[str, Mask]:
         h, w = rgb.shape[:2]
@@ -282,16 +288,20 @@ class MaskRcnnDetector:
             # Overlapping detections of one kind merge by their largest probability.
             merged[kind] = np.maximum(merged[kind], prob) if kind in merged else prob
         found: dict[str, Mask] = {}
+        level = np.float32(self.cfg.mask_threshold)
         for kind, prob in merged.items():
-            if prob.shape != fed:
-                prob = np.asarray(
-                    cv2.resize(prob, (fed[1], fed[0]), interpolation=cv2.INTER_LINEAR), np.float32
-                )
+            if prob.shape == (h, w) and box is None:
+                found[kind] = prob >= level
+                continue
+            # Resized as 8-bit levels, several times cheaper than as floats.
+            levels = np.rint(np.clip(prob, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+            if levels.shape != fed:
+                levels = _resize8(levels, fed)
             if box is not None:
-                prob = box.back(prob)
-            elif prob.shape != (h, w):
-                prob = np.asarray(cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR))
-            found[kind] = prob >= self.cfg.mask_threshold
+                levels = box.back(levels)
+            if levels.shape != (h, w):
+                levels = _resize8(levels, (h, w))
+            found[kind] = levels >= level * 255.0
         return found
 
 

@@ -38,7 +38,7 @@ from erogaki_common.errors import ConfigError
 from workers.backend import Image, Mask
 from workers.onnx.config import LamaModel, MiganModel, OnnxConfig, model_path
 from workers.onnx.deepcreampy import DeepCreamPyInpainter
-from workers.onnx.regions import Components, grow
+from workers.onnx.regions import Components, grow, resize_window
 from workers.onnx.sessions import (
     FLOAT,
     UINT8,
@@ -157,13 +157,11 @@ class RegionInpainter:
         prepared = [self._to_model(rgb[c.slices], hole[c.slices]) for _, _, c in holes]
         predictions = self._predict([self.encode(pix, gap) for pix, gap in prepared])
         for (label, bbox, crop), pred in zip(holes, predictions, strict=True):
-            pixels = self._from_model(pred, (crop.y1 - crop.y0, crop.x1 - crop.x0))
             # Only the hole's own box is touched: the cost follows the holes, not the crops.
+            window = (bbox.x0 - crop.x0, bbox.y0 - crop.y0, bbox.x1 - crop.x0, bbox.y1 - crop.y0)
+            inner = self._from_model(pred, (crop.y1 - crop.y0, crop.x1 - crop.x0), window)
             ys, xs = bbox.slices
             region = regions.region(label, *bbox.corners) & mask[ys, xs]
-            inner = pixels[
-                bbox.y0 - crop.y0 : bbox.y1 - crop.y0, bbox.x0 - crop.x0 : bbox.x1 - crop.x0
-            ]
             out[ys, xs][region] = inner[region]
         return out
 
@@ -188,16 +186,18 @@ class RegionInpainter:
                                       cv2.BORDER_REPLICATE).astype(bool)  # fmt: skip
         return rgb, hole
 
-    def _from_model(self, pixels: FloatArray, size: tuple[int, int]) -> Image:
-        """The model's output as pixels of the crop (``size``: its height, width)."""
-        h, w = size
+    def _from_model(
+        self, pixels: FloatArray, size: tuple[int, int], window: tuple[int, int, int, int]
+    ) -> Image:
+        """The model's output as the crop's pixels (``size``: its height, width) in
+        ``window`` (x0, y0, x1, y1 of the crop)."""
         out: Image = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-        if self.side is not None and (h, w) != out.shape[:2]:
-            # Rounded at the model's size first: resizing 8-bit pixels is several times
-            # cheaper, and a bicubic overshoot saturates in OpenCV.
-            interp = cv2.INTER_CUBIC if max(h, w) > self.side else cv2.INTER_AREA
-            out = np.asarray(cv2.resize(out, (w, h), interpolation=interp), np.uint8)
-        return out
+        if self.side is None:
+            x0, y0, x1, y1 = window
+            return out[y0:y1, x0:x1]
+        # Rounded at the model's size first: resizing 8-bit pixels is several times
+        # cheaper, and a bicubic overshoot saturates.
+        return resize_window(out, size, window)
 
     def _predict(self, feeds: list[Feeds]) -> list[FloatArray]:
         """Each crop's output, running crops of one shape together where the batch is
@@ -252,12 +252,11 @@ class Lama(RegionInpainter):
         return cls(model, cfg, config.inpaint_margin, config.inpaint_grow)
 
     def encode(self, rgb: Image, hole: Mask) -> Feeds:
-        image = rgb.astype(np.float32) * np.float32(1.0 / 255.0)
-        image[hole] = 0.0
-        return {
-            self.cfg.image_input: np.ascontiguousarray(image.transpose(2, 0, 1)),
-            self.cfg.mask_input: hole[None].astype(np.float32),
-        }
+        gap = hole.astype(np.float32)
+        # Planes first, then floats: the cheapest order; the hole's pixels are zeroed.
+        planes = np.ascontiguousarray(rgb.transpose(2, 0, 1)).astype(np.float32)
+        planes *= (np.float32(1.0) - gap) * np.float32(1.0 / 255.0)
+        return {self.cfg.image_input: planes, self.cfg.mask_input: gap[None]}
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
         pixels: FloatArray = outputs[0].transpose(1, 2, 0).astype(np.float32)
@@ -346,10 +345,13 @@ class Migan(RegionInpainter):
                 self.cfg.mask_input: np.where(hole, 0, 255).astype(np.uint8)[None],
             }
         known = (~hole).astype(np.float32)
-        image = rgb.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
-        image *= known[:, :, None]
-        planes = np.concatenate([(known - np.float32(0.5))[None], image.transpose(2, 0, 1)])
-        return {self.cfg.input: np.ascontiguousarray(planes, np.float32)}
+        planes = np.empty((4, *hole.shape), np.float32)
+        planes[0] = known - np.float32(0.5)
+        planes[1:] = rgb.transpose(2, 0, 1)
+        planes[1:] *= np.float32(2.0 / 255.0)
+        planes[1:] -= np.float32(1.0)
+        planes[1:] *= known
+        return {self.cfg.input: planes}
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
         planes = outputs[0].transpose(1, 2, 0)

@@ -76,3 +76,26 @@ class Components:
         ox, oy = self.box[:2]
         found: Mask = self.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox] == label
         return found
+
+
+def resize_window(
+    image: NDArray[np.uint8], size: tuple[int, int], window: tuple[int, int, int, int]
+) -> NDArray[np.uint8]:
+    """``window`` (x0, y0, x1, y1) of ``image`` resized to ``size`` (h, w), computed for
+    the window's pixels only: bicubic when enlarging, area averaging when shrinking, the
+    same pixels as resizing the whole and cutting the window out."""
+    h, w = size
+    x0, y0, x1, y1 = window
+    sh, sw = image.shape[:2]
+    if (sh, sw) == (h, w):
+        return image[y0:y1, x0:x1]
+    if sh > h or sw > w:
+        whole = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        return np.asarray(whole, np.uint8)[y0:y1, x0:x1]
+    fx, fy = sw / w, sh / h
+    matrix = np.array([[fx, 0.0, (x0 + 0.5) * fx - 0.5], [0.0, fy, (y0 + 0.5) * fy - 0.5]])
+    out = cv2.warpAffine(
+        image, matrix, (x1 - x0, y1 - y0),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
+    )  # fmt: skip
+    return np.asarray(out, np.uint8).reshape(y1 - y0, x1 - x0, *image.shape[2:])
