@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from PIL import Image as PILImage
 
 from erogaki_common.errors import ErrorName, ProcessingError
 from erogaki_common.images import Limits
 from tests.imaging import Pixels, pixels_of, png
 from workers import pipeline
-from workers.cpu_backend import CpuDeepCreamPy
+from workers.cpu_backend import CpuDeepCreamPy, CpuHentai
 from workers.imageops import green_mask, painted_mask
 from workers.imageops import synthetic as syn
 
@@ -110,3 +113,24 @@ def test_a_large_but_partial_mask_is_still_filled() -> None:
     assert not np.all(out == (0, 255, 0), axis=-1).any()
     # A drawn green touching the paint may lose a pixel or two to it, no more.
     assert np.array_equal(out[:, 184:], clean[:, 184:])
+
+
+def test_hentais_hand_off_is_read_exactly() -> None:
+    """A vivid green in the drawing survives bar mode: hent-AI's green is exact and
+    marked so, and DeepCreamPy reads marked pictures exactly."""
+    scene = syn.draw_scene(3, (300, 300))
+    censored, bar = syn.add_bars(scene, np.random.default_rng(5), 1, syn.BLACK, 0.0)
+    cv2.circle(censored, (60, 240), 28, (40, 250, 40), -1)
+    cv2.circle(censored, (60, 240), 28, (0, 0, 0), 2)
+    disc = np.zeros(bar.shape, np.uint8)
+    cv2.circle(disc, (60, 240), 25, 1, -1)
+    assert not (disc.astype(bool) & near(bar, 6)).any()
+    handed = pipeline.mask_bars(png(censored), CpuHentai(), LIMITS, {})
+    assert pipeline.is_marked_exact(handed)
+    assert painted_mask(pixels_of(handed))[disc > 0].all()  # read forgivingly, it would go
+    out = pixels_of(pipeline.inpaint_green(handed, CpuDeepCreamPy(), LIMITS, {}))
+    assert np.array_equal(out[disc > 0], censored[disc > 0])
+    assert not np.all(out == (0, 255, 0), axis=-1).any()
+    # The mark is an ordinary text chunk: any PNG reader sees the same picture.
+    assert PILImage.open(io.BytesIO(handed)).text == {"erogaki-mask": "exact"}
+    assert np.array_equal(pixels_of(handed), pixels_of(png(pixels_of(handed))))

@@ -8,6 +8,7 @@ the job's log line.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -18,7 +19,7 @@ from PIL import Image as PILImage
 from erogaki_common.errors import ErrorName, ProcessingError
 from erogaki_common.images import Limits, decode, encode_png
 from workers.backend import DeepCreamPyBackend, HentaiBackend, Image
-from workers.imageops import paint_green, painted_mask
+from workers.imageops import green_mask, paint_green, painted_mask
 
 Timings = dict[str, float]
 
@@ -61,6 +62,29 @@ def _run(
         return _join(out, alpha)
 
 
+# hent-AI's hand-off says in the PNG itself that its green is exact, so DeepCreamPy reads
+# it exactly: a vivid green of the drawing is never taken for paint. A tEXt chunk, which
+# other readers ignore, right after IHDR, where Pillow finds it before the pixel data.
+_EXACT_KEY = b"erogaki-mask"
+_EXACT_CHUNK_DATA = _EXACT_KEY + b"\x00exact"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IHDR_END = len(_PNG_SIGNATURE) + 8 + 13 + 4
+
+
+def mark_exact(png: bytes) -> bytes:
+    """``png`` with the chunk that says its green regions are painted exactly."""
+    chunk = b"tEXt" + _EXACT_CHUNK_DATA
+    crc = zlib.crc32(chunk).to_bytes(4, "big")
+    block = len(_EXACT_CHUNK_DATA).to_bytes(4, "big") + chunk + crc
+    return png[:_IHDR_END] + block + png[_IHDR_END:]
+
+
+def is_marked_exact(data: bytes) -> bool:
+    return data.startswith(_PNG_SIGNATURE) and (
+        data[_IHDR_END + 8 : _IHDR_END + 8 + len(_EXACT_CHUNK_DATA)] == _EXACT_CHUNK_DATA
+    )
+
+
 def mask_bars(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timings) -> bytes:
     """hent-AI ``bar``: the PNG with every censor bar painted pure green."""
 
@@ -72,7 +96,7 @@ def mask_bars(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timi
             )
         return paint_green(rgb, mask)
 
-    return _run(data, limits, timings, "detect", work)
+    return mark_exact(_run(data, limits, timings, "detect", work))
 
 
 def restore_mosaic(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timings) -> bytes:
@@ -107,16 +131,22 @@ def auto(
             )
         return paint_green(restored, bars) if found_bars else restored
 
-    return _run(data, limits, timings, "detect", work), found_bars
+    out = _run(data, limits, timings, "detect", work)
+    return (mark_exact(out) if found_bars else out), found_bars
 
 
 def inpaint_green(
     data: bytes, backend: DeepCreamPyBackend, limits: Limits, timings: Timings
 ) -> bytes:
-    """DeepCreamPy ``bar``: the PNG with its pure-green regions inpainted."""
+    """DeepCreamPy ``bar``: the PNG with its green regions inpainted.
+
+    Green painted by hent-AI is exact and read exactly; green painted by a person is
+    read forgivingly (``painted_mask``).
+    """
+    exact = is_marked_exact(data)
 
     def work(rgb: Image) -> Image:
-        mask = painted_mask(rgb)
+        mask = green_mask(rgb) if exact else painted_mask(rgb)
         if not mask.any():
             raise ProcessingError(
                 "The image has no regions painted green (0,255,0) to fill in. "
