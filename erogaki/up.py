@@ -74,9 +74,11 @@ class Stack:
                 "(see the README's 'Running the bot')."
             )
         if self.with_bot:
+            # A REDIS_URL of the user's own may hold a password: never print it.
+            env = "" if self.settings.redis_url_set else f"REDIS_URL={self.url} "
+            same = " (with the same REDIS_URL)" if self.settings.redis_url_set else ""
             lines.append(
-                f"Try it from another terminal: REDIS_URL={self.url} "
-                "erogaki decensor bar picture.png"
+                f"Try it from another terminal{same}: {env}erogaki decensor bar picture.png"
             )
         print("\n".join(lines), file=out, flush=True)  # type: ignore[call-overload]
 

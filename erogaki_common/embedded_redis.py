@@ -97,7 +97,8 @@ class EmbeddedRedis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(7).startswith(b"+PONG")
+                # A server started with --requirepass answers, but refuses PING.
+                return s.recv(7).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

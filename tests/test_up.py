@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,11 +162,19 @@ def test_compose_file_describes_a_safe_deployment() -> None:
     assert set(services) == {"redis", "bot", "hentai", "deepcreampy"}
     redis = services["redis"]
     assert re.fullmatch(r"redis:\d+\.\d+\.\d+-alpine", redis["image"])  # pinned
-    command = " ".join(redis["command"])
-    assert "--notify-keyspace-events E$" in command
+    assert redis["entrypoint"] == ["/bin/sh", "-c"]
+    [command] = redis["command"]
+    assert "--notify-keyspace-events 'E$$'" in command  # $$: compose's escape for $
     assert "--maxmemory-policy noeviction" in command  # never evicts queued jobs
-    assert "--requirepass ${REDIS_PASSWORD" in command and "--maxmemory " in command
-    assert "healthcheck" in redis
+    assert "--maxmemory " in command and "--appendonly yes" in command
+    # The password reaches Redis through a file, and redis-cli through
+    # REDISCLI_AUTH: never as an argument, which `ps` and `docker inspect` show.
+    assert "requirepass" in command and "> /tmp/redis-auth.conf" in command
+    healthcheck = " ".join(redis["healthcheck"]["test"])
+    assert "REDISCLI_AUTH=" in healthcheck and " -a " not in healthcheck
+    for text in (command, healthcheck):
+        assert "${REDIS_PASSWORD" not in text and "--requirepass" not in text
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD")
     for name in ("bot", "hentai", "deepcreampy"):
         service = services[name]
         assert service["restart"] == "unless-stopped"
@@ -182,3 +191,48 @@ def test_compose_file_describes_a_safe_deployment() -> None:
         text = (ROOT / dockerfile).read_text()
         assert "HEALTHCHECK" in text and "USER erogaki" in text
         assert re.search(r"^FROM \S+:\d+\.\d+\.\d+", text, re.MULTILINE)  # pinned base
+
+
+def test_compose_redis_command_keeps_the_password_off_every_command_line(
+    tmp_path: Path,
+) -> None:
+    """Run the compose file's Redis command and health check here, as the
+    container's shell would, and look at what `ps` would show."""
+    import yaml
+
+    from erogaki_common.embedded_redis import find_binary, free_port
+
+    redis = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["redis"]
+    port, password = free_port(), 'pw "with" spaces $and\\stuff'
+    # Compose turns $$ into $; the container's /tmp becomes ours, its port a free one.
+    script = redis["command"][0].replace("$$", "$").replace("/tmp/", f"{tmp_path}/")
+    script += f" --port {port} --bind 127.0.0.1 --dir {tmp_path} --save ''"
+    env = {
+        **os.environ,
+        "REDIS_PASSWORD": password,
+        "REDIS_MAXMEMORY": "64mb",
+        "PATH": f"{Path(find_binary()).parent}:{os.environ['PATH']}",
+    }
+    server = subprocess.Popen(["/bin/sh", "-c", script], env=env, start_new_session=True)
+    try:
+        health = redis["healthcheck"]["test"][1].replace("$$", "$")
+        health = health.replace("redis-cli", f"redis-cli -p {port}")
+        deadline = time.monotonic() + 10
+        while subprocess.run(["/bin/sh", "-c", health], env=env, check=False).returncode:
+            assert server.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "the health check never passed"
+            time.sleep(0.05)
+        # exec: the server is the shell's own process, and its arguments hold no secret.
+        cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes().decode()
+        assert "redis-server" in cmdline and password not in cmdline
+        cli = [find_binary("redis-cli"), "-p", str(port)]
+        refused = subprocess.run([*cli, "ping"], capture_output=True, check=False)
+        assert b"NOAUTH" in refused.stdout + refused.stderr
+        flags = subprocess.run(
+            [*cli, "config", "get", "notify-keyspace-events"],
+            env={**env, "REDISCLI_AUTH": password}, capture_output=True, check=True,
+        )  # fmt: skip
+        assert flags.stdout.split()[-1] in (b"E$", b"$E")
+    finally:
+        server.terminate()
+        server.wait(10)
