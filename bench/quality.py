@@ -1,8 +1,10 @@
 """Quality of the cpu backend's real pipeline on drawn art censored the way art is censored.
 
 Run from the repository root: ``python bench/quality.py`` (``PYTHONPATH=.`` until the project
-is installed). ``--legacy`` adds the older section on synthetic scenes and scikit-image
-samples that calls the detectors directly (detection IoU, fill methods compared).
+is installed). ``--only bars,mosaic`` runs some sections (bars, mosaic, green, uncensored,
+both) for a quicker look while tuning one detector. ``--legacy`` adds the older section on
+synthetic scenes and scikit-image samples that calls the detectors directly (detection IoU,
+fill methods compared).
 
 Pictures come from ``workers.imageops.drawn`` (fixed seeds, drawn in code: ink outlines of
 varying width, hatching, screentone, cel shading, hair masses, speech balloons; no real
@@ -105,6 +107,7 @@ UNCENSORED = 20
 BOTH_CASES = 12
 PHOTOS = ("coffee", "chelsea", "rocket", "immunohistochemistry")
 PHOTO_BLOCKS = ((8, 16, 24), (6, 12, 20), (10, 14, 18), (8, 12, 24))
+SECTIONS = ("bars", "mosaic", "green", "uncensored", "both")
 
 
 # -- running the pipeline ------------------------------------------------------------------
@@ -470,8 +473,6 @@ def bench_both(pics: list[drawn.Drawing]) -> Section:
 
 
 def summary(secs: dict[str, Section], seconds: float, cpu: float) -> dict[str, Any]:
-    bars, md, mp = secs["bars"], secs["mosaic_drawn"], secs["mosaic_photo"]
-    green, whole, unc = secs["green"], secs["whole"], secs["uncensored"]
     lines: list[tuple[str, str, str]] = []
     fig: dict[str, Any] = {}
 
@@ -479,86 +480,110 @@ def summary(secs: dict[str, Section], seconds: float, cpu: float) -> dict[str, A
         fig[key] = round(value, 4)
         lines.append((label, shown, target))
 
-    rec = bars.values("recall")
-    row("bar recall, mean", "bars:recall", float(np.mean(rec)), f"{np.mean(rec):.3f}", ">= 0.95")
-    row("bar recall, min", "bars:recall_min", min(rec), f"{min(rec):.3f}", ">= 0.8")
-    low = sum(r < 0.8 for r in rec)
-    row("  pictures below 0.8", "bars:below_0.8", low, f"{low} of {len(rec)}", "0")
-    for v in ("png", *(f"jpeg{q}" for q in JPEG_QS)):
-        m = bars.mean("recall", lambda n, v=v: n.endswith("/" + v))
-        row(f"  {v}", f"bars/{v}:recall", m, f"{m:.3f}")
-    for lay in drawn.LAYOUTS:
-        m = bars.mean("recall", lambda n, lay=lay: n.split()[1].startswith(lay + "/"))
-        row(f"  layout {lay}", f"bars/{lay}:recall", m, f"{m:.3f}")
-    for col in dict.fromkeys(c for _, c in SCHEMES):
-        m = bars.mean("recall", lambda n, col=col: f"/{col}/" in n)
-        row(f"  colour {col}", f"bars/{col}:recall", m, f"{m:.3f}")
-    g = bars.mean("gain dB")
-    row("bar PSNR gain inside bars", "bars:gain_db", g, f"{g:+.2f} dB", ">= +3 dB")
-    g = float(np.median(bars.values("gain dB")))
-    row("  median", "bars:gain_db_median", g, f"{g:+.2f} dB")
-    for v in ("png", *(f"jpeg{q}" for q in JPEG_QS)):
-        m = bars.mean("gain dB", lambda n, v=v: n.endswith("/" + v))
-        row(f"  {v}", f"bars/{v}:gain_db", m, f"{m:+.2f} dB")
-    o = bars.values("out %")
-    row(
-        "bar: changed outside, mean / max",
-        "bars:outside",
-        float(np.mean(o)),
-        f"{100 * np.mean(o):.3f} / {100 * max(o):.3f} %",
-        "0",
-    )
-    fig["bars:outside_max"] = round(max(o), 6)
-    gd = md.mean("gain dB")
-    row("mosaic gain on drawn art", "mosaic_drawn:gain_db", gd, f"{gd:+.2f} dB", ">= +0.5 dB")
-    for v in ("png", "jpeg"):
-        m = md.mean("gain dB", lambda n, v=v: f"/{v}" in n)
-        row(f"  {v}", f"mosaic_drawn/{v}:gain_db", m, f"{m:+.2f} dB")
-    for b in MOSAIC_BLOCKS:
-        m = md.mean("gain dB", lambda n, b=b: f" b{b}/" in n)
-        row(f"  block {b}", f"mosaic_drawn/b{b}:gain_db", m, f"{m:+.2f} dB")
-    o = md.values("out %")
-    row("  changed outside, max", "mosaic_drawn:outside_max", max(o), f"{100 * max(o):.3f} %", "0")
-    gp = mp.mean("gain dB")
-    row(
-        "mosaic gain on photo-like samples", "mosaic_photo:gain_db", gp, f"{gp:+.2f} dB", ">= +1 dB"
-    )
-    for key in ("core", "edge", "green %", "gain dB"):
-        m = green.mean(key)
-        shown = f"{100 * m:.2f} %" if key.endswith("%") else f"{m:.3f}"
-        shown = f"{m:+.2f} dB" if key.endswith("dB") else shown
-        target = {"core": "1.0", "edge": "~1.0", "green %": "0"}.get(key, "")
-        row(f"pre-masked: {key}", f"green:{key.split()[0]}", m, shown, target)
-    o = green.values("out %")
-    row(
-        "pre-masked: changed outside, max",
-        "green:outside_max",
-        max(o),
-        f"{100 * max(o):.3f} %",
-        "0",
-    )
-    errs = sum(f["error"] for _, f, _ in whole.rows)
-    row(
-        "(nearly) all green: named error",
-        "green:whole_errors",
-        errs,
-        f"{int(errs)} of {len(whole.rows)}",
-        "all",
-    )
-    for col in unc.columns:
-        v = unc.values(col, lambda n: not n.startswith("photo"))
-        over = sum(x > 0.005 for x in v)
-        key = col.split()[0]
+    if "bars" in secs:
+        bars = secs["bars"]
+        rec = bars.values("recall")
         row(
-            f"uncensored art, {key} mode: max / mean",
-            f"uncensored:{key}_max",
-            max(v),
-            f"{100 * max(v):.3f} / {100 * np.mean(v):.3f} %",
-            "<= 0.5 %",
+            "bar recall, mean", "bars:recall", float(np.mean(rec)), f"{np.mean(rec):.3f}", ">= 0.95"
         )
-        row("  pictures over 0.5 %", f"uncensored:{key}_over", over, f"{over} of {len(v)}", "0")
-        p = unc.values(col, lambda n: n.startswith("photo"))
-        row("  photos, max", f"uncensored_photo:{key}_max", max(p), f"{100 * max(p):.3f} %")
+        row("bar recall, min", "bars:recall_min", min(rec), f"{min(rec):.3f}", ">= 0.8")
+        low = sum(r < 0.8 for r in rec)
+        row("  pictures below 0.8", "bars:below_0.8", low, f"{low} of {len(rec)}", "0")
+        for v in ("png", *(f"jpeg{q}" for q in JPEG_QS)):
+            m = bars.mean("recall", lambda n, v=v: n.endswith("/" + v))
+            row(f"  {v}", f"bars/{v}:recall", m, f"{m:.3f}")
+        for lay in drawn.LAYOUTS:
+            m = bars.mean("recall", lambda n, lay=lay: n.split()[1].startswith(lay + "/"))
+            row(f"  layout {lay}", f"bars/{lay}:recall", m, f"{m:.3f}")
+        for col in dict.fromkeys(c for _, c in SCHEMES):
+            m = bars.mean("recall", lambda n, col=col: f"/{col}/" in n)
+            row(f"  colour {col}", f"bars/{col}:recall", m, f"{m:.3f}")
+        g = bars.mean("gain dB")
+        row("bar PSNR gain inside bars", "bars:gain_db", g, f"{g:+.2f} dB", ">= +3 dB")
+        g = float(np.median(bars.values("gain dB")))
+        row("  median", "bars:gain_db_median", g, f"{g:+.2f} dB")
+        for v in ("png", *(f"jpeg{q}" for q in JPEG_QS)):
+            m = bars.mean("gain dB", lambda n, v=v: n.endswith("/" + v))
+            row(f"  {v}", f"bars/{v}:gain_db", m, f"{m:+.2f} dB")
+        o = bars.values("out %")
+        row(
+            "bar: changed outside, mean / max",
+            "bars:outside",
+            float(np.mean(o)),
+            f"{100 * np.mean(o):.3f} / {100 * max(o):.3f} %",
+            "0",
+        )
+        fig["bars:outside_max"] = round(max(o), 6)
+    if "mosaic_drawn" in secs:
+        md = secs["mosaic_drawn"]
+        gd = md.mean("gain dB")
+        row("mosaic gain on drawn art", "mosaic_drawn:gain_db", gd, f"{gd:+.2f} dB", ">= +0.5 dB")
+        for v in ("png", "jpeg"):
+            m = md.mean("gain dB", lambda n, v=v: f"/{v}" in n)
+            row(f"  {v}", f"mosaic_drawn/{v}:gain_db", m, f"{m:+.2f} dB")
+        for b in MOSAIC_BLOCKS:
+            m = md.mean("gain dB", lambda n, b=b: f" b{b}/" in n)
+            row(f"  block {b}", f"mosaic_drawn/b{b}:gain_db", m, f"{m:+.2f} dB")
+        o = md.values("out %")
+        row(
+            "  changed outside, max",
+            "mosaic_drawn:outside_max",
+            max(o),
+            f"{100 * max(o):.3f} %",
+            "0",
+        )
+    if "mosaic_photo" in secs:
+        mp = secs["mosaic_photo"]
+        gp = mp.mean("gain dB")
+        row(
+            "mosaic gain on photo-like samples",
+            "mosaic_photo:gain_db",
+            gp,
+            f"{gp:+.2f} dB",
+            ">= +1 dB",
+        )
+    if "green" in secs:
+        green = secs["green"]
+        for key in ("core", "edge", "green %", "gain dB"):
+            m = green.mean(key)
+            shown = f"{100 * m:.2f} %" if key.endswith("%") else f"{m:.3f}"
+            shown = f"{m:+.2f} dB" if key.endswith("dB") else shown
+            target = {"core": "1.0", "edge": "~1.0", "green %": "0"}.get(key, "")
+            row(f"pre-masked: {key}", f"green:{key.split()[0]}", m, shown, target)
+        o = green.values("out %")
+        row(
+            "pre-masked: changed outside, max",
+            "green:outside_max",
+            max(o),
+            f"{100 * max(o):.3f} %",
+            "0",
+        )
+    if "whole" in secs:
+        whole = secs["whole"]
+        errs = sum(f["error"] for _, f, _ in whole.rows)
+        row(
+            "(nearly) all green: named error",
+            "green:whole_errors",
+            errs,
+            f"{int(errs)} of {len(whole.rows)}",
+            "all",
+        )
+    if "uncensored" in secs:
+        unc = secs["uncensored"]
+        for col in unc.columns:
+            v = unc.values(col, lambda n: not n.startswith("photo"))
+            over = sum(x > 0.005 for x in v)
+            key = col.split()[0]
+            row(
+                f"uncensored art, {key} mode: max / mean",
+                f"uncensored:{key}_max",
+                max(v),
+                f"{100 * max(v):.3f} / {100 * np.mean(v):.3f} %",
+                "<= 0.5 %",
+            )
+            row("  pictures over 0.5 %", f"uncensored:{key}_over", over, f"{over} of {len(v)}", "0")
+            p = unc.values(col, lambda n: n.startswith("photo"))
+            row("  photos, max", f"uncensored_photo:{key}_max", max(p), f"{100 * max(p):.3f} %")
     if "auto" in secs:
         a = secs["auto"]
         m = a.mean("recall")
@@ -578,7 +603,7 @@ def summary(secs: dict[str, Section], seconds: float, cpu: float) -> dict[str, A
             shown = f"{100 * m:.3f} %" if key.endswith("%") else f"{m:.3f}"
             shown = f"{m:+.2f} dB" if key.endswith("dB") else shown
             row(f"auto, bars + mosaic: {label}", f"both:{key.replace(' ', '_')}", m, shown, target)
-    else:
+    if AUTO is None:
         lines.append(("auto mode", "skipped: no workers.pipeline.auto", ""))
     fig["seconds"] = round(seconds, 1)
     fig["cpu_seconds"] = round(cpu, 1)
@@ -599,6 +624,7 @@ def worst(sec: Section, column: str, n: int, low: bool = True) -> list[list[Any]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--legacy", action="store_true", help="also the older direct-call section")
+    ap.add_argument("--only", help=f"comma-separated sections to run: {', '.join(SECTIONS)}")
     args = ap.parse_args()
     t0, c0 = time.perf_counter(), time.process_time()
     pics = pictures()
@@ -613,24 +639,34 @@ def main() -> None:
     auto_bars = Section(
         "bars in auto mode (auto + inpaint_green, png)", ("recall", "gain dB", "out %")
     )
-    done("bars", bench_bars(pics, auto_bars if AUTO else None))
-    if AUTO:
-        done("auto", auto_bars)
-    done("mosaic_drawn", bench_mosaic_drawn(pics))
-    done("mosaic_photo", bench_mosaic_photo(shots))
-    green, whole = bench_green(pics)
-    done("green", green)
-    done("whole", whole)
-    done("uncensored", bench_uncensored(pics, shots))
-    if AUTO:
+    want = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if unknown := want - set(SECTIONS):
+        ap.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    if "bars" in want:
+        done("bars", bench_bars(pics, auto_bars if AUTO else None))
+        if AUTO:
+            done("auto", auto_bars)
+    if "mosaic" in want:
+        done("mosaic_drawn", bench_mosaic_drawn(pics))
+        done("mosaic_photo", bench_mosaic_photo(shots))
+    if "green" in want:
+        green, whole = bench_green(pics)
+        done("green", green)
+        done("whole", whole)
+    if "uncensored" in want:
+        done("uncensored", bench_uncensored(pics, shots))
+    if "both" in want and AUTO:
         done("both", bench_both(pics))
     fig = summary(secs, time.perf_counter() - t0, time.process_time() - c0)
+    worst_of = (
+        ("bars:recall", "bars", "recall", 8, True),
+        ("mosaic_drawn:gain_db", "mosaic_drawn", "gain dB", 5, True),
+        ("green:core", "green", "core", 3, True),
+        ("uncensored:bar", "uncensored", "bar %", 3, False),
+        ("uncensored:mosaic", "uncensored", "mosaic %", 3, False),
+    )
     fig["worst"] = {
-        "bars:recall": worst(secs["bars"], "recall", 8),
-        "mosaic_drawn:gain_db": worst(secs["mosaic_drawn"], "gain dB", 5),
-        "green:core": worst(secs["green"], "core", 3),
-        "uncensored:bar": worst(secs["uncensored"], "bar %", 3, low=False),
-        "uncensored:mosaic": worst(secs["uncensored"], "mosaic %", 3, low=False),
+        k: worst(secs[sec], col, n, low) for k, sec, col, n, low in worst_of if sec in secs
     }
     if args.legacy:
         fig["legacy"] = legacy()
