@@ -20,13 +20,18 @@ MAX_BLOCK = 40
 # picture has no grid: natural edges land on any column equally often, scoring about 1.
 _MIN_COMB = 2.5
 _MIN_AXIS_COMB = 1.8
-# A cell counts as flat when every channel's standard deviation inside it is below this.
-_FLAT_STD = 4.5
+# A cell counts as flat when every channel's standard deviation inside it is below this
+# (JPEG at quality 80 leaves a mosaic cell next to a strong edge a std of about 6).
+_FLAT_STD = 8.0
+# A grid step must exceed the mean step inside the two cells this many times.
+_QUIET_RATIO = 2.5
 # Mean-colour difference (max over channels) that makes two neighbouring cells distinct.
 _STEP = 3.0
 _MIN_REGION_CELLS = 6
 # Summed-channel difference that still counts as no change (JPEG-light noise).
 _QUIET = 6
+# ... or, next to a bigger step, this share of it: JPEG rings beside every mosaic step.
+_QUIET_SHARE = 0.25
 _COUNT_STEP = 6
 # Mean summed-channel step across a cell edge that marks a mosaic boundary.
 _EDGE_STEP = 4.0
@@ -83,7 +88,8 @@ def _step_profiles(rgb: Image) -> tuple[NDArray[np.float64], NDArray[np.float64]
         # Keep a step only where two pixels on each side of it are flat.
         # Counting steps rather than summing them keeps a few strong drawn edges from
         # outvoting the many modest steps of a mosaic.
-        excess = ((side <= _QUIET) & (d >= _COUNT_STEP)).astype(np.int32)
+        quiet = side <= np.maximum(_QUIET, d * _QUIET_SHARE)
+        excess = (quiet & (d >= _COUNT_STEP)).astype(np.int32)
         prof: NDArray[np.float64] = excess.sum(axis=1 - axis, dtype=np.float64)
         return prof
 
@@ -309,12 +315,14 @@ def _mosaic_cells(
     step_min = _JPEG_EDGE_STEP if jpeg_x else _EDGE_STEP
     both = (exact > 0) & (_shift(exact, 0, 1, 0.0) > 0) & (not on_x)
     low = np.where(both & (not jpeg_x), _EXACT_STEP, step_min)
-    step_r = (right >= low) & (right >= 4.0 * quiet + 0.5) & (_shift(flat_f, 0, 1, 0.0) > 0)
+    step_r = (right >= low) & (right >= _QUIET_RATIO * quiet + 0.5)
+    step_r &= _shift(flat_f, 0, 1, 0.0) > 0
     quiet = np.maximum(inner, _shift(inner, 1, 0, 0.0))
     step_min = _JPEG_EDGE_STEP if jpeg_y else _EDGE_STEP
     both = (exact > 0) & (_shift(exact, 1, 0, 0.0) > 0) & (not on_y)
     low = np.where(both & (not jpeg_y), _EXACT_STEP, step_min)
-    step_b = (bottom >= low) & (bottom >= 4.0 * quiet + 0.5) & (_shift(flat_f, 1, 0, 0.0) > 0)
+    step_b = (bottom >= low) & (bottom >= _QUIET_RATIO * quiet + 0.5)
+    step_b &= _shift(flat_f, 1, 0, 0.0) > 0
     sr, sb = step_r.astype(np.float32), step_b.astype(np.float32)
     sides = sr + sb + _shift(sr, 0, -1, 0.0) + _shift(sb, -1, 0, 0.0)
     cells = flat & (sides >= 2)
