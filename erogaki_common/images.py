@@ -5,8 +5,10 @@ accepts); the format is sniffed from the bytes, never trusted from a name or
 content type. Byte and pixel limits are
 checked before any pixel is decoded, so a decompression bomb costs nothing.
 Decoded images are 8-bit RGB, or RGBA when the input has transparency; EXIF
-orientation is applied. Output is always PNG: the green mask that hent-AI hands
-to DeepCreamPy only survives lossless formats.
+orientation is applied, and pixels tagged with another RGB colour profile
+(Display P3 from phones, Adobe RGB) are converted to sRGB: the PNG written
+carries no profile, so viewers read it as sRGB. Output is always PNG: the
+green mask that hent-AI hands to DeepCreamPy only survives lossless formats.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 from erogaki_common.errors import ErrorName, ProcessingError
 
@@ -100,7 +102,8 @@ def decode(data: bytes, limits: Limits = Limits()) -> Image.Image:
                 )
             image.seek(0)  # animated GIF/WebP: the first frame
             image.load()
-            return _to_8bit(ImageOps.exif_transpose(image))
+            icc = image.info.get("icc_profile")
+            return _to_srgb(_to_8bit(ImageOps.exif_transpose(image)), icc)
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -130,6 +133,30 @@ def _to_8bit(image: Image.Image) -> Image.Image:
         return image.convert("RGBA")
     # L, 1, CMYK, YCbCr, LAB, HSV, F
     return image.convert("RGB")
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """``image`` in sRGB. Keeping another profile's raw values in an untagged
+    PNG would shift every colour (a Display P3 picture turns dull); pure green
+    (0,255,0), the mask colour, stays pure green either way."""
+    if not icc or image.mode not in ("RGB", "RGBA"):
+        return image
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space.strip() != "RGB":
+            return image  # a grey or CMYK profile no longer fits converted pixels
+        if "srgb" in ImageCms.getProfileDescription(profile).lower():
+            return image
+        converted = ImageCms.profileToProfile(image.convert("RGB"), profile, _SRGB)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image  # a broken profile: the raw values are the best guess left
+    assert converted is not None
+    if image.mode == "RGBA":
+        converted.putalpha(image.getchannel("A"))
+    return converted
 
 
 def encode_png(image: Image.Image, compress_level: int = 1) -> bytes:

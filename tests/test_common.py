@@ -288,3 +288,74 @@ def test_avif_is_accepted() -> None:
     # Lossy, but the yellow block is still where it was.
     r, g, b = decoded.getpixel((25, 20))  # type: ignore[misc]
     assert r > 200 and g > 200 and b < 60
+
+
+def _p3_profile() -> bytes:
+    """A Display P3 ICC profile (v2, matrix and gamma 2.2), built here byte by byte."""
+    import struct
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    def curve(gamma: float) -> bytes:
+        return b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+
+    name = b"Display P3 (drawn)\0"
+    tags = [
+        (b"desc", b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(78)),
+        (b"cprt", b"text" + bytes(4) + b"none\0"),
+        (b"wtpt", xyz(0.964203, 1.0, 0.824905)),
+        # The P3 primaries, adapted to D50 as ICC wants them.
+        (b"rXYZ", xyz(0.515102, 0.241196, -0.001053)),
+        (b"gXYZ", xyz(0.291965, 0.692236, 0.041885)),
+        (b"bXYZ", xyz(0.157153, 0.066574, 0.784378)),
+        (b"rTRC", curve(2.2)),
+        (b"gTRC", curve(2.2)),
+        (b"bTRC", curve(2.2)),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table = data = b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (
+        struct.pack(">I", offset + len(data)) + bytes(4) + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ " + bytes(12) + b"acsp" + bytes(28)
+        + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48)
+    )  # fmt: skip
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_display_p3_picture_keeps_its_colours() -> None:
+    from PIL import ImageCms
+
+    p3 = _p3_profile()
+    picture = Image.new("RGBA", (16, 16), (200, 100, 50, 255))
+    picture.paste((0, 255, 0, 128), (0, 0, 8, 8))
+    buf = io.BytesIO()
+    picture.save(buf, "PNG", icc_profile=p3)
+    decoded = decode(buf.getvalue())
+    # The same colour in sRGB, as a colour-managed viewer shows the input.
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(p3))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    expected = ImageCms.profileToProfile(Image.new("RGB", (1, 1), (200, 100, 50)), profile, srgb)
+    assert expected is not None
+    r, g, b, a = decoded.getpixel((12, 12))  # type: ignore[misc]
+    assert abs(r - 216) <= 2 and abs(g - 93) <= 2 and abs(b - 24) <= 2  # not the raw 200,100,50
+    assert (r, g, b) == expected.getpixel((0, 0))
+    assert a == 255
+    # Pure green, the mask colour, and the alpha channel come through unchanged.
+    assert decoded.getpixel((2, 2)) == (0, 255, 0, 128)
+
+
+def test_an_srgb_profile_changes_nothing() -> None:
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 100, 50)).save(buf, "PNG", icc_profile=srgb)
+    assert decode(buf.getvalue()).getpixel((3, 3)) == (200, 100, 50)
