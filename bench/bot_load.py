@@ -83,6 +83,9 @@ class Report:
     bot_peak_rss_mib: float
     longest_stall_ms: float
     stall_warnings: int
+    # Of the stalls over 100 ms, the most CPU the loop's thread used in one: near
+    # the stall's length means work on the loop; near zero, no core was free.
+    stall_loop_cpu_max_ms: float
     leftover_keys: list[str]
     wall_s: float
     notes: list[str] = field(default_factory=list)
@@ -246,6 +249,9 @@ async def run(plan: Plan, workdir: Path) -> Report:
         bot_peak_rss_mib=round(rss, 1),
         longest_stall_ms=float(longest[-1]) if longest else float("nan"),
         stall_warnings=log.count("the event loop stalled for"),
+        stall_loop_cpu_max_ms=max(
+            (float(ms) for ms in re.findall(r"CPU: (\d+) ms on the loop", log)), default=0.0
+        ),
         leftover_keys=left[:20],
         wall_s=round(wall, 1),
     )
@@ -258,10 +264,13 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=Plan.window)
     parser.add_argument("--big", type=float, default=Plan.big, help="share of 4000x3000 images")
     parser.add_argument("--seed", type=int, default=Plan.seed)
+    parser.add_argument("--logs", type=Path, help="keep the bot's and workers' logs here")
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan(args.users, args.window, args.big, args.seed)
     with tempfile.TemporaryDirectory(prefix="erogaki-load-") as tmp:
-        report = asyncio.run(run(plan, Path(tmp)))
+        logs = args.logs or Path(tmp)
+        logs.mkdir(parents=True, exist_ok=True)
+        report = asyncio.run(run(plan, logs))
     rows = [(k, v) for k, v in asdict(report).items() if k not in ("outcomes", "notes")]
     for key, value in rows:
         print(f"{key:>18}: {value}", file=sys.stderr)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
 import discord
 from discord import app_commands
@@ -102,12 +103,21 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
         loop = asyncio.get_running_loop()
         try:
             while True:
-                asked = loop.time()
+                asked, on_loop, in_process = loop.time(), time.thread_time(), time.process_time()
                 await asyncio.sleep(WATCH_EVERY)
                 late = loop.time() - asked - WATCH_EVERY
                 self.longest_stall = max(self.longest_stall, late)
                 if late > STALL_WARNING:
-                    log.warning("the event loop stalled for %.0f ms", late * 1000)
+                    # CPU time tells why: work on the loop (its thread's time is as
+                    # long as the stall), other threads of ours (the process' time),
+                    # or neither: the machine had no core for us.
+                    log.warning(
+                        "the event loop stalled for %.0f ms (CPU: %.0f ms on the loop, "
+                        "%.0f ms in the whole process)",
+                        late * 1000,
+                        (time.thread_time() - on_loop) * 1000,
+                        (time.process_time() - in_process) * 1000,
+                    )
         finally:
             log.info("longest event loop stall: %.0f ms", self.longest_stall * 1000)
 

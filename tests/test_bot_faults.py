@@ -325,8 +325,8 @@ async def test_a_late_reservation_reply_gives_its_slots_back(
     _, nsfw, _, _ = make_world(fake)
     await pretend_busy_workers(aredis)
     async with LateReplies(redis_url) as proxy, running_bot(bot_settings(fake, proxy.url)):
-        # The reservation runs in Redis; its reply comes after the bot's 1.5 s.
-        proxy.hold_reply_to(b"EVALSHA", 2.5)
+        # The reservation runs in Redis; its reply comes after the bot's 2 s.
+        proxy.hold_reply_to(b"EVALSHA", 2.8)
         handle = await fake.slash_command(
             "decensor bar", {"image": fake.add_attachment(barred(), "a.png")}, channel=nsfw
         )

@@ -45,7 +45,9 @@ PROGRESS_EVERY = 2.0
 TOKEN_LIFETIME = 15 * 60 - 30
 # Without an interaction to tell us, Discord's default upload limit.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-RESERVE_TIMEOUT = 1.5
+# Checking for workers and taking slots must answer within this, so that the
+# acknowledgement still reaches Discord within its 3 s.
+RESERVE_TIMEOUT = 2.0
 REDIS_TROUBLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     RedisUnavailable,
