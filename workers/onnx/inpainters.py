@@ -132,6 +132,7 @@ class RegionInpainter:
         raise NotImplementedError
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
+        """One crop's outputs as RGB in [0, 255] (float), in a new array."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -191,7 +192,10 @@ class RegionInpainter:
     ) -> Image:
         """The model's output as the crop's pixels (``size``: its height, width) in
         ``window`` (x0, y0, x1, y1 of the crop)."""
-        out: Image = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        # In place (decode's array is this call's own): clip, then round half up.
+        np.clip(pixels, 0.0, 255.0, out=pixels)
+        pixels += np.float32(0.5)
+        out: Image = pixels.astype(np.uint8)
         if self.side is None:
             x0, y0, x1, y1 = window
             return out[y0:y1, x0:x1]
@@ -210,7 +214,10 @@ class RegionInpainter:
         for members in groups.values():
             for start in range(0, len(members), self.batch):
                 chunk = members[start : start + self.batch]
-                stacked = {k: np.stack([feeds[i][k] for i in chunk]) for k in feeds[chunk[0]]}
+                if len(chunk) == 1:  # a view with a batch axis: no copy
+                    stacked = {k: v[None] for k, v in feeds[chunk[0]].items()}
+                else:
+                    stacked = {k: np.stack([feeds[i][k] for i in chunk]) for k in feeds[chunk[0]]}
                 ran = self.model.run(outputs, stacked)
                 for j, i in enumerate(chunk):
                     results[i] = self.decode([r[j] for r in ran])
@@ -259,9 +266,9 @@ class Lama(RegionInpainter):
         return {self.cfg.image_input: planes, self.cfg.mask_input: gap[None]}
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
-        pixels: FloatArray = outputs[0].transpose(1, 2, 0).astype(np.float32)
-        if self.scale != 255.0:
-            pixels *= np.float32(255.0 / self.scale)
+        # One pass: scaled to [0, 255] into a new (writable) array.
+        factor = np.float32(255.0 / self.scale)
+        pixels: FloatArray = np.multiply(outputs[0].transpose(1, 2, 0), factor, dtype=np.float32)
         return pixels
 
     def describe(self) -> str:
@@ -357,7 +364,8 @@ class Migan(RegionInpainter):
         planes = outputs[0].transpose(1, 2, 0)
         if self.pipeline:
             return planes.astype(np.float32)
-        pixels: FloatArray = (planes.astype(np.float32) + np.float32(1.0)) * np.float32(127.5)
+        pixels: FloatArray = np.add(planes, np.float32(1.0), dtype=np.float32)
+        pixels *= np.float32(127.5)
         return pixels
 
     def describe(self) -> str:
