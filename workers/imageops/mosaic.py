@@ -489,7 +489,7 @@ def restore_mosaic(
     target = block_mean(win)
     # An unmasked cell speaks for its masked neighbour through its pixels next to the mask,
     # not its mean: an outline at its far side would otherwise bleed into the restored cell.
-    near = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L1, 3)
+    near = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_C, 3)
     ring = ((near <= max(1, int(0.15 * b))) & ~inside).astype(np.float32) * known
     ring_n = cell_mean(ring)
     ring_mean = cell_mean(win * ring[:, :, None]) / np.maximum(ring_n, np.float32(1e-6))
