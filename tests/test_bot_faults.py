@@ -202,6 +202,22 @@ async def test_a_stopped_bot_leaves_its_requests_to_the_next(
     assert "restarting" not in answer.content
 
 
+async def test_commands_during_a_stop_are_refused_plainly(
+    world: World, aredis: aioredis.Redis
+) -> None:
+    await pretend_busy_workers(aredis)
+    decensor = world.bot.get_cog("DecensorCog")
+    assert decensor is not None
+    await decensor.hand_over(1.0)  # type: ignore[attr-defined]
+    handle = await world.fake.slash_command(
+        "decensor bar", {"image": world.fake.add_attachment(barred(), "a.png")},
+        channel=world.nsfw,
+    )  # fmt: skip
+    callback = await handle.wait_callback()
+    assert callback.ephemeral and callback.embeds[0]["title"] == texts.RESTARTING.title
+    assert await aredis.llen(Queue.HENTAI_BAR) == 0 and await nothing_held(aredis)
+
+
 # --- 3. every submitted job is awaited or withdrawn ---------------------------------------
 
 
