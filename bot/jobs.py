@@ -76,6 +76,12 @@ return 1
 """
 
 
+def host_key(host: str) -> str:
+    """Set while a bot process runs on ``host`` (what ``erogaki health bot`` reads).
+    Owners have a slash in their name, so this never names an owner's heartbeat."""
+    return f"{keys.BOT_ALIVE_PREFIX}host:{host}"
+
+
 class LimitRefused(ErogakiError):
     def __init__(self, hit: LimitHit) -> None:
         super().__init__(f"{hit.which.value} limit: {hit.current}/{hit.limit}")
@@ -283,8 +289,11 @@ class JobService:
     # --- restarts --------------------------------------------------------------
 
     async def beat(self) -> None:
-        # The host name lets a container's health check find its own bot.
-        await self.redis.set(keys.BOT_ALIVE_PREFIX + self.owner, socket.gethostname(), ex=ALIVE_TTL)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.BOT_ALIVE_PREFIX + self.owner, socket.gethostname(), ex=ALIVE_TTL)
+            # A container's health check reads this one key, never the keyspace.
+            pipe.set(host_key(socket.gethostname()), self.owner, ex=ALIVE_TTL)
+            await pipe.execute()
 
     async def retire(self) -> None:
         """A clean stop: without our heartbeat the next bot adopts our requests at once."""

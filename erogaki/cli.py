@@ -344,7 +344,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
 async def health(what: str, settings: Settings) -> int:
     import socket
 
-    from erogaki_common import keys
+    from bot.jobs import host_key
     from erogaki_common.redis_io import CONNECTION_ERRORS, connect
     from erogaki_common.status import fleet_status
 
@@ -354,9 +354,7 @@ async def health(what: str, settings: Settings) -> int:
         if what == "worker":
             alive = any(w.get("host") == host for w in (await fleet_status(client)).workers)
         else:
-            found = [k async for k in client.scan_iter(keys.BOT_ALIVE_PREFIX + "*")]
-            hosts = await client.mget(found) if found else []
-            alive = host.encode() in hosts
+            alive = bool(await client.exists(host_key(host)))
     except CONNECTION_ERRORS as exc:
         print(f"erogaki: Redis unreachable: {exc}", file=sys.stderr)
         return EXIT_JOB_FAILED

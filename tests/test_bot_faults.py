@@ -540,3 +540,16 @@ async def test_a_result_refused_as_too_large_is_refitted(world: World, workers: 
     )  # fmt: skip
     answer = await final(handle)
     assert too_large.hits == 1 and len(answer.attachments) == 1
+
+
+async def test_the_health_check_reads_one_key(world: World, aredis: aioredis.Redis) -> None:
+    await aredis.config_resetstat()
+    env = {**os.environ, "REDIS_URL": world.settings.redis_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "erogaki", "health", "bot", cwd=ROOT, env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    stats = await aredis.info("commandstats")
+    assert "cmdstat_scan" not in stats and "cmdstat_keys" not in stats, sorted(stats)
