@@ -353,11 +353,11 @@ class Migan(RegionInpainter):
             }
         known = (~hole).astype(np.float32)
         planes = np.empty((4, *hole.shape), np.float32)
-        planes[0] = known - np.float32(0.5)
-        planes[1:] = rgb.transpose(2, 0, 1)
-        planes[1:] *= np.float32(2.0 / 255.0)
-        planes[1:] -= np.float32(1.0)
-        planes[1:] *= known
+        np.subtract(known, np.float32(0.5), out=planes[0])
+        # (rgb * 2/255 - 1) * known, in two passes over the planes.
+        rgb_planes = np.ascontiguousarray(rgb.transpose(2, 0, 1))
+        np.multiply(rgb_planes, known * np.float32(2.0 / 255.0), out=planes[1:])
+        planes[1:] -= known
         return {self.cfg.input: planes}
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
