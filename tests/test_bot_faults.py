@@ -409,8 +409,11 @@ async def rest_only_bot(fake: FakeDiscord, redis_url: str) -> AsyncIterator[Erog
         yield bot
 
 
+@pytest.mark.parametrize(
+    "noticed", [True, False], ids=["noticed-before-the-result", "result-arrives-at-once"]
+)
 async def test_a_bot_whose_request_was_taken_over_stays_silent(
-    fake: FakeDiscord, redis_url: str, aredis: aioredis.Redis
+    noticed: bool, fake: FakeDiscord, redis_url: str, aredis: aioredis.Redis
 ) -> None:
     _, nsfw, _, _ = make_world(fake)
     await pretend_busy_workers(aredis)
@@ -433,6 +436,11 @@ async def test_a_bot_whose_request_was_taken_over_stays_silent(
             await wait_for(
                 lambda: _eq(owner(), second.jobs.owner), what="the second bot's takeover"
             )
+            if noticed:
+                # The first bot sees the new owner's name and stops waiting...
+                await wait_for(lambda: not first.submitter.pending_ids(), what="the notice")
+            # ...or not yet: then whichever bot hears the result first fetches it,
+            # and the first one hands it back.
             [job_id] = await queued(aredis)
             await answer_job(aredis, job_id, barred(5))
             await handle.wait_for(lambda h: any(c.files for c in h.calls if c.ok), 15)
