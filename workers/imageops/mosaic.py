@@ -30,8 +30,8 @@ _STEP = 3.0
 _MIN_REGION_CELLS = 6
 # Summed-channel difference that still counts as no change (JPEG-light noise).
 _QUIET = 6
-# ... or, next to a bigger step, this share of it: JPEG rings beside every mosaic step.
-_QUIET_SHARE = 0.25
+# ... or, next to a bigger step, up to 1/_QUIET_DIV of it: JPEG rings beside every mosaic step.
+_QUIET_DIV = 4
 _COUNT_STEP = 6
 # Mean summed-channel step across a cell edge that marks a mosaic boundary.
 _EDGE_STEP = 4.0
@@ -88,7 +88,7 @@ def _step_profiles(rgb: Image) -> tuple[NDArray[np.float64], NDArray[np.float64]
         # Keep a step only where two pixels on each side of it are flat.
         # Counting steps rather than summing them keeps a few strong drawn edges from
         # outvoting the many modest steps of a mosaic.
-        quiet = side <= np.maximum(_QUIET, d * _QUIET_SHARE)
+        quiet = (side <= _QUIET) | (side * _QUIET_DIV <= d)
         excess = (quiet & (d >= _COUNT_STEP)).astype(np.int32)
         prof: NDArray[np.float64] = excess.sum(axis=1 - axis, dtype=np.float64)
         return prof
