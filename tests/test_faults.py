@@ -405,6 +405,44 @@ async def test_a_job_cut_off_by_a_disconnect_is_not_counted_done(
     assert worker.counts["handed-back"] == 1
 
 
+async def test_a_job_whose_store_was_given_up_is_answered_later(
+    redis_factory: Callable[..., EmbeddedRedis],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import erogaki_common.worker
+
+    caplog.set_level(logging.WARNING, logger="erogaki_common")
+    monkeypatch.setattr(erogaki_common.worker, "STORE_RETRY_SECONDS", 0.3)
+    server = redis_factory()
+    admin = aioredis.Redis.from_url(server.url())
+    calls = 0
+
+    async def fill_then_answer(job: Job) -> Outcome:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await admin.config_set("maxmemory", 1)  # full as the answer is stored
+        return Done(b"done:" + job.data)
+
+    async with (
+        running_worker(server.url(), [Queue.HENTAI_MOSAIC], fill_then_answer) as worker,
+        Submitter(server.url()) as sub,
+    ):
+        job_id = await sub.submit(b"img", Mode.MOSAIC, timeout=20)
+        waiting = asyncio.create_task(sub.result(job_id))
+        await wait_for(
+            lambda: any("gave up storing" in r.getMessage() for r in caplog.records),
+            what="the store to be given up",
+        )
+        await wait_for(lambda: worker.counts["handed-back"] == 1, what="the report")
+        assert worker.counts["done"] == 0
+        await admin.config_set("maxmemory", 0)
+        assert await waiting == b"done:img"
+    assert calls == 2
+    await admin.aclose()
+
+
 # --- 5. a fetch that fails is retried --------------------------------------------
 
 
