@@ -82,6 +82,15 @@ def host_key(host: str) -> str:
     return f"{keys.BOT_ALIVE_PREFIX}host:{host}"
 
 
+# KEYS: our heartbeat, our host's key. ARGV: owner. The host key goes only if
+# it names us: another bot on this host keeps it.
+_RETIRE = """
+redis.call('DEL', KEYS[1])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
 class LimitRefused(ErogakiError):
     def __init__(self, hit: LimitHit) -> None:
         super().__init__(f"{hit.which.value} limit: {hit.current}/{hit.limit}")
@@ -140,6 +149,7 @@ class JobService:
         self._owns = redis.register_script(_OWNS)
         self._save = redis.register_script(_SAVE)
         self._forget = redis.register_script(_FORGET)
+        self._retire = redis.register_script(_RETIRE)
 
     async def missing_workers(self, mode: Mode) -> list[Queue]:
         """The queues this mode needs that no live worker consumes."""
@@ -297,7 +307,10 @@ class JobService:
 
     async def retire(self) -> None:
         """A clean stop: without our heartbeat the next bot adopts our requests at once."""
-        await self.redis.delete(keys.BOT_ALIVE_PREFIX + self.owner)
+        await self._retire(
+            keys=[keys.BOT_ALIVE_PREFIX + self.owner, host_key(socket.gethostname())],
+            args=[self.owner],
+        )
 
     async def orphans(self) -> list[Request]:
         """Requests whose bot died; they become ours and their jobs are adopted."""

@@ -8,7 +8,8 @@ import numpy as np
 import redis.asyncio as aioredis
 from PIL import Image
 
-from bot.fit import fit, human_size
+from bot import fit as fit_module
+from bot.fit import fit, fit_off_loop, human_size
 from bot.limits import Limits, Refusal
 
 
@@ -33,6 +34,18 @@ def test_large_results_are_reencoded_until_they_fit() -> None:
         assert fitted.extension == "jpg" and fitted.note
         Image.open(io.BytesIO(fitted.data)).verify()
     assert "downscaled" in fit(png, 20_000).note  # type: ignore[operator]
+
+
+async def test_refitting_survives_a_killed_pool_process() -> None:
+    png = noisy_png(256)
+    first = await fit_off_loop(png, 20_000)
+    pool = fit_module._pool
+    assert pool is not None and first.extension == "jpg"
+    for child in list(pool._processes.values()):  # as the OOM killer would
+        child.kill()
+        child.join()
+    again = await fit_off_loop(png, 20_000)
+    assert again.data == first.data and fit_module._pool is not pool
 
 
 def test_sizes_are_said_without_wrong_rounding() -> None:
