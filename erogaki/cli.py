@@ -159,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--bench", action="store_true", help="run each model 20 times and print p50 and p95"
     )
+    backup = commands.add_parser(
+        "settings",
+        help="export or import every Discord server's bot settings (JSON)",
+        description="Back up (export) or restore (import) the settings each Discord server's "
+        "moderators chose with /erogaki settings. They are the one kind of key kept without "
+        "a TTL. Import restores each server in the file exactly; other servers are untouched.",
+    )
+    backup.add_argument("action", choices=["export", "import"])
+    backup.add_argument("file", nargs="?", default="-", help="JSON file (default: - for stdio)")
     return parser
 
 
@@ -169,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     # Long-running commands log their work; one-shot commands only problems.
-    quiet = args.quiet or args.command in ("decensor", "status", "demo", "health", "models")
+    quiet = args.quiet or args.command in (
+        "decensor", "status", "demo", "health", "models", "settings"
+    )  # fmt: skip
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -198,6 +209,11 @@ def run(argv: Sequence[str]) -> int:
             from erogaki.up import demo
 
             return demo(settings, args.output)
+        if args.command == "settings":
+            from erogaki import settings_backup as sb
+
+            go = sb.export_settings if args.action == "export" else sb.import_settings
+            return go(settings, args.file)
         if args.command == "models":
             from erogaki.models_check import check
 

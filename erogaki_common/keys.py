@@ -6,7 +6,8 @@ The second block is erogaki's own bookkeeping, all under ``erogaki:`` so it can
 never collide with the protocol's keys.
 
 Every key anyone writes carries a TTL: an abandoned job leaves nothing behind
-for longer than ``JOB_TTL``.
+for longer than ``JOB_TTL``. The one exception is a server's settings
+(``GUILD_PREFIX``), which are configuration.
 """
 
 from __future__ import annotations
@@ -67,6 +68,17 @@ BOT_ALIVE_PREFIX = "erogaki:bot:alive:"
 # for the median wait that /erogaki status shows.
 BOT_RECENT_WAITS = "erogaki:bot:recent-waits"
 RECENT_WAITS_KEPT = 100
+# Hash per Discord server: the settings its moderators changed (absent: all
+# defaults). Configuration, not job state: the one kind of key kept without a
+# TTL (``erogaki settings export`` backs them up). See bot/server_settings.py.
+GUILD_PREFIX = "erogaki:guild:"
+# Pub/sub channel: a server's id, published when its settings change, so every
+# bot process drops its cached copy.
+GUILD_CHANGED_CHANNEL = "erogaki:guild-changed"
+# Sorted set per server, and one for all: requests answered in the last hour,
+# scored by epoch second, for /erogaki status.
+BOT_SERVED_PREFIX = "erogaki:bot:served:"
+BOT_SERVED_ALL = "erogaki:bot:served"
 
 # --- TTLs (seconds) ------------------------------------------------------------
 
