@@ -145,8 +145,9 @@ async def test_premasked_image_goes_straight_to_deepcreampy(
     result = pixels_of(await submitter.decensor(png(masked), Mode.BAR_MASKED, timeout=60))
     green = np.all(result == (0, 255, 0), axis=-1)
     assert not green.any()
+    # The forgiving reading of the green may take a pixel of the rim, never more.
     keep = np.ones(green.shape, bool)
-    keep[100:140, 60:200] = False
+    keep[98:142, 58:202] = False
     assert np.array_equal(result[keep], clean[keep])
 
 
