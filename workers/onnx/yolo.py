@@ -71,7 +71,8 @@ class YoloSegDetector:
         shape = model.input_shapes[cfg.yolo_input]
         fh, fw = fixed(shape[2]), fixed(shape[3])
         self.fixed_size = fh is not None and fw is not None
-        self.size = (fh, fw) if fh is not None and fw is not None else (cfg.yolo_size,) * 2
+        side = cfg.yolo_size
+        self.size = (fh, fw) if fh is not None and fw is not None else (side, side)
         names = metadata_names(model.metadata)
         self.nms, count = self._probe(names)
         self.count = count
@@ -80,12 +81,10 @@ class YoloSegDetector:
             "%s: YOLO-seg %s export, classes: %s",
             model.path, "nms=True" if self.nms else "raw", self.classes.describe(),
         )  # fmt: skip
-        self.wanted = np.zeros(max([count or 0, *self.classes.names, 0]) + 1, bool)
-        for ids in self.classes.ids.values():
-            for i in ids:
-                if i >= len(self.wanted):
-                    self.wanted = np.pad(self.wanted, (0, i + 1 - len(self.wanted)))
-                self.wanted[i] = True
+        # Which class ids count, as a lookup table over every id the model can report.
+        mapped = sorted(set().union(*self.classes.ids.values()))
+        self.wanted = np.zeros(max([count or 0, *(i + 1 for i in mapped)]), bool)
+        self.wanted[mapped] = True
 
     def describe(self) -> str:
         size = f"{self.size[1]}x{self.size[0]}" + ("" if self.fixed_size else " (dynamic)")
