@@ -236,6 +236,15 @@ COMPONENT_OF = {
 }
 
 
+def _component_of(queue: str) -> Component:
+    """Who answers for a queue's jobs; hent-AI's queues are all ``hent-ai:`` ones."""
+    try:
+        return COMPONENT_OF[Queue(queue)]
+    except ValueError:
+        deepcreampy = queue.startswith(keys.INPUT_PREFIX + "deepcreampy:")
+        return Component.DEEPCREAMPY if deepcreampy else Component.HENTAI
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -707,10 +716,15 @@ class Worker:
             if instance == self.instance:
                 continue
             try:
-                queues = [Queue(q) for q in json.loads(raw_queues)]
-            except (ValueError, TypeError):
+                names = json.loads(raw_queues)
+            except ValueError:
+                names = None
+            if not isinstance(names, list):
                 await self.redis.hdel(keys.INSTANCES, instance)
                 continue
+            # A newer worker's queues this version does not know still get their
+            # jobs back (a fleet is upgraded one worker at a time).
+            queues = [q for q in names if isinstance(q, str) and q.startswith(keys.INPUT_PREFIX)]
             count = await self._requeue_lists(instance, check=True, forget=True, queues=queues)
             if count > 0:
                 log.warning("re-queued %d job(s) held by dead worker %s", count, instance)
@@ -730,7 +744,7 @@ class Worker:
         check: bool,
         forget: bool,
         crashed: bool = True,
-        queues: Sequence[Queue] | None = None,
+        queues: Sequence[str] | None = None,
     ) -> int:
         """Move ``instance``'s claims back to their queues; ``crashed`` counts
         an attempt for each (a clean shutdown's stray claims don't)."""
@@ -747,7 +761,7 @@ class Worker:
                 "forget" if forget else "",
                 self.max_attempts if crashed else 0,
                 self.instance,
-                *(COMPONENT_OF[q].value for q in queues),
+                *(_component_of(q).value for q in queues),
             ],
         )
         return int(moved)

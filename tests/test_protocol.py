@@ -587,6 +587,27 @@ async def test_the_reaper_leaves_live_workers_alone(redis_url: str, aredis: aior
         release.set()
 
 
+async def test_the_reaper_returns_jobs_of_queues_it_does_not_know(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    """A rolling upgrade: a newer worker with a queue this version has never heard of
+    dies holding jobs; an older worker's reaper still gives them all back."""
+    future = "censored-images:hent-ai:future"
+    await aredis.hset(keys.INSTANCES, "newer", json.dumps([Queue.HENTAI_BAR.value, future]))
+    await aredis.rpush(keys.processing_key("newer", Queue.HENTAI_BAR), "b1")
+    await aredis.rpush(keys.processing_key("newer", future), "f1")
+    reaper = Worker(redis_url, [Queue.HENTAI_MOSAIC], echo, component=Component.HENTAI,
+                    instance="older")  # fmt: skip
+    try:
+        assert await reaper.reap() == 2
+    finally:
+        await reaper.redis.aclose()
+        await reaper.blocking.aclose()
+    assert await aredis.lrange(Queue.HENTAI_BAR, 0, -1) == [b"b1"]
+    assert await aredis.lrange(future, 0, -1) == [b"f1"]
+    assert not await aredis.hexists(keys.INSTANCES, "newer")
+
+
 async def test_forward_gives_every_key_it_touches_a_ttl(
     redis_url: str, aredis: aioredis.Redis
 ) -> None:
