@@ -457,13 +457,12 @@ def test_auto_finds_nothing(tmp_path: Path) -> None:
     assert restored is rgb and not mosaic.any() and not bars.any()
 
 
-def test_mosaic_by_inpainting_needs_the_inpainter(tmp_path: Path) -> None:
+def test_mosaic_by_inpainting_needs_the_inpainter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     standins.detector_boxes(tmp_path / "hentai_maskrcnn.onnx", AUTO_BOXES)
-    os.environ.update({"EROGAKI_ONNX_MOSAIC": "inpaint", "EROGAKI_ONNX_INPAINTER": "migan"})
-    try:
-        message = refusal(tmp_path, "hent-ai")
-    finally:
-        for key in ("EROGAKI_ONNX_MOSAIC", "EROGAKI_ONNX_INPAINTER"):
-            os.environ.pop(key)
+    monkeypatch.setenv("EROGAKI_ONNX_MOSAIC", "inpaint")
+    monkeypatch.setenv("EROGAKI_ONNX_INPAINTER", "migan")
+    message = refusal(tmp_path, "hent-ai")
     assert str(tmp_path / "migan.onnx") in message and "does not exist" in message
     assert "esrgan" not in message

@@ -230,32 +230,33 @@ def test_migan_raw_sees_the_known_pixels_in_minus_one_to_one(tmp_path: Path) -> 
 # --- start-up refusals -------------------------------------------------------------------
 
 
-def refusal(tmp_path: Path, env: dict[str, str]) -> str:
+def refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inpainter: str) -> str:
+    """The DeepCreamPy worker's start-up refusal with ``inpainter`` configured."""
+    monkeypatch.setenv("EROGAKI_ONNX_INPAINTER", inpainter)
     settings = parse_settings({"EROGAKI_MODELS_DIR": str(tmp_path)})
-    os.environ.update(env)
-    try:
-        with pytest.raises(ConfigError) as caught:
-            deepcreampy_backend("onnx", settings)
-    finally:
-        for key in env:
-            os.environ.pop(key, None)
+    with pytest.raises(ConfigError) as caught:
+        deepcreampy_backend("onnx", settings)
     return str(caught.value)
 
 
-def test_missing_lama_is_refused(tmp_path: Path) -> None:
-    message = refusal(tmp_path, {"EROGAKI_ONNX_INPAINTER": "lama"})
+def test_missing_lama_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refusal(tmp_path, monkeypatch, "lama")
     assert "EROGAKI_ONNX_LAMA_MODEL" in message and str(tmp_path / "lama.onnx") in message
     assert "does not exist" in message and "'mask' float[?,1,?,?]" in message
 
 
-def test_lama_with_a_three_channel_mask_is_refused(tmp_path: Path) -> None:
+def test_lama_with_a_three_channel_mask_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     standins.deepcreampy(tmp_path / "lama.onnx", names=standins._DCP)
-    message = refusal(tmp_path, {"EROGAKI_ONNX_INPAINTER": "lama"})
+    message = refusal(tmp_path, monkeypatch, "lama")
     assert str(tmp_path / "lama.onnx") in message
     assert "input 'image' is missing" in message and "'Placeholder:0'" in message
 
 
-def test_lama_of_another_size_per_side_is_refused(tmp_path: Path) -> None:
+def test_lama_of_another_size_per_side_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A fixed size that is not square (LaMa's exports are square or dynamic).
     standins.lama(tmp_path / "odd.onnx", size=None)
     proto = onnx.load(str(tmp_path / "odd.onnx"))
@@ -263,14 +264,16 @@ def test_lama_of_another_size_per_side_is_refused(tmp_path: Path) -> None:
         dims = value.type.tensor_type.shape.dim
         dims[2].dim_value, dims[3].dim_value = 512, 256
     onnx.save(proto, str(tmp_path / "lama.onnx"))
-    message = refusal(tmp_path, {"EROGAKI_ONNX_INPAINTER": "lama"})
+    message = refusal(tmp_path, monkeypatch, "lama")
     assert str(tmp_path / "lama.onnx") in message and "[512,256]" in message
     assert "square" in message
 
 
-def test_lama_of_unknown_output_scale_is_refused(tmp_path: Path) -> None:
+def test_lama_of_unknown_output_scale_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     standins.lama(tmp_path / "lama.onnx", fill=0.5, scale=20.0)
-    message = refusal(tmp_path, {"EROGAKI_ONNX_INPAINTER": "lama"})
+    message = refusal(tmp_path, monkeypatch, "lama")
     assert str(tmp_path / "lama.onnx") in message
     assert "values around 10" in message and "EROGAKI_ONNX_LAMA_OUTPUT_SCALE" in message
     # Naming the scale by hand is trusted.
@@ -278,9 +281,11 @@ def test_lama_of_unknown_output_scale_is_refused(tmp_path: Path) -> None:
     assert OnnxDeepCreamPy.load(config, tmp_path).inpainter.describe().endswith("[0, 255]")
 
 
-def test_migan_of_neither_export_is_refused_with_both_contracts(tmp_path: Path) -> None:
+def test_migan_of_neither_export_is_refused_with_both_contracts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     standins.lama(tmp_path / "migan.onnx")
-    message = refusal(tmp_path, {"EROGAKI_ONNX_INPAINTER": "migan"})
+    message = refusal(tmp_path, monkeypatch, "migan")
     assert "EROGAKI_ONNX_MIGAN_MODEL" in message and str(tmp_path / "migan.onnx") in message
     assert "as raw export" in message and "as pipeline export" in message
     assert (
