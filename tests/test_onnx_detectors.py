@@ -13,7 +13,11 @@ import pytest
 from numpy.typing import NDArray
 
 from erogaki_common.errors import ConfigError
+from erogaki_common.images import Limits
+from tests.imaging import pixels_of, png
+from workers import pipeline
 from workers.onnx import standins
+from workers.onnx.backends import OnnxHentai
 from workers.onnx.config import DetectorModel, OnnxConfig
 from workers.onnx.detector import BAR, MOSAIC, Letterbox, MaskRcnnDetector, load_detector
 from workers.onnx.yolo import YoloSegDetector, nms
@@ -338,3 +342,16 @@ def test_default_settings_of_this_issue() -> None:
         OnnxConfig.from_env({"EROGAKI_ONNX_DETECTOR_KIND": "detr"})
     with pytest.raises(ConfigError, match="EROGAKI_ONNX_YOLO_THRESHOLD"):
         OnnxConfig.from_env({"EROGAKI_ONNX_YOLO_THRESHOLD": "1.5"})
+
+
+def test_bar_job_through_the_pipeline_with_yolo(tmp_path: Path) -> None:
+    # The hent-AI worker's bar path with a YOLO-seg detector: the black bar comes back
+    # painted green (grown by EROGAKI_ONNX_MASK_GROW), nothing else changes.
+    standins.yolo_seg(tmp_path / "hentai_maskrcnn.onnx", nms=True)
+    standins.esrgan(tmp_path / "esrgan_4x.onnx")
+    backend = OnnxHentai.load(OnnxConfig(mask_grow=2), tmp_path)
+    rgb = picture(360, 500, (60, 200, 300, 240))
+    out = pixels_of(pipeline.mask_bars(png(rgb), backend, Limits(10**8, 10**8), {}))
+    painted = np.all(out == (0, 255, 0), axis=-1)
+    assert near(painted, (360, 500), (60, 200, 300, 240), 4)
+    assert np.array_equal(out[~painted], rgb[~painted])
