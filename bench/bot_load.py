@@ -81,6 +81,8 @@ class Report:
     late_acks: int
     unfinished: int
     bot_peak_rss_mib: float
+    # The bot's child processes (re-fitting pool, forkserver), each its own peak, summed.
+    pool_peak_rss_mib: float
     longest_stall_ms: float
     stall_warnings: int
     # Of the stalls over 100 ms, the most CPU the loop's thread used in one: near
@@ -148,10 +150,31 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under ``pid`` (the bot's re-fitting pool and its forkserver)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent]
+        found += children
+        frontier += children
+    return found
 
 
 async def wait_until(condition: Any, timeout: float, what: str) -> None:
@@ -209,6 +232,7 @@ async def run(plan: Plan, workdir: Path) -> Report:
                 )
             )
             rss = peak_rss_mib(bot.pid)
+            pool_rss = sum(peak_rss_mib(child) for child in descendants(bot.pid))
             bot.send_signal(signal.SIGTERM)
             await asyncio.to_thread(bot.wait, 30)
 
@@ -247,6 +271,7 @@ async def run(plan: Plan, workdir: Path) -> Report:
         late_acks=sum(1 for a in acks if a > ACK_DEADLINE),
         unfinished=sum(1 for o, _ in outcomes if o in ("unfinished", "unacknowledged")),
         bot_peak_rss_mib=round(rss, 1),
+        pool_peak_rss_mib=round(pool_rss, 1),
         longest_stall_ms=float(longest[-1]) if longest else float("nan"),
         stall_warnings=log.count("the event loop stalled for"),
         stall_loop_cpu_max_ms=max(
