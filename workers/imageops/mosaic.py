@@ -42,6 +42,9 @@ _EXACT_STD = 0.25
 _EXACT_STEP = 1.0
 # Steps across every eighth line over the mean across the others that mark JPEG blocking.
 _BLOCKY = 1.04
+# Depth, as a share of the block, of the band of unmasked pixels along the mask whose colour
+# stands for their cell when restoring its masked neighbours.
+_RING = 0.15
 # Restoration of two-tone cells (an edge between two flat fills). Contrast between the two
 # fills (Euclidean RGB) below which a neighbourhood is flat, and over which trust grows:
 _TONE_MIN = 20.0
@@ -490,7 +493,7 @@ def restore_mosaic(
     # An unmasked cell speaks for its masked neighbour through its pixels next to the mask,
     # not its mean: an outline at its far side would otherwise bleed into the restored cell.
     near = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_C, 3)
-    ring = ((near <= max(1, int(0.15 * b))) & ~inside).astype(np.float32) * known
+    ring = ((near <= max(1, int(_RING * b))) & ~inside).astype(np.float32) * known
     ring_n = cell_mean(ring)
     ring_mean = cell_mean(win * ring[:, :, None]) / np.maximum(ring_n, np.float32(1e-6))
     samples = np.where(ring_n > 0, ring_mean, target).astype(np.float32)
@@ -508,7 +511,8 @@ def restore_mosaic(
         np.clip(est, low, high, out=est)
         est += upsample(np.where(masked_cell, target - block_mean(est), 0.0).astype(np.float32))
         np.copyto(est, win, where=hold)
-    whole = cell_mean((inside & (known > 0)).astype(np.float32))[:, :, 0] >= 1.0
+    # INTER_AREA's float sums may land a hair under 1 for a full cell.
+    whole = cell_mean((inside & (known > 0)).astype(np.float32))[:, :, 0] >= 0.999
     est = _two_tone(est, target, whole, b)
     np.copyto(est, win, where=hold)
     restored = np.clip(est + 0.5, 0, 255)
