@@ -433,7 +433,13 @@ async def test_a_restarted_bot_delivers_pending_jobs(
         "decensor bar", {"image": fake.add_attachment(barred(), "a.png")}, channel=nsfw
     )
     await handle.wait_followups(1, timeout=20)
-    await wait_for(lambda: aredis.hlen(keys.BOT_PENDING), what="the pending record")
+
+    async def progress_recorded() -> bool:
+        raw = await aredis.hget(keys.BOT_PENDING, str(handle.id))
+        return raw is not None and Request.from_json(raw).message_id != 0
+
+    # The record names the progress line, which the next bot replaces.
+    await wait_for(progress_recorded, what="the pending record with its progress line")
     crashing.send_signal(signal.SIGKILL)
     crashing.wait(10)
     # Its heartbeat would expire in 15 s; expire it now.
