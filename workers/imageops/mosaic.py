@@ -449,12 +449,13 @@ def restore_mosaic(
     h, w = rgb.shape[:2]
     b = grid.block
     ox, oy = _origin(grid)
-    ys, xs = np.nonzero(mask)
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
     # Work in a grid-aligned window around the mask with two cells of context.
-    x0 = max(ox + ((int(xs.min()) - ox) // b - 2) * b, ox)
-    y0 = max(oy + ((int(ys.min()) - oy) // b - 2) * b, oy)
-    x1 = min(ox + ((int(xs.max()) - ox) // b + 3) * b, ox + -(-(w - ox) // b) * b)
-    y1 = min(oy + ((int(ys.max()) - oy) // b + 3) * b, oy + -(-(h - oy) // b) * b)
+    x0 = max(ox + ((int(xs[0]) - ox) // b - 2) * b, ox)
+    y0 = max(oy + ((int(ys[0]) - oy) // b - 2) * b, oy)
+    x1 = min(ox + ((int(xs[-1]) - ox) // b + 3) * b, ox + -(-(w - ox) // b) * b)
+    y1 = min(oy + ((int(ys[-1]) - oy) // b + 3) * b, oy + -(-(h - oy) // b) * b)
     cw, ch = (x1 - x0) // b, (y1 - y0) // b
     win = np.zeros((ch * b, cw * b, 3), np.float32)
     known = np.zeros((ch * b, cw * b), np.float32)
@@ -482,7 +483,7 @@ def restore_mosaic(
     def upsample(cells: FloatArray) -> FloatArray:
         # INTER_CUBIC maps cell i's centre to source index i exactly when scaling by b.
         up = cv2.resize(cells, (cw * b, ch * b), interpolation=cv2.INTER_CUBIC)
-        res: FloatArray = up.astype(np.float32)
+        res: FloatArray = np.asarray(up, np.float32)
         return res
 
     def per_pixel(cells: FloatArray) -> FloatArray:
