@@ -7,10 +7,11 @@ import logging
 import random
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -39,6 +40,32 @@ if hasattr(socket, "TCP_KEEPIDLE"):
     _KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
 
 
+class _QuietPipeline(Pipeline):
+    """A pipeline whose errors name the failing command but never quote its arguments.
+
+    redis-py puts the whole command, image bytes included, into the message of an
+    error inside a pipeline, and shortens it with ``textwrap``: seconds of CPU per MiB,
+    on the event loop, and a payload where a log line may print it.
+    """
+
+    def annotate_exception(
+        self, exception: Exception, number: int, command: Iterable[object]
+    ) -> None:
+        name = next(iter(command), b"?")
+        label = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        exception.args = (
+            f"Command # {number} ({label}) of pipeline caused error: {exception.args[0]}",
+            *exception.args[1:],
+        ) if exception.args else (f"Command # {number} ({label}) of pipeline failed",)  # fmt: skip
+
+
+class _Redis(Redis):
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _QuietPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
 def connect(url: str, *, max_connections: int | None = None) -> Redis:
     """A client for ``url``.
 
@@ -59,11 +86,11 @@ def connect(url: str, *, max_connections: int | None = None) -> Redis:
         "retry": Retry(NoBackoff(), 0),
     }
     if max_connections is None:
-        return Redis.from_url(url, **options)
+        return _Redis.from_url(url, **options)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=None, **options
     )
-    return Redis(connection_pool=pool)
+    return _Redis(connection_pool=pool)
 
 
 async def backoff(first: float = 0.05, cap: float = 5.0) -> AsyncIterator[float]:

@@ -547,6 +547,24 @@ async def test_a_full_redis_refuses_the_job_plainly(
     )
 
 
+async def test_a_refused_image_is_never_quoted(
+    redis_factory: Callable[..., EmbeddedRedis], caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py quotes a failed pipeline's commands in its error, and shortens the quote
+    with textwrap: seconds of CPU per MiB of image, on the event loop. Ours names the
+    command only."""
+    server = redis_factory(extra_args=["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"])
+    image = b"\x89PNG" + b"A" * (8 << 20)
+    async with Submitter(server.url()) as sub:
+        cpu = time.process_time()
+        with pytest.raises(RedisUnavailable) as caught:
+            await sub.submit(image, Mode.BAR, timeout=5)
+        cpu = time.process_time() - cpu
+    assert "AAAA" not in str(caught.value) and len(str(caught.value)) < 300
+    assert all("AAAA" not in r.getMessage() for r in caplog.records)
+    assert cpu < 1.0, f"refusing an 8 MiB image took {cpu:.1f} s of CPU"
+
+
 async def test_workers_carry_on_after_redis_restarts(
     redis_factory: Callable[..., EmbeddedRedis],
 ) -> None:
