@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from skimage import data as skdata
 
 from workers.imageops import MosaicGrid, detect_mosaic, restore_mosaic
 from workers.imageops import synthetic as syn
@@ -202,6 +203,20 @@ def test_jpeg_mosaic_is_found_and_only_its_mask_changes(block: int) -> None:
         assert np.array_equal(img, before)
         assert np.array_equal(out[~mask], img[~mask])
         assert psnr(out, clean, truth) >= psnr(img, clean, truth)
+
+
+def test_photo_like_samples_keep_their_gain() -> None:
+    # The line-art model must not cost photographs: scikit-image's bundled samples without
+    # people. Measured +1.38 dB on average (the smooth interpolation alone: +1.24), every
+    # case above +0.5.
+    gains = []
+    for name in ("coffee", "chelsea", "rocket", "immunohistochemistry"):
+        clean = np.ascontiguousarray(getattr(skdata, name)()[:, :, :3])
+        for block in (6, 12, 24):
+            censored, truth, grid = censor(clean, block, block)
+            gains.append(gain(clean, censored, truth, grid))
+    assert np.mean(gains) >= 1.2
+    assert min(gains) >= 0.4
 
 
 def test_uncensored_drawn_art_is_not_mosaic_even_after_jpeg() -> None:
