@@ -17,7 +17,7 @@ from bot.discord_api import GatewayFromApiMixin, use_api_base
 from bot.jobs import ALIVE_INTERVAL, JobService
 from bot.limits import Limits
 from erogaki_common.errors import ConfigError
-from erogaki_common.redis_io import CONNECTION_ERRORS
+from erogaki_common.redis_io import CONNECTION_ERRORS, REDIS_ERRORS, Outage
 from erogaki_common.settings import Settings
 from erogaki_common.submit import Submitter
 
@@ -133,6 +133,10 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
     async def _keep_alive(self) -> None:
         """Heartbeat, and adopt the requests of bot processes that died."""
         decensor = self.get_cog("DecensorCog")
+        # Any Redis trouble (unreachable, full, read-only after a failover) is one
+        # episode to ride out: a loop that ended here would leave the bot alive but
+        # with its requests adopted by others.
+        outage = Outage("the bot's heartbeat", log)
         while True:
             try:
                 await self.jobs.beat()
@@ -140,8 +144,9 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
                     log.info("delivering request %s of a stopped bot", request.key)
                     if decensor is not None:
                         decensor.adopt(request)  # type: ignore[attr-defined]
-            except CONNECTION_ERRORS as exc:
-                log.warning("Redis unreachable (%s)", exc)
+                outage.ok()
+            except REDIS_ERRORS as exc:
+                outage.failed(exc)
             await asyncio.sleep(ALIVE_INTERVAL)
 
     async def on_app_command_error(

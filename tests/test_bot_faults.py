@@ -561,3 +561,39 @@ async def test_the_health_check_reads_one_key(world: World, aredis: aioredis.Red
     assert proc.returncode == 0, err.decode()
     stats = await aredis.info("commandstats")
     assert "cmdstat_scan" not in stats and "cmdstat_keys" not in stats, sorted(stats)
+
+
+async def test_the_heartbeat_outlives_a_full_redis(
+    fake: FakeDiscord,
+    redis_factory: Callable[..., EmbeddedRedis],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A full Redis refuses the heartbeat with OOM, a ResponseError, not a connection
+    error; the keep-alive must ride it out, or other bots adopt a live bot's requests."""
+    import bot.app
+
+    monkeypatch.setattr(bot.app, "ALIVE_INTERVAL", 0.1)
+    caplog.set_level(logging.DEBUG, logger="bot.app")
+    server = redis_factory(extra_args=["--maxmemory-policy", "noeviction"])
+    client = aioredis.Redis.from_url(server.url())
+    async with running_bot(bot_settings(fake, server.url())) as running:
+        alive = keys.BOT_ALIVE_PREFIX + running.jobs.owner
+        await wait_for(lambda: client.exists(alive), what="the first heartbeat")
+        # Full: well past maxmemory, so no freed buffer makes room by chance.
+        await client.set("ballast", os.urandom(2 << 20))
+        used = int((await client.info("memory"))["used_memory"])
+        await client.config_set("maxmemory", used - (1 << 20))
+        with pytest.raises(aioredis.ResponseError, match="maxmemory"):
+            await client.set("probe", "x")
+        await client.delete(alive)
+
+        def refusals() -> int:
+            return sum("heartbeat failed" in r.getMessage() for r in caplog.records)
+
+        await wait_for(lambda: refusals() >= 1, 10, "the heartbeat to be refused")
+        assert not await client.exists(alive)
+        await client.config_set("maxmemory", 0)
+        await wait_for(lambda: client.exists(alive), 10, "the heartbeat after Redis had room")
+        assert running._liveness is not None and not running._liveness.done()
+    await client.aclose()
