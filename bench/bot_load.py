@@ -46,6 +46,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.delete import only_delete  # noqa: E402
 from erogaki_common import keys  # noqa: E402
 from erogaki_common.embedded_redis import EmbeddedRedis  # noqa: E402
 from tests.fake_discord import FakeDiscord, InteractionHandle  # noqa: E402
@@ -53,8 +54,9 @@ from workers.imageops import synthetic as syn  # noqa: E402
 
 ACK_DEADLINE = 3.0
 IMAGE_OPTIONS = ("image", "image2", "image3", "image4")
-# Keys that outlive requests by design: worker heartbeats and the wait history.
-LASTING = (keys.HEARTBEAT_PREFIX, keys.INSTANCES, keys.BOT_RECENT_WAITS)
+# Keys that outlive requests by design: worker heartbeats, the wait history and
+# the last hour's requests (/erogaki status).
+LASTING = (keys.HEARTBEAT_PREFIX, keys.INSTANCES, keys.BOT_RECENT_WAITS, keys.BOT_SERVED_ALL)
 
 
 @dataclass
@@ -106,7 +108,7 @@ def _done(handle: InteractionHandle) -> bool:
     return (
         original is not None
         and bool(original.attachments or original.embeds)
-        and (not original.custom_ids)
+        and only_delete(original.custom_ids)
     )
 
 

@@ -13,9 +13,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import logs
+from bot.delete import DeleteButton
 from bot.discord_api import GatewayFromApiMixin, use_api_base
 from bot.jobs import ALIVE_INTERVAL, JobService
 from bot.limits import Limits
+from bot.server_settings import ServerSettingsStore
 from erogaki_common.errors import ConfigError
 from erogaki_common.redis_io import CONNECTION_ERRORS, REDIS_ERRORS, Outage
 from erogaki_common.settings import Settings
@@ -56,6 +58,8 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
             instance=settings.instance,
             timeout=settings.job_timeout,
         )
+        # Each server's settings (/erogaki settings), shared by every bot process.
+        self.server_settings = ServerSettingsStore(self.submitter.redis)
         self._liveness: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -65,14 +69,19 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
 
     async def setup_hook(self) -> None:
         from bot.cogs.decensor import DecensorCog
+        from bot.cogs.settings import SettingsCog
         from bot.cogs.status import StatusCog
 
         await self.add_cog(DecensorCog(self))
         await self.add_cog(StatusCog(self))
+        await self.add_cog(SettingsCog(self))  # joins StatusCog's /erogaki group
+        # Delete buttons are routed by their custom id, also those a previous process sent.
+        self.add_dynamic_items(DeleteButton)
         self.tree.error(self.on_app_command_error)
         if self.sync_only:
             return
         await self.submitter.start()
+        await self.server_settings.start()
         self._liveness = asyncio.create_task(self._keep_alive(), name="erogaki-bot-alive")
         self._watch = asyncio.create_task(self._watch_loop(), name="erogaki-bot-loop-watch")
 
@@ -128,6 +137,7 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
         await self._stop_liveness()
         await _cancel(self._watch)
         await super().close()
+        await self.server_settings.close()
         await self.submitter.close()
 
     async def _keep_alive(self) -> None:

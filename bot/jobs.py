@@ -113,11 +113,15 @@ class Request:
     owner: str = ""
     # The progress message, which the result replaces (0: none sent yet).
     message_id: int = 0
+    # The server (0: DMs), for its limits and audit line after a restart too.
+    guild_id: int = 0
+    # Whether the results go as spoilers: the server's policy and the requester's choice.
+    spoiler: bool = True
     # Fitting notes etc. are not kept; only what a restarted bot needs.
 
     # Snowflakes travel as strings: the adoption script re-encodes the record
     # with Lua's cjson, which would round 64-bit integers to 14 digits.
-    _SNOWFLAKES = ("user_id", "channel_id", "application_id", "message_id")
+    _SNOWFLAKES = ("user_id", "channel_id", "application_id", "message_id", "guild_id")
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -159,21 +163,25 @@ class JobService:
         report = await fleet_status(self.redis)
         return [q for q in needed if not report.workers_for(q)]
 
-    async def reserve(self, request: Request, count: int) -> None:
-        """Take limit slots: one request, ``count`` images (raises LimitRefused).
-        Repeating it for the same request takes nothing more."""
+    async def reserve(self, request: Request, count: int, server_limit: int | None = None) -> None:
+        """Take limit slots: one request, ``count`` images (raises LimitRefused);
+        ``server_limit``: the server's own limit per member. Repeating it for
+        the same request takes nothing more."""
         if len(request.job_ids) != count:
             request.job_ids = [new_job_id() for _ in range(count)]
         request.owner = self.owner
         hit = await self.limits.reserve(
-            request.user_id, request.key, request.job_ids, self.timeout + 60
-        )
+            request.user_id, request.key, request.job_ids, self.timeout + 60,
+            guild_id=request.guild_id, server_limit=server_limit,
+        )  # fmt: skip
         if hit is not None:
             raise LimitRefused(hit)
 
     async def release(self, request: Request) -> None:
         try:
-            await self.limits.release(request.user_id, request.key, request.job_ids)
+            await self.limits.release(
+                request.user_id, request.key, request.job_ids, guild_id=request.guild_id
+            )
         except CONNECTION_ERRORS:
             log.warning("could not release request %s; its slots expire by themselves", request.key)
 

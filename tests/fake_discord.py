@@ -174,6 +174,29 @@ class FakeUser:
 
 
 @dataclass(eq=False)
+class FakeRole:
+    id: int
+    name: str
+    position: int = 1
+
+    def payload(self) -> JSON:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "position": self.position,
+            "permissions": "0",
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
+
+
+@dataclass(eq=False)
 class FakeGuild:
     id: int
     name: str
@@ -182,6 +205,9 @@ class FakeGuild:
     preferred_locale: str = "en-US"
     joined_at: str = field(default_factory=_now_iso)
     channels: list[FakeChannel] = field(default_factory=list)
+    roles: list[FakeRole] = field(default_factory=list)
+    # user id -> the ids of the roles that member has (besides @everyone).
+    member_roles: dict[int, list[int]] = field(default_factory=dict)
 
     def everyone_role(self) -> JSON:
         return {
@@ -995,6 +1021,17 @@ class FakeDiscord:
             self._dispatch("GUILD_CREATE", self._guild_create(guild))
         return guild
 
+    def add_role(self, guild: FakeGuild, name: str) -> FakeRole:
+        role = FakeRole(self._ids.next(), name, position=len(guild.roles) + 1)
+        guild.roles.append(role)
+        if self.session is not None:
+            self._dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.payload()})
+        return role
+
+    def give_role(self, guild: FakeGuild, user: FakeUser, role: FakeRole) -> None:
+        """The member has ``role`` in interactions from now on."""
+        guild.member_roles.setdefault(user.id, []).append(role.id)
+
     def add_text_channel(
         self, guild: FakeGuild, name: str, *, nsfw: bool = False, bot_permissions: int | None = None
     ) -> FakeChannel:
@@ -1119,9 +1156,9 @@ class FakeDiscord:
 
         ``command`` is the full path ("erogaki status", "decensor bar"; three words for a
         subcommand group). ``options`` maps option names to ``str``, ``int``, ``float``,
-        ``bool``, :class:`FakeAttachment`, :class:`FakeUser` or :class:`FakeChannel`.
-        When the bot synced its commands, the path and option names are checked against
-        them, as Discord's client would only offer registered ones.
+        ``bool``, :class:`FakeAttachment`, :class:`FakeUser`, :class:`FakeRole` or
+        :class:`FakeChannel`. When the bot synced its commands, the path and option names
+        are checked against them, as Discord's client would only offer registered ones.
         """
         parts = command.strip().lstrip("/").split()
         if not 1 <= len(parts) <= 3:
@@ -1289,6 +1326,9 @@ class FakeDiscord:
             elif isinstance(value, FakeUser):
                 option.update(type=6, value=str(value.id))
                 resolved.setdefault("users", {})[str(value.id)] = value.payload()
+            elif isinstance(value, FakeRole):
+                option.update(type=8, value=str(value.id))
+                resolved.setdefault("roles", {})[str(value.id)] = value.payload()
             elif isinstance(value, FakeChannel):
                 option.update(type=7, value=str(value.id))
                 channel = value.interaction_payload(DEFAULT_MEMBER_PERMISSIONS)
@@ -1361,7 +1401,7 @@ class FakeDiscord:
     def _member(self, guild: FakeGuild, user: FakeUser, permissions: int | None) -> JSON:
         member: JSON = {
             "user": user.payload(),
-            "roles": [],
+            "roles": [str(r) for r in guild.member_roles.get(user.id, [])],
             "nick": None,
             "avatar": None,
             "banner": None,
@@ -1410,7 +1450,7 @@ class FakeDiscord:
             "vanity_url_code": None,
             "max_members": 500_000,
             "features": [],
-            "roles": [guild.everyone_role()],
+            "roles": [guild.everyone_role(), *(r.payload() for r in guild.roles)],
             "emojis": [],
             "stickers": [],
             "application_id": None,

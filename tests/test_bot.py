@@ -21,6 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.app import ErogakiBot, sync_commands
+from bot.delete import only_delete
 from bot.discord_api import DEFAULT_API_BASE, use_api_base
 from bot.jobs import Request
 from erogaki_common import keys
@@ -145,11 +146,11 @@ async def workers(redis_url: str) -> AsyncIterator[None]:
 
 async def final(handle: InteractionHandle, timeout: float = 30) -> Any:
     """The answer: the progress message once it shows results or errors and
-    no longer has a Cancel button."""
+    no longer has a Cancel button (only its Delete button)."""
 
     def done(h: InteractionHandle) -> bool:
         o = h.original
-        return o is not None and bool(o.attachments or o.embeds) and not o.custom_ids
+        return o is not None and bool(o.attachments or o.embeds) and only_delete(o.custom_ids)
 
     await handle.wait_for(done, timeout)
     assert handle.original is not None

@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot import audit
+from bot.limits import Limits, Refusal
 from bot.server_settings import (
     ALL_FEATURES,
     Feature,
@@ -308,3 +309,23 @@ async def test_last_hour_per_server_and_for_all(
     assert figures.server_line() == "3 request(s), 3 image(s) (1 failed, 1 refused)"
     assert (await audit.last_hour(aredis, None)).server_requests == 0
     assert 0 < await aredis.ttl(keys.BOT_SERVED_ALL) <= audit.HOUR
+
+
+async def test_a_servers_limit_counts_only_its_own_requests(aredis: aioredis.Redis) -> None:
+    limits = Limits(aredis, per_user=2, cap=10)
+    here = {"guild_id": GUILD, "server_limit": 1}
+    assert await limits.reserve(7, "r1", ["a"], ttl=60, **here) is None
+    hit = await limits.reserve(7, "r2", ["b"], ttl=60, **here)
+    assert hit is not None and (hit.which, hit.current, hit.limit) == (Refusal.SERVER, 1, 1)
+    # Another server lets the same user in, up to the host's limit across all servers.
+    assert await limits.reserve(7, "r3", ["c"], ttl=60, guild_id=OTHER) is None
+    hit = await limits.reserve(7, "r4", ["d"], ttl=60, guild_id=OTHER + 1)
+    assert hit is not None and (hit.which, hit.limit) == (Refusal.USER, 2)
+    # A server can't raise the host's limit.
+    generous = {"guild_id": GUILD, "server_limit": 5}
+    assert await limits.reserve(8, "r5", [], ttl=60, **generous) is None
+    assert await limits.reserve(8, "r6", [], ttl=60, **generous) is None
+    hit = await limits.reserve(8, "r7", [], ttl=60, **generous)
+    assert hit is not None and (hit.which, hit.limit) == (Refusal.USER, 2)
+    await limits.release(7, "r1", ["a"], guild_id=GUILD)
+    assert await limits.reserve(7, "r2", ["b"], ttl=60, **here) is None

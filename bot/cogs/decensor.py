@@ -16,10 +16,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import texts
+from bot import audit, server_rules, texts
+from bot.delete import delete_view
 from bot.fit import Fitted, fit_off_loop, human_size
 from bot.jobs import LimitRefused, Request
 from bot.limits import Refusal
+from bot.server_rules import Refused
+from bot.server_settings import ServerSettings
 from erogaki_common.errors import (
     DeadlineExceeded,
     ErogakiError,
@@ -48,6 +51,7 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # Checking for workers and taking slots must answer within this, so that the
 # acknowledgement still reaches Discord within its 3 s.
 RESERVE_TIMEOUT = 2.0
+SPOILER_HELP = "send the result as a spoiler (the server decides the default, or always)"
 REDIS_TROUBLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     RedisUnavailable,
@@ -154,6 +158,7 @@ class DecensorCog(commands.Cog):
         image3="another image",
         image4="another image",
         masked="the bars are already painted pure green (0,255,0)",
+        spoiler=SPOILER_HELP,
     )
     async def bar(
         self,
@@ -163,14 +168,16 @@ class DecensorCog(commands.Cog):
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
         masked: bool = False,
+        spoiler: bool | None = None,
     ) -> None:
         mode = Mode.BAR_MASKED if masked else Mode.BAR
-        await self.run(interaction, mode, [a for a in (image, image2, image3, image4) if a])
+        images = [a for a in (image, image2, image3, image4) if a]
+        await self.run(interaction, mode, images, spoiler)
 
     @decensor.command(name="mosaic", description="Remove mosaic (pixelation)")
     @app_commands.describe(
         image="the image to decensor", image2="another image", image3="another image",
-        image4="another image",
+        image4="another image", spoiler=SPOILER_HELP,
     )  # fmt: skip
     async def mosaic(
         self,
@@ -179,13 +186,15 @@ class DecensorCog(commands.Cog):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
+        spoiler: bool | None = None,
     ) -> None:
-        await self.run(interaction, Mode.MOSAIC, [a for a in (image, image2, image3, image4) if a])
+        images = [a for a in (image, image2, image3, image4) if a]
+        await self.run(interaction, Mode.MOSAIC, images, spoiler)
 
     @decensor.command(name="auto", description="Find bars, mosaic or both, and remove them")
     @app_commands.describe(
         image="the image to decensor", image2="another image", image3="another image",
-        image4="another image",
+        image4="another image", spoiler=SPOILER_HELP,
     )  # fmt: skip
     async def auto(
         self,
@@ -194,8 +203,10 @@ class DecensorCog(commands.Cog):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
+        spoiler: bool | None = None,
     ) -> None:
-        await self.run(interaction, Mode.AUTO, [a for a in (image, image2, image3, image4) if a])
+        images = [a for a in (image, image2, image3, image4) if a]
+        await self.run(interaction, Mode.AUTO, images, spoiler)
 
     async def menu_auto(self, interaction: discord.Interaction, message: discord.Message) -> None:
         await self.run(interaction, Mode.AUTO, _images_of(message))
@@ -234,12 +245,12 @@ class DecensorCog(commands.Cog):
         return None
 
     async def run(
-        self, interaction: discord.Interaction, mode: Mode, attachments: list[discord.Attachment]
+        self,
+        interaction: discord.Interaction,
+        mode: Mode,
+        attachments: list[discord.Attachment],
+        spoiler: bool | None = None,
     ) -> None:
-        refusal = self.refusal(interaction, attachments)
-        if refusal is not None:
-            await interaction.response.send_message(embed=embed_for(refusal), ephemeral=True)
-            return
         attachments = attachments[:4]
         request = Request(
             key=str(interaction.id),
@@ -249,17 +260,81 @@ class DecensorCog(commands.Cog):
             application_id=interaction.application_id,
             token=interaction.token,
             created=time.time(),
+            guild_id=interaction.guild_id or 0,
         )
+        refusal = self.refusal(interaction, attachments)
+        if refusal is not None:
+            self._audit(request, audit.Outcome.REFUSED, _REASONS.get(refusal, "input"))
+            await interaction.response.send_message(embed=embed_for(refusal), ephemeral=True)
+            return
+        started = time.monotonic()
+        server, refused = await self._server_check(interaction, mode)
+        if refused is not None:
+            self._audit(request, audit.Outcome.REFUSED, refused.setting)
+            await interaction.response.send_message(embed=embed_for(refused.text), ephemeral=True)
+            return
+        request.spoiler = server.use_spoiler(self.bot.settings.spoiler, spoiler)
         async with self._flight(request) as flight:
-            refusal = await self._reserve(request, len(attachments))
-            if refusal is not None:
+            # One budget for both, so the acknowledgement still makes Discord's 3 s.
+            budget = max(0.1, RESERVE_TIMEOUT - (time.monotonic() - started))
+            refused = await self._reserve(request, len(attachments), server.user_requests, budget)
+            if refused is not None:
                 flight.reserved = False
-                await interaction.response.send_message(embed=embed_for(refusal), ephemeral=True)
+                self._audit(request, audit.Outcome.REFUSED, refused.setting, count=len(attachments))
+                embed = embed_for(refused.text)
+                await interaction.response.send_message(embed=embed, ephemeral=True)
                 return
             # The slots are ours from here: every way out releases them or hands
             # them, with the record, to the next bot.
             await interaction.response.defer(thinking=True)
             await self._work(interaction, flight, attachments)
+
+    async def _server_check(
+        self, interaction: discord.Interaction, mode: Mode
+    ) -> tuple[ServerSettings, Refused | None]:
+        """The server's settings, and the one that refuses this request (if any)."""
+        if interaction.guild_id is None:
+            return ServerSettings(), None  # DMs (when the host allows them): the defaults
+        try:
+            server = await asyncio.wait_for(
+                self.bot.server_settings.get(interaction.guild_id), RESERVE_TIMEOUT
+            )
+        except REDIS_TROUBLE:
+            return ServerSettings(), Refused("redis", texts.REDIS_DOWN)
+        member = interaction.user
+        roles = {r.id for r in member.roles} if isinstance(member, discord.Member) else set()
+        refused = server_rules.check(
+            server,
+            mode=mode,
+            channel_id=interaction.channel_id or 0,
+            parent_id=getattr(interaction.channel, "parent_id", None),
+            role_ids=roles,
+        )
+        return server, refused
+
+    def _audit(
+        self,
+        request: Request,
+        outcome: audit.Outcome,
+        reason: str | None = None,
+        *,
+        count: int | None = None,
+        wait: float | None = None,
+    ) -> None:
+        """The request's audit line, and its count for /erogaki status."""
+        entry = audit.AuditRecord(
+            request=int(request.key) if request.key.isdigit() else 0,
+            guild_id=request.guild_id,
+            channel_id=request.channel_id,
+            user_id=request.user_id,
+            mode=request.mode,
+            images=len(request.job_ids) if count is None else count,
+            outcome=outcome,
+            reason=reason,
+            wait=wait,
+            total=None if outcome is audit.Outcome.REFUSED else time.time() - request.created,
+        )
+        self._spawn(audit.record(self.bot.submitter.redis, entry))
 
     @contextlib.asynccontextmanager
     async def _flight(self, request: Request) -> AsyncIterator[Flight]:
@@ -272,7 +347,13 @@ class DecensorCog(commands.Cog):
             if flight.reserved and not flight.kept:
                 await self.bot.jobs.finish(request)
 
-    async def _reserve(self, request: Request, count: int) -> texts.Text | None:
+    async def _reserve(
+        self,
+        request: Request,
+        count: int,
+        server_limit: int | None = None,
+        timeout: float = RESERVE_TIMEOUT,
+    ) -> Refused | None:
         """Check for workers and take limit slots; a refusal to show, or None.
 
         The reservation is never cut off half way: when Redis answers too late
@@ -280,29 +361,34 @@ class DecensorCog(commands.Cog):
         granted is given back when it arrives.
         """
 
-        async def attempt() -> texts.Text | None:
+        async def attempt() -> Refused | None:
             if await self.bot.jobs.missing_workers(request.mode):
-                return texts.WORKERS_DOWN
-            await self.bot.jobs.reserve(request, count)
+                return Refused("workers-down", texts.WORKERS_DOWN)
+            await self.bot.jobs.reserve(request, count, server_limit)
             return None
 
         task = asyncio.create_task(attempt())
-        done, _ = await asyncio.wait({task}, timeout=RESERVE_TIMEOUT)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
             self._spawn(self._release_when_granted(request, task))
-            return texts.REDIS_DOWN
+            return Refused("redis", texts.REDIS_DOWN)
         try:
             return task.result()
         except LimitRefused as refused:
             hit = refused.hit
             if hit.which is Refusal.USER:
-                return texts.user_limit(hit.current, hit.limit)
-            return texts.queue_full(hit.current, hit.adding, hit.limit)
+                return Refused("user-limit", texts.user_limit(hit.current, hit.limit))
+            if hit.which is Refusal.SERVER:
+                text = server_rules.user_limit_text(
+                    hit.current, hit.limit, self.bot.settings.user_jobs
+                )
+                return Refused("server-user-limit", text)
+            return Refused("queue-full", texts.queue_full(hit.current, hit.adding, hit.limit))
         except REDIS_TROUBLE:
-            return texts.REDIS_DOWN
+            return Refused("redis", texts.REDIS_DOWN)
 
     async def _release_when_granted(
-        self, request: Request, task: asyncio.Task[texts.Text | None]
+        self, request: Request, task: asyncio.Task[Refused | None]
     ) -> None:
         with contextlib.suppress(Exception):
             if await task is None:
@@ -318,14 +404,19 @@ class DecensorCog(commands.Cog):
         try:
             images = [await a.read() for a in attachments]
         except discord.HTTPException:
+            self._audit(request, audit.Outcome.FAILED, "download", count=len(attachments))
             await interaction.followup.send(
-                embed=embed_for(texts.Text("Couldn't download the image", "Please try again."))
+                embed=embed_for(texts.Text("Couldn't download the image", "Please try again.")),
+                view=delete_view(request.user_id),
             )
             return
         try:
             await self.bot.jobs.submit(request, images)  # empties `images`
         except REDIS_TROUBLE:
-            await interaction.followup.send(embed=embed_for(texts.REDIS_DOWN))
+            self._audit(request, audit.Outcome.FAILED, "redis")
+            await interaction.followup.send(
+                embed=embed_for(texts.REDIS_DOWN), view=delete_view(request.user_id)
+            )
             return
         count = len(request.job_ids)
         view = CancelView(request.user_id, lambda: self.bot.jobs.cancel(request))
@@ -350,6 +441,7 @@ class DecensorCog(commands.Cog):
             return
         if outcome is Outcome.HANDED_OVER:
             flight.kept = True
+            self._audit(request, audit.Outcome.HANDED_OVER)
             try:
                 await self._edit_progress(request, message, texts.HANDED_OVER)
             except discord.HTTPException as exc:
@@ -364,7 +456,13 @@ class DecensorCog(commands.Cog):
             with contextlib.suppress(*REDIS_TROUBLE):
                 await self.bot.jobs.hand_back(request, outcome)
             return
-        await self._deliver(request, outcome, message, upload_limit)
+        waited = time.time() - request.created
+        try:
+            await self._deliver(request, outcome, message, upload_limit)
+        except BaseException:
+            self._audit(request, audit.Outcome.ERROR, "delivery", wait=waited)
+            raise
+        self._audit(request, _outcome_of(outcome), wait=waited)
 
     async def _wait(
         self, request: Request, message: discord.WebhookMessage | None
@@ -433,7 +531,7 @@ class DecensorCog(commands.Cog):
             content = self._content(request, fitted)
             while ways:
                 try:
-                    await ways[0](content, self._files(fitted), embeds)
+                    await ways[0](content, self._files(fitted, request.spoiler), embeds)
                     return
                 except discord.HTTPException as exc:
                     if exc.status == 413 and attempt < 2:
@@ -459,15 +557,16 @@ class DecensorCog(commands.Cog):
                 async def edit(content: str, files: list[discord.File], embeds: Embeds) -> None:
                     await webhook.edit_message(
                         message_id, content=content, attachments=files, embeds=embeds,
-                        view=None, allowed_mentions=mentions,
+                        view=delete_view(request.user_id), allowed_mentions=mentions,
                     )  # fmt: skip
 
                 ways.append(edit)
 
             async def follow_up(content: str, files: list[discord.File], embeds: Embeds) -> None:
                 await webhook.send(
-                    content=content, files=files, embeds=embeds, allowed_mentions=mentions
-                )
+                    content=content, files=files, embeds=embeds, allowed_mentions=mentions,
+                    view=delete_view(request.user_id),
+                )  # fmt: skip
 
             ways.append(follow_up)
 
@@ -479,19 +578,20 @@ class DecensorCog(commands.Cog):
                 log.error("cannot deliver request %s: channel is gone", request.key)
                 return
             await channel.send(
-                content=content, files=files, embeds=embeds, allowed_mentions=mentions
-            )
+                content=content, files=files, embeds=embeds, allowed_mentions=mentions,
+                view=delete_view(request.user_id),
+            )  # fmt: skip
 
         ways.append(to_channel)
         return ways
 
-    def _files(self, fitted: list[Fitted]) -> list[discord.File]:
+    def _files(self, fitted: list[Fitted], spoiler: bool) -> list[discord.File]:
         # New File objects for every attempt: discord.py closes them after a request.
         return [
             discord.File(
                 io.BytesIO(f.data),
                 filename=f"decensored-{n}.{f.extension}",
-                spoiler=self.bot.settings.spoiler,
+                spoiler=spoiler,
             )
             for n, f in enumerate(fitted, start=1)
         ]
@@ -556,6 +656,24 @@ class Flight:
 
 Embeds = list[discord.Embed]
 Send = Callable[[str, list[discord.File], Embeds], Awaitable[None]]
+
+
+def _outcome_of(results: list[bytes | ErogakiError]) -> audit.Outcome:
+    failed = [r for r in results if not isinstance(r, bytes)]
+    if not failed:
+        return audit.Outcome.DONE
+    if all(isinstance(r, JobCancelled) for r in failed):
+        return audit.Outcome.CANCELLED
+    return audit.Outcome.FAILED if len(failed) == len(results) else audit.Outcome.PARTIAL
+
+
+# The audit reason of each refusal decided before deferring (others: "input").
+_REASONS = {
+    texts.RESTARTING: "restarting",
+    texts.NO_DMS: "dms",
+    texts.NOT_NSFW: "not-nsfw",
+    texts.NO_IMAGES: "no-images",
+}
 
 
 def _fresh(request: Request) -> bool:

@@ -1,4 +1,5 @@
-"""/erogaki status: live workers, queue lengths, median wait of recent jobs."""
+"""/erogaki status: live workers, queue lengths, median wait of recent jobs,
+and the requests of the last hour, this server's and everyone's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import texts
+from bot import audit, texts
 from erogaki_common.keys import Queue
 from erogaki_common.redis_io import CONNECTION_ERRORS
 from erogaki_common.status import fleet_status
@@ -36,6 +37,7 @@ class StatusCog(commands.Cog):
         try:
             report = await fleet_status(redis)
             median = await self.bot.jobs.median_wait()
+            hour = await audit.last_hour(redis, interaction.guild_id)
         except CONNECTION_ERRORS:
             embed = discord.Embed(
                 title=texts.REDIS_DOWN.title, description=texts.REDIS_DOWN.body,
@@ -62,4 +64,9 @@ class StatusCog(commands.Cog):
             name="Median wait (recent jobs)",
             value="no recent jobs" if median is None else f"{median:.1f} s",
         )
+        # This server's own figures next to everyone's.
+        lines = [f"All servers: {hour.all_requests} request(s)"]
+        if interaction.guild_id is not None:
+            lines.insert(0, f"This server: {hour.server_line()}")
+        embed.add_field(name="Requests in the last hour", value="\n".join(lines), inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
