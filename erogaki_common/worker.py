@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -294,7 +295,9 @@ class Worker:
         self.counts = {o.value: 0 for o in JobOutcome}
         self.started = time.time()
         self._stop = asyncio.Event()
-        self._in_flight: dict[str, Queue] = {}
+        # How many of our slots hold each job id: a duplicate queue entry can
+        # have two slots on one id, and the list then holds it twice.
+        self._in_flight: Counter[str] = Counter()
         self._idle: set[asyncio.Task[Any]] = set()
         # Ids in our processing lists with no job behind them: first seen when.
         self._orphans: dict[tuple[Queue, str], float] = {}
@@ -478,7 +481,7 @@ class Worker:
             report.id, report.outcome = "-", JobOutcome.DROPPED
             self._report(report)
             return
-        self._in_flight[job_id] = queue
+        self._in_flight[job_id] += 1
         t0 = time.perf_counter()
         try:
             fetched = await self._fetch(queue, job_id)
@@ -505,7 +508,9 @@ class Worker:
             report.outcome = JobOutcome.HANDED_BACK
             raise
         finally:
-            self._in_flight.pop(job_id, None)
+            self._in_flight[job_id] -= 1
+            if self._in_flight[job_id] <= 0:
+                del self._in_flight[job_id]
             report.seconds["total"] = time.perf_counter() - t0
             self._report(report)
 
@@ -675,11 +680,14 @@ class Worker:
                 pipe.lrange(self.processing[queue], 0, -1)
             lists = await pipe.execute()
         now = time.monotonic()
+        held = Counter(_text(raw) for ids in lists for raw in ids)
         seen: dict[tuple[Queue, str], float] = {}
         for queue, ids in zip(self.queues, lists, strict=True):
             for raw in ids:
                 job_id = _text(raw)
-                if job_id not in self._in_flight:
+                # Only copies beyond those our slots work on are orphans: one
+                # slot finishing a duplicate id must not free the other's claim.
+                if held[job_id] > self._in_flight[job_id]:
                     seen[(queue, job_id)] = self._orphans.get((queue, job_id), now)
         self._orphans = seen
         for (queue, job_id), first in list(seen.items()):
@@ -696,7 +704,7 @@ class Worker:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started": self.started,
-            "busy": len(self._in_flight),
+            "busy": self._in_flight.total(),
             "concurrency": self.concurrency,
             "counts": self.counts,
         }

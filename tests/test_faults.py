@@ -562,6 +562,46 @@ async def test_two_slots_holding_the_same_id_answer_once(
     await client.aclose()
 
 
+async def test_a_duplicate_still_being_worked_on_is_not_handed_back(
+    redis_factory: Callable[..., EmbeddedRedis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import erogaki_common.worker
+
+    # Orphans are handed back after 0.5 s instead of 2 s, to keep the test short.
+    monkeypatch.setattr(erogaki_common.worker, "ORPHAN_SECONDS", 0.5)
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    starts: list[str] = []
+
+    async def first_fast_then_slow(job: Job) -> Outcome:
+        starts.append(job.id)
+        # The second copy outlasts the orphan timeout three times over while
+        # the first copy's slot is long done with the id.
+        await asyncio.sleep(0.05 if len(starts) == 1 else 1.5)
+        return Done(b"done:" + job.data)
+
+    async with (
+        set_events(server.url()) as events,
+        running_worker(
+            server.url(), [Queue.HENTAI_MOSAIC], first_fast_then_slow, concurrency=2
+        ) as worker,
+        Submitter(server.url()) as sub,
+    ):
+        job_id = await sub.submit(b"img", Mode.MOSAIC, timeout=10)
+        await client.rpush(Queue.HENTAI_MOSAIC, job_id)  # a foreign client pushes it again
+        assert await sub.result(job_id) == b"done:img"
+        await wait_for(
+            lambda: sum(worker.counts.values()) >= 2 and not worker._in_flight, what="both copies"
+        )
+        await _settle(client)
+    assert len(starts) == 2, starts
+    assert {k: v for k, v in worker.counts.items() if v} == {"done": 1, "dropped": 1}
+    assert events.count(keys.result_key(job_id)) == 1, events
+    assert keys.error_key(job_id) not in events, events
+    assert await job_keys_left(client, job_id) == []
+    await client.aclose()
+
+
 async def _settle(client: aioredis.Redis) -> None:
     """A round trip through Redis, so every keyevent already published has arrived."""
     await client.ping()
