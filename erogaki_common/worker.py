@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError, WatchError
 
 from erogaki_common import keys
@@ -248,6 +249,27 @@ def _component_of(queue: str) -> Component:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class _MaybeExecuted(RedisConnectionError):
+    """The connection failed while a finishing ``EXEC`` was on its way: Redis may
+    have run it. Carries what the job became if it did."""
+
+    def __init__(self, outcome: JobOutcome, cause: BaseException) -> None:
+        super().__init__(describe(cause))
+        self.outcome = outcome
+
+
+async def _execute(pipe: Any, outcome: JobOutcome) -> None:
+    try:
+        await pipe.execute()
+    except WatchError as exc:
+        # redis-py turns a connection lost under WATCH into a WatchError.
+        if isinstance(exc.__context__, CONNECTION_ERRORS):
+            raise _MaybeExecuted(outcome, exc.__context__) from exc
+        raise
+    except CONNECTION_ERRORS as exc:
+        raise _MaybeExecuted(outcome, exc) from exc
 
 
 def _intended(outcome: Outcome | ErrorInfo) -> JobOutcome:
@@ -570,8 +592,10 @@ class Worker:
         deadline = time.monotonic() + STORE_RETRY_SECONDS
         delays = backoff()
         outage = Outage(f"storing job {job_id}", log)
-        # Whether an EXEC may have run although its reply never came.
-        sent = False
+        # What the job became if an EXEC ran although its reply never came.
+        # Only a failure during EXEC itself counts: a refused connection
+        # before it (Redis down, restarting) wrote nothing.
+        sent: JobOutcome | None = None
         while True:
             try:
                 result = await self._finish_once(queue, job_id, outcome, sent)
@@ -580,7 +604,8 @@ class Worker:
             except WatchError:
                 continue  # a key changed under us: look again
             except REDIS_ERRORS as exc:
-                sent = sent or isinstance(exc, CONNECTION_ERRORS)
+                if isinstance(exc, _MaybeExecuted):
+                    sent = exc.outcome
                 outage.failed(exc)
                 if time.monotonic() > deadline:
                     log.error("gave up storing job %s (%s)", job_id, describe(exc))
@@ -588,7 +613,7 @@ class Worker:
                 await anext(delays)
 
     async def _finish_once(
-        self, queue: Queue, job_id: str, outcome: Outcome | ErrorInfo, sent: bool
+        self, queue: Queue, job_id: str, outcome: Outcome | ErrorInfo, sent: JobOutcome | None
     ) -> JobOutcome:
         processing = self.processing[queue]
         input_key, job_key = keys.input_key(job_id), keys.job_key(job_id)
@@ -604,7 +629,7 @@ class Worker:
                 # Our claim is gone. Either a reaper took it while we stalled
                 # (someone else answers), or our own EXEC ran and only its
                 # reply was lost: then the job is finished as intended.
-                return _intended(outcome) if sent else JobOutcome.LOST_CLAIM
+                return JobOutcome.LOST_CLAIM if sent is None else sent
             pipe.multi()  # type: ignore[no-untyped-call]
             # EVAL, not EVALSHA: a NOSCRIPT inside EXEC would come after the
             # SET had already run. The script text is a few hundred bytes.
@@ -612,7 +637,7 @@ class Worker:
                 # Cancelled, answered through a duplicate entry, or collected: let go.
                 pipe.eval(_FINISH, 3, processing, input_key, job_key, job_id,
                           "drop" if state == "cancelled" else "")  # fmt: skip
-                await pipe.execute()
+                await _execute(pipe, JobOutcome.DROPPED)
                 return JobOutcome.DROPPED
             if isinstance(outcome, Forward):
                 pipe.set(input_key, outcome.data, keepttl=True)
@@ -626,7 +651,7 @@ class Worker:
             else:
                 pipe.set(result_key, outcome.png, ex=keys.JOB_TTL)
                 pipe.eval(_FINISH, 3, processing, input_key, job_key, job_id, "")
-            await pipe.execute()
+            await _execute(pipe, _intended(outcome))
             return _intended(outcome)
 
     async def _give_back(self, queue: Queue, job_id: str) -> bool:

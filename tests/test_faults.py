@@ -405,6 +405,63 @@ async def test_a_job_cut_off_by_a_disconnect_is_not_counted_done(
     assert worker.counts["handed-back"] == 1
 
 
+async def test_a_store_that_spans_a_redis_restart_is_not_counted_done(
+    redis_factory: Callable[..., EmbeddedRedis], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="erogaki_common")
+    server = redis_factory()  # keeps nothing on disk: a restart forgets everything
+    client = aioredis.Redis.from_url(server.url())
+    reports: list[JobReport] = []
+
+    async def redis_dies_meanwhile(job: Job) -> Outcome:
+        await asyncio.to_thread(server.kill)
+        return Done(b"done:" + job.data)
+
+    job_id = "store-across-restart"
+    await client.set(keys.input_key(job_id), b"img", ex=60)
+    await client.rpush(Queue.HENTAI_MOSAIC, job_id)
+    async with running_worker(
+        server.url(), [Queue.HENTAI_MOSAIC], redis_dies_meanwhile, on_report=reports.append
+    ) as worker:
+        # Connections are refused: no EXEC was ever sent, nothing written.
+        await wait_for(
+            lambda: any(r.getMessage().startswith(f"storing job {job_id} failed")
+                        for r in caplog.records),
+            what="the store to fail",
+        )  # fmt: skip
+        await asyncio.to_thread(server.start)
+        await wait_for(lambda: bool(reports), what="the job's report")
+    assert [r.outcome.value for r in reports] == ["lost-claim"]
+    assert worker.counts["done"] == 0
+    await client.aclose()
+
+
+async def test_a_store_whose_exec_reply_was_lost_is_counted_done(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    reports: list[JobReport] = []
+    job_id = "exec-reply-lost"
+    await client.set(keys.input_key(job_id), b"img", ex=60)
+    async with (
+        proxy_to(server) as proxy,
+        set_events(server.url()) as events,
+        running_worker(proxy.url(), [Queue.HENTAI_MOSAIC], on_report=reports.append) as worker,
+    ):
+        # EXEC's reply to SET result + the finishing script: Redis ran it, the
+        # worker never hears so. Looking again, its claim is gone: its own doing.
+        proxy.drop_reply_with = b"*2\r\n+OK\r\n:1\r\n"
+        await client.rpush(Queue.HENTAI_MOSAIC, job_id)
+        await wait_for(lambda: bool(reports), what="the job's report")
+        assert proxy.cuts == 1
+        await _settle(client)
+    assert [r.outcome.value for r in reports] == ["done"]
+    assert worker.counts["done"] == 1
+    assert events.count(keys.result_key(job_id)) == 1, events
+    await client.aclose()
+
+
 async def test_a_job_whose_store_was_given_up_is_answered_later(
     redis_factory: Callable[..., EmbeddedRedis],
     monkeypatch: pytest.MonkeyPatch,
