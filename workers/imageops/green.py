@@ -74,6 +74,9 @@ _INK_PX = 6
 # The last pixels of a rim, wherever the colour beyond was misread: still greenish and
 # right beside the mask.
 _RIM_PX = 2
+_TAIL_PX = 2.5
+_TAIL_REACHES = (6,)
+_TAIL_ALPHA = 0.06
 _RIM_GREENNESS = 30
 # Paint far enough apart is read window by window, so scattered dabs cost what their
 # area costs, not the picture's.
@@ -122,11 +125,18 @@ def _windows(paint: NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def _read_rim(win: NDArray[np.float32], core: NDArray[np.uint8], first: bool) -> NDArray[np.uint8]:
+def _read_rim(
+    win: NDArray[np.float32],
+    core: NDArray[np.uint8],
+    first: bool,
+    edge_px: float = _EDGE_PX,
+    reaches: tuple[int, ...] | None = None,
+    min_alpha: float | None = None,
+) -> NDArray[np.uint8]:
     """``core`` and the blends around it that reach it (one round)."""
     # Distance of every pixel from the paint: the rim and the rings beyond are its levels.
     dist = cv2.distanceTransform((core == 0).astype(np.uint8), cv2.DIST_L2, 3)
-    rim_y, rim_x = np.nonzero((dist > 0) & (dist <= _EDGE_PX))
+    rim_y, rim_x = np.nonzero((dist > 0) & (dist <= edge_px))
     px = win[rim_y, rim_x]
     d = dist[rim_y, rim_x]
     ok = np.zeros(len(px), bool)
@@ -140,12 +150,16 @@ def _read_rim(win: NDArray[np.float32], core: NDArray[np.uint8], first: bool) ->
     up_x = dist[rim_y, np.minimum(rim_x + 1, w - 1)] - dist[rim_y, np.maximum(rim_x - 1, 0)]
     norm = np.maximum(np.hypot(up_y, up_x), 1e-3)
     up_y, up_x = up_y / norm, up_x / norm
-    for reach in _REACHES if first else _FEATHER_REACHES:
+    if reaches is None:
+        reaches = _REACHES if first else _FEATHER_REACHES
+    for reach in reaches:
         step = np.maximum(reach + 1.5 - d, 1.0)
         ty = np.clip(np.rint(rim_y + up_y * step), 0, h - 1).astype(np.intp)
         tx = np.clip(np.rint(rim_x + up_x * step), 0, w - 1).astype(np.intp)
         bg = win[ty, tx]
-        if first:
+        if min_alpha is not None:
+            ok |= _blends(px, bg, min_alpha)
+        elif first:
             ok |= _blends(px, bg) & (d <= reach + 2)
         else:
             ok |= _blends(px, bg, _FEATHER_ALPHA)
@@ -178,6 +192,9 @@ def _read_window(win_u8: Image, core: NDArray[np.uint8]) -> NDArray[np.bool_]:
                 break
         elif added == 0:
             break
+    # The brush's faint tail right beside what was found: over strongly coloured paper
+    # (pinks) even a tenth of green shows, and ringing does not reach back this close.
+    found = _read_rim(win, found, False, _TAIL_PX, _TAIL_REACHES, _TAIL_ALPHA)
     rim = np.asarray(cv2.dilate(found, np.ones((2 * _RIM_PX + 1,) * 2, np.uint8))) > 0
     out: NDArray[np.bool_] = (found > 0) | (rim & (_greenness(win_u8) >= _RIM_GREENNESS))
     return out
