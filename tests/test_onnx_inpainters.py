@@ -205,6 +205,120 @@ def test_regions_are_batched_when_the_batch_is_dynamic(
     )
 
 
+def record_feeds(model: RegionInpainter) -> list[dict[str, NDArray[Any]]]:
+    """Wraps the model's run to keep a copy of every feed it is given."""
+    fed: list[dict[str, NDArray[Any]]] = []
+    run = model.model.run
+
+    def recorded(outputs: Any, feeds: Any) -> Any:
+        fed.append({k: np.array(v) for k, v in feeds.items()})
+        return run(outputs, feeds)
+
+    model.model.run = recorded  # type: ignore[method-assign]
+    return fed
+
+
+@pytest.mark.parametrize("key", ["lama-512-scale255", "lama-dynamic", "migan-pipeline"])
+def test_many_small_holes_cost_a_few_crops_not_one_each(tmp_path: Path, key: str) -> None:
+    # 1,024 one-pixel specks once took a crop each (54 s, 7 GiB held at once at 768x768):
+    # holes close together share a crop, so the runs follow the area, not the count.
+    model = backend(tmp_path, key).inpainter
+    assert isinstance(model, RegionInpainter)
+    fed = record_feeds(model)
+    rgb = syn.draw_scene(5, (768, 768))
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[::24, ::24] = True
+    rgb[mask] = syn.GREEN
+    out = model.inpaint(rgb, mask)
+    assert np.array_equal(out[~mask], rgb[~mask])
+    assert np.abs(out[mask].astype(int) - FILL).max() <= 1
+    # At most one crop per 256 px tile of the picture, and every feed is bounded.
+    assert 1 <= len(fed) <= (768 // 256 + 1) ** 2
+    held = [sum(a.nbytes for a in feed.values()) for feed in fed]
+    assert max(held) <= RegionInpainter.CHUNK_PIXELS * 4 * 4
+
+
+def test_a_spread_of_holes_keeps_only_masked_pixels_and_fills_each(tmp_path: Path) -> None:
+    # Random holes of random sizes, some touching, some across tile borders: every
+    # masked pixel is filled exactly once and nothing else changes.
+    rng = np.random.default_rng(7)
+    for key in ("lama-512-scale1-batch", "lama-dynamic", "migan-raw"):
+        (tmp_path / key).mkdir()
+        model = backend(tmp_path / key, key)
+        rgb = syn.draw_scene(6, (517, 1031))
+        mask = np.zeros(rgb.shape[:2], bool)
+        for _ in range(300):
+            x, y = int(rng.integers(0, 1031)), int(rng.integers(0, 517))
+            mask[y : y + int(rng.integers(1, 40)), x : x + int(rng.integers(1, 40))] = True
+        rgb[mask] = syn.GREEN
+        out = model.inpaint(rgb, mask)
+        assert np.array_equal(out[~mask], rgb[~mask]), key
+        assert np.abs(out[mask].astype(int) - FILL).max() <= 1, key
+
+
+def test_dynamic_lama_crops_are_capped_and_scaled_back(tmp_path: Path) -> None:
+    # A dynamic export once got a 5000x4000 hole's crop whole (22 Mpx): the long side is
+    # capped, each side a multiple of 8, and the fill comes back at the picture's size.
+    standins.lama(tmp_path / "lama.onnx", fill=FILL / 255, size=None)
+    model = Lama.load(tmp_path / "lama.onnx", LamaModel(max_side=256), OnnxConfig())
+    assert "crops up to 256 px" in model.describe()
+    fed = record_feeds(model)
+    rgb = syn.draw_scene(8, (700, 1000))
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[100:600, 150:900] = True
+    rgb[mask] = syn.GREEN
+    out = model.inpaint(rgb, mask)
+    (feed,) = fed
+    shape = feed["image"].shape
+    assert max(shape[2:]) <= 256 and shape[2] % 8 == 0 and shape[3] % 8 == 0
+    assert np.array_equal(out[~mask], rgb[~mask])
+    # Scaled back up about 4x: the hole's edge blends with its context, as when a fixed
+    # 512 model shrinks a crop; inside, the fill.
+    inner = cv2.erode(mask.view(np.uint8), np.ones((17, 17), np.uint8)).astype(bool)
+    assert np.abs(out[inner].astype(int) - FILL).max() <= 1
+    # Under the cap, the crop goes in at native size (padded to a multiple of 8).
+    uncapped = Lama.load(tmp_path / "lama.onnx", LamaModel(), OnnxConfig())
+    fed = record_feeds(uncapped)
+    small = np.zeros_like(mask)
+    small[300:340, 400:450] = True  # grown by 2, with 128 around: 300x310
+    uncapped.inpaint(rgb, small)
+    assert fed[0]["image"].shape[2:] == (304, 312)
+    assert OnnxConfig.from_env({}).lama.max_side == 2048
+    assert OnnxConfig.from_env({"EROGAKI_ONNX_LAMA_MAX_SIDE": "1024"}).lama.max_side == 1024
+    with pytest.raises(ConfigError, match="EROGAKI_ONNX_LAMA_MAX_SIDE"):
+        OnnxConfig.from_env({"EROGAKI_ONNX_LAMA_MAX_SIDE": "8"})
+
+
+def test_fixed_size_model_pads_a_small_crop_rather_than_stretch_it(tmp_path: Path) -> None:
+    # A 300x200 picture into a 512 model: the crop goes in at its own size and shape,
+    # padded, so a circle stays a circle.
+    standins.lama(tmp_path / "lama.onnx", fill=FILL / 255)
+    model = Lama.load(tmp_path / "lama.onnx", LamaModel(), OnnxConfig(inpaint_grow=0))
+    fed = record_feeds(model)
+    rgb = syn.draw_scene(9, (200, 300))
+    mask = np.zeros((200, 300), bool)
+    mask[80:120, 130:170] = True
+    out = model.inpaint(rgb, mask)
+    (feed,) = fed
+    image = feed["image"][0]
+    assert image.shape == (3, 512, 512)
+    expected = rgb.transpose(2, 0, 1) * ~mask / 255.0
+    assert np.abs(image[:, :200, :300] - expected).max() < 1e-5
+    assert np.array_equal(feed["mask"][0, 0, :200, :300] > 0.5, mask)
+    assert np.array_equal(out[~mask], rgb[~mask]) and (out[mask] == FILL).all()
+    # A crop longer than the model on one side is shrunk evenly, then padded.
+    fed.clear()
+    tall = syn.draw_scene(9, (1024, 300))
+    hole = np.zeros((1024, 300), bool)
+    hole[200:800, 100:200] = True  # its crop: 856x300, shrunk by 512/856
+    model.inpaint(tall, hole)
+    gap = fed[0]["mask"][0, 0] > 0.5
+    ys, xs = np.nonzero(gap)
+    # The hole (600 tall, 100 wide) keeps its 6:1 shape, about 359x60.
+    assert abs((ys.max() - ys.min() + 1) - 6 * (xs.max() - xs.min() + 1)) <= 12
+    assert xs.max() < 125  # the 300 px width became 179, the rest is padding
+
+
 def test_migan_export_is_recognised_by_its_inputs(tmp_path: Path) -> None:
     standins.migan_raw(tmp_path / "migan.onnx")
     raw = Migan.load(tmp_path / "migan.onnx", OnnxConfig().migan, OnnxConfig())

@@ -41,6 +41,9 @@ class LamaModel:
     # What the output's full white is: 255 or 1. None: measured when the model loads.
     output_scale: float | None = None
     max_batch: int = 8
+    # A dynamic-size export's crop is shrunk to this long side (its memory grows with the
+    # crop's area: a 5000x4000 hole at native size needs tens of GiB).
+    max_side: int = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ class OnnxConfig:
                 output=r.text("EROGAKI_ONNX_LAMA_OUTPUT", lama.output),
                 output_scale=r.scale("EROGAKI_ONNX_LAMA_OUTPUT_SCALE"),
                 max_batch=r.integer("EROGAKI_ONNX_LAMA_MAX_BATCH", lama.max_batch, 1),
+                max_side=r.integer("EROGAKI_ONNX_LAMA_MAX_SIDE", lama.max_side, 64),
             ),
             migan=MiganModel(
                 file=r.text("EROGAKI_ONNX_MIGAN_MODEL", migan.file),

@@ -112,20 +112,46 @@ def region_box(
     return Box(left, top, left + bw, top + bh)
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One group of holes on its way through the model."""
+
+    group: int
+    bbox: Box
+    crop: Box
+    content: tuple[int, int]  # the crop's height, width inside the model's tensor
+    feeds: Feeds
+
+
 class RegionInpainter:
-    """What LaMa and MI-GAN share: holes, crops, batching and the paste."""
+    """What LaMa and MI-GAN share: holes, crops, batching and the paste.
+
+    Holes are grouped by the tile (``self.tile`` pixels square) their bounding box's
+    centre falls in, and each group gets one crop: the number of crops is bounded by the
+    picture's area, not by the number of holes (a thousand specks are a handful of model
+    runs, not a thousand). Groups go through the model a few at a time
+    (``CHUNK_PIXELS``), so the tensors held at once are bounded too.
+    """
 
     what = ""
+    # Model-input pixels held at once (besides one crop that is larger on its own).
+    CHUNK_PIXELS = 8 * 512 * 512
 
     def __init__(self, model: Model, *, side: int | None, multiple: int, max_batch: int,
-                 margin: int, hole_grow: int) -> None:  # fmt: skip
+                 margin: int, hole_grow: int, max_side: int | None = None) -> None:  # fmt: skip
         self.model = model
         self.side = side
         self.multiple = multiple
         self.margin = margin
         self.hole_grow = hole_grow
+        self.max_side = max_side
         first = model.contract.inputs[0].name
         self.batch = 1 if fixed(model.input_shapes[first][0]) is not None else max_batch
+        # Holes within one tile share a crop that still fits a fixed-size model at native
+        # resolution (512 - 2 * 128 = 256); any-size models use twice the margin, so a
+        # group's crop is at most about twice as wide as its holes' own context.
+        inner = (side or 0) - 2 * margin
+        self.tile = inner if inner >= 64 else max(2 * margin, 64)
 
     # Per model: tensors for one crop at model size, and its output back as pixels.
     def encode(self, rgb: Image, hole: Mask) -> Feeds:
@@ -139,7 +165,12 @@ class RegionInpainter:
         raise NotImplementedError
 
     def shape_text(self) -> str:
-        size = f"fixed {self.side}x{self.side}" if self.side else "any size"
+        if self.side:
+            size = f"fixed {self.side}x{self.side}"
+        elif self.max_side:
+            size = f"any size (crops up to {self.max_side} px)"
+        else:
+            size = "any size"
         batch = "batch 1" if self.batch == 1 else f"dynamic batch (up to {self.batch})"
         return f"{size}, {batch}"
 
@@ -151,77 +182,130 @@ class RegionInpainter:
         # The model's hole is a little larger than the mask; only the mask is pasted.
         hole = grow(mask, self.hole_grow)
         regions = Components(hole, connectivity=8)
-        holes: list[tuple[int, Box, Box]] = []
-        for label, corners in regions.boxes():
-            crop = region_box(corners, w, h, self.margin, self.side)
-            holes.append((label, Box(*corners), crop))
-        prepared = [self._to_model(rgb[c.slices], hole[c.slices]) for _, _, c in holes]
-        predictions = self._predict([self.encode(pix, gap) for pix, gap in prepared])
-        for (label, bbox, crop), pred in zip(holes, predictions, strict=True):
-            # Only the hole's own box is touched: the cost follows the holes, not the crops.
-            window = (bbox.x0 - crop.x0, bbox.y0 - crop.y0, bbox.x1 - crop.x0, bbox.y1 - crop.y0)
-            inner = self._from_model(pred, (crop.y1 - crop.y0, crop.x1 - crop.x0), window)
-            ys, xs = bbox.slices
-            region = regions.region(label, *bbox.corners) & mask[ys, xs]
-            out[ys, xs][region] = inner[region]
+        ox, oy = regions.box[:2]
+        stats = regions.stats[1 : regions.count, :4].astype(np.int64)
+        x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
+        x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
+        across = w // self.tile + 1
+        tiles = ((y0s + y1s) // 2 // self.tile) * across + (x0s + x1s) // 2 // self.tile
+        _, group_of = np.unique(tiles, return_inverse=True)
+        count = int(group_of.max()) + 1
+        gx0, gy0 = np.full(count, w, np.int64), np.full(count, h, np.int64)
+        gx1, gy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
+        np.minimum.at(gx0, group_of, x0s)
+        np.minimum.at(gy0, group_of, y0s)
+        np.maximum.at(gx1, group_of, x1s)
+        np.maximum.at(gy1, group_of, y1s)
+        # Region label -> group (label 0, the background, to none).
+        lookup = np.concatenate([[-1], group_of]).astype(np.int32)
+
+        def paste(done: list[_Pending]) -> None:
+            for item, pred in zip(done, self._predict([p.feeds for p in done]), strict=True):
+                bbox, crop = item.bbox, item.crop
+                # Only the group's own box is touched: the cost follows the holes.
+                window = (bbox.x0 - crop.x0, bbox.y0 - crop.y0,
+                          bbox.x1 - crop.x0, bbox.y1 - crop.y0)  # fmt: skip
+                size = (crop.y1 - crop.y0, crop.x1 - crop.x0)
+                inner = self._from_model(pred, size, window, item.content)
+                ys, xs = bbox.slices
+                labels = regions.labels[bbox.y0 - oy : bbox.y1 - oy, bbox.x0 - ox : bbox.x1 - ox]
+                region = (lookup[labels] == item.group) & mask[ys, xs]
+                out[ys, xs][region] = inner[region]
+
+        pending: list[_Pending] = []
+        held = 0
+        for g in range(count):
+            bbox = Box(int(gx0[g]), int(gy0[g]), int(gx1[g]), int(gy1[g]))
+            crop = region_box(bbox.corners, w, h, self.margin, self.side)
+            pix, gap, content = self._to_model(rgb[crop.slices], hole[crop.slices])
+            feeds = self.encode(pix, gap)
+            del pix, gap
+            pixels = int(np.prod(next(iter(feeds.values())).shape[-2:]))
+            shape = [a.shape for a in feeds.values()]
+            if pending and (
+                len(pending) >= self.batch
+                or held + pixels > self.CHUNK_PIXELS
+                or [a.shape for a in pending[0].feeds.values()] != shape
+            ):
+                paste(pending)
+                pending, held = [], 0
+            pending.append(_Pending(g, bbox, crop, content, feeds))
+            held += pixels
+        if pending:
+            paste(pending)
         return out
 
-    def _to_model(self, rgb: Image, hole: Mask) -> tuple[Image, Mask]:
-        """A crop and its hole at the size the model takes."""
+    def _to_model(self, rgb: Image, hole: Mask) -> tuple[Image, Mask, tuple[int, int]]:
+        """A crop and its hole at the size the model takes, and the size the crop has
+        inside them (the rest is padding)."""
         h, w = hole.shape
         if self.side is not None:
-            if (h, w) == (self.side, self.side):
-                return rgb, hole
-            size = (self.side, self.side)
-            interp = cv2.INTER_AREA if self.side < max(h, w) else cv2.INTER_LINEAR
-            image = cv2.resize(rgb, size, interpolation=interp)
+            # Shrunk (never stretched) to fit the model's square, then padded to it.
+            scale = min(1.0, self.side / max(h, w))
+            content = (h, w) if scale == 1.0 else (
+                min(max(round(h * scale), 1), self.side), min(max(round(w * scale), 1), self.side)
+            )  # fmt: skip
+            target = (self.side, self.side)
+        else:
+            m = self.multiple
+            scale = 1.0 if not self.max_side else min(1.0, self.max_side / max(h, w))
+            if scale == 1.0:
+                content = (h, w)
+            else:
+                # Shrunk to the cap, each side a multiple of the model's step.
+                content = (max(int(h * scale) // m * m, m), max(int(w * scale) // m * m, m))
+            target = (-(-content[0] // m) * m, -(-content[1] // m) * m)
+        if content != (h, w):
+            ch, cw = content
+            interp = cv2.INTER_AREA if ch < h or cw < w else cv2.INTER_LINEAR
+            rgb = np.asarray(cv2.resize(rgb, (cw, ch), interpolation=interp), np.uint8)
             # A resized pixel that saw any of the hole is hole: what was there (green) must
             # not pass for context.
-            share = cv2.resize(hole.view(np.uint8) * np.uint8(255), size, interpolation=interp)
-            return np.asarray(image, np.uint8), np.asarray(share) > 0
-        m = self.multiple
-        pad_y, pad_x = (-h) % m, (-w) % m
+            share = cv2.resize(hole.view(np.uint8) * np.uint8(255), (cw, ch), interpolation=interp)
+            hole = np.asarray(share) > 0
+        pad_y, pad_x = target[0] - content[0], target[1] - content[1]
         if pad_y or pad_x:
+            # Replicated for both: a hole at the edge stays hole in the padding.
             rgb = np.asarray(cv2.copyMakeBorder(rgb, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE))
             hole = cv2.copyMakeBorder(hole.view(np.uint8), 0, pad_y, 0, pad_x,
                                       cv2.BORDER_REPLICATE).astype(bool)  # fmt: skip
-        return rgb, hole
+        return rgb, hole, content
 
     def _from_model(
-        self, pixels: FloatArray, size: tuple[int, int], window: tuple[int, int, int, int]
+        self,
+        pixels: FloatArray,
+        size: tuple[int, int],
+        window: tuple[int, int, int, int],
+        content: tuple[int, int],
     ) -> Image:
         """The model's output as the crop's pixels (``size``: its height, width) in
-        ``window`` (x0, y0, x1, y1 of the crop)."""
+        ``window`` (x0, y0, x1, y1 of the crop); ``content``: the crop's size in the
+        output, padding excluded."""
         # In place (decode's array is this call's own): clip, then round half up.
         np.clip(pixels, 0.0, 255.0, out=pixels)
         pixels += np.float32(0.5)
-        out: Image = pixels.astype(np.uint8)
-        if self.side is None:
+        out: Image = pixels.astype(np.uint8)[: content[0], : content[1]]
+        if content == size:
             x0, y0, x1, y1 = window
             return out[y0:y1, x0:x1]
         # Rounded at the model's size first: resizing 8-bit pixels is several times
         # cheaper, and a bicubic overshoot saturates.
-        return resize_window(out, size, window)
+        return resize_window(np.ascontiguousarray(out), size, window)
 
     def _predict(self, feeds: list[Feeds]) -> list[FloatArray]:
-        """Each crop's output, running crops of one shape together where the batch is
-        dynamic."""
-        results: list[FloatArray | None] = [None] * len(feeds)
-        groups: dict[tuple[tuple[int, ...], ...], list[int]] = {}
-        for i, feed in enumerate(feeds):
-            groups.setdefault(tuple(a.shape for a in feed.values()), []).append(i)
+        """Each crop's output, the crops (all of one shape) run together up to the batch
+        size."""
+        results: list[FloatArray] = []
         outputs = [spec.name for spec in self.model.contract.outputs]
-        for members in groups.values():
-            for start in range(0, len(members), self.batch):
-                chunk = members[start : start + self.batch]
-                if len(chunk) == 1:  # a view with a batch axis: no copy
-                    stacked = {k: v[None] for k, v in feeds[chunk[0]].items()}
-                else:
-                    stacked = {k: np.stack([feeds[i][k] for i in chunk]) for k in feeds[chunk[0]]}
-                ran = self.model.run(outputs, stacked)
-                for j, i in enumerate(chunk):
-                    results[i] = self.decode([r[j] for r in ran])
-        return [r for r in results if r is not None]
+        for start in range(0, len(feeds), self.batch):
+            chunk = feeds[start : start + self.batch]
+            if len(chunk) == 1:  # a view with a batch axis: no copy
+                stacked = {k: v[None] for k, v in chunk[0].items()}
+            else:
+                stacked = {k: np.stack([f[k] for f in chunk]) for k in chunk[0]}
+            ran = self.model.run(outputs, stacked)
+            results.extend(self.decode([r[j] for r in ran]) for j in range(len(chunk)))
+        return results
 
 
 def _lama_contracts(cfg: LamaModel) -> tuple[Contract, ...]:
@@ -248,7 +332,7 @@ class Lama(RegionInpainter):
                 "expected a square fixed size (such as 512x512) or both sides dynamic"
             )
         super().__init__(model, side=fh, multiple=LAMA_MULTIPLE, max_batch=cfg.max_batch,
-                         margin=margin, hole_grow=hole_grow)  # fmt: skip
+                         margin=margin, hole_grow=hole_grow, max_side=cfg.max_side)  # fmt: skip
         self.cfg = cfg
         self.scale = cfg.output_scale or self._probe()
         log.info("%s: LaMa output in [0, %g]", model.path, self.scale)
