@@ -325,6 +325,36 @@ def test_maskrcnn_classes_by_setting(tmp_path: Path) -> None:
     assert set(detector.detect(rgb)) == {MOSAIC}
 
 
+@pytest.mark.parametrize("nms_export", [True, False], ids=["nms", "raw"])
+def test_yolo_with_a_huge_class_id_is_refused_plainly(tmp_path: Path, nms_export: bool) -> None:
+    # An nms=True export's shape says nothing of the class count, so a stray id of 10**12
+    # in the metadata once sized a 931 GiB lookup table at start.
+    names = {0: "bar", 1: "mosaic", 10**12: "x"}
+    standins.yolo_seg(tmp_path / "det.onnx", nms=nms_export, names=names, count=3)
+    with pytest.raises(ConfigError) as caught:
+        load_detector(tmp_path / "det.onnx", DetectorModel(), "cpu")
+    message = str(caught.value)
+    assert message.startswith("EROGAKI_ONNX_DETECTOR_MODEL: ")
+    assert str(tmp_path / "det.onnx") in message and "class id 1000000000000" in message
+    # A large but plausible label set still loads.
+    standins.yolo_seg(tmp_path / "ok.onnx", nms=True, names={0: "bar", 1: "mosaic", 9000: "z"})
+    assert load_detector(tmp_path / "ok.onnx", DetectorModel(), "cpu").describe()
+
+
+def test_maskrcnn_class_that_cannot_match_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    standins.detector_dark(tmp_path / "m.onnx")
+    with caplog.at_level(logging.WARNING):
+        load_detector(tmp_path / "m.onnx", DetectorModel(bar_classes=("99",)), "cpu")
+    assert str(tmp_path / "m.onnx") in caplog.text and "class 99 configured" in caplog.text
+    assert "never match" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_detector(tmp_path / "m.onnx", DetectorModel(), "cpu")
+    assert "never match" not in caplog.text
+
+
 def test_default_settings_of_this_issue() -> None:
     config = OnnxConfig.from_env({})
     assert config.mosaic_default_block == 10

@@ -249,6 +249,18 @@ class MaskRcnnDetector:
             cfg, metadata_names(model.metadata), None, MASKRCNN_DEFAULTS, model.path
         )
         log.info("%s: Mask R-CNN classes: %s", model.path, self.classes.describe())
+        if not metadata_names(model.metadata):
+            # Without names nothing says which ids the network has: hent-AI's reports 1
+            # (bar) and 2 (mosaic), 0 is the background, so any other id is most likely a
+            # typo that would silently never match.
+            odd = sorted(i for ids in self.classes.ids.values() for i in ids if i not in (1, 2))
+            if odd:
+                log.warning(
+                    "%s: class %s configured, but this Mask R-CNN has no class names in its "
+                    "metadata and hent-AI's network only reports 1 (bar) and 2 (mosaic); "
+                    "unless this export has more classes, %s will never match",
+                    model.path, ", ".join(map(str, odd)), "it" if len(odd) == 1 else "they",
+                )  # fmt: skip
 
     def describe(self) -> str:
         size = f"fixed {self.size[1]}x{self.size[0]}" if self.size else "any size"

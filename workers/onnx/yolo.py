@@ -47,6 +47,8 @@ GREY = 114
 # Ultralytics' limits: candidates into NMS, detections out of it.
 MAX_CANDIDATES = 30000
 MAX_DETECTIONS = 300
+# Class ids a YOLO export may name (the largest public label sets have a few thousand).
+MAX_CLASSES = 10000
 # Offsets boxes per class so one NMS pass never suppresses across classes.
 CLASS_OFFSET = 7680.0
 
@@ -108,6 +110,13 @@ class YoloSegDetector:
                 f"{SETTING}: {self.model.path} failed on a {self.size[1]}x{self.size[0]} test "
                 f"input ({str(exc).strip()[:200]}); expected {self.model.contract.describe()}"
             ) from None
+        if names and max(names) >= MAX_CLASSES:
+            # A lookup table over the ids is built at start: a stray id of 10**12 in the
+            # metadata would ask for a terabyte.
+            raise ConfigError(
+                f"{SETTING}: {self.model.path} metadata 'names' has class id {max(names)}; "
+                f"expected ids 0-{MAX_CLASSES - 1} (Ultralytics numbers its classes from 0)"
+            )
         nc = max(names) + 1 if names else None
         _, rows, cols = out.shape
         expected = (
