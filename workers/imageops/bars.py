@@ -1,4 +1,4 @@
-"""Censor-bar masks: the exact green of DeepCreamPy's input, and detection of solid bars."""
+"""Detection of solid censor bars, single or compound (X, T, L, stacked, fused end to end)."""
 
 from __future__ import annotations
 
@@ -8,127 +8,82 @@ from numpy.typing import NDArray
 
 Image = NDArray[np.uint8]
 Mask = NDArray[np.bool_]
+U8 = NDArray[np.uint8]
 
 # Largest 3x3 colour range a pixel may have and still count as "flat"; JPEG q=75 keeps the
 # inside of a solid fill well under this, while anti-aliased outlines and texture exceed it.
 _FLAT_RANGE = 16
-# A bar is one colour: the spread of its inside pixels stays at JPEG-noise level.
-_MAX_STD = 7.0
-# Fraction of its minimum-area rectangle a candidate must fill; an ellipse fills pi/4.
-_MIN_FILL = 0.9
-_MIN_CONTRAST = 30.0
-_MAX_AREA_FRAC = 0.2
-_MARGIN = 12
 _MEDIAN = 5
+_MAX_AREA_FRAC = 0.2
+_MARGIN = 24
+# A bar's pixels sit this close (RGB distance) to its colour even after JPEG q=80; the flat
+# map also joins smooth gradients and neighbouring fills of close colours, which this splits.
+_CORE_DIST = 14.0
+# Bars are cut out of their surroundings by colour alone: navy on a night sky is ~20 away.
+_MIN_CONTRAST = 16.0
+_MAX_STD = 5.0
 _SAME_COLOUR = 24.0
+# A patch fenced off by outlines has its colour again past the fence; a bar's colour does
+# not continue beyond it. Dense ink around a black bar is the same colour, hence the slack.
 _MAX_SAME_RING = 0.3
-# How far past the flat core's rectangle the colour-grown bar may reach, in px.
+# Fraction of its minimum-area rectangle a simple bar must fill; an ellipse fills pi/4.
+_MIN_FILL = 0.9
+_MIN_CORE_FILL = 0.85
+# Compound bars: the share of the region the accepted strips must explain.
+_MIN_EXPLAINED = 0.88
+_MIN_EXPLAINED_ONE = 0.88
+_MIN_THICK_FRAC = 0.02
+# How far past the flat core's rectangle a plain bar may reach, in px.
 _GROW = 3.0
-
+# The longest strip of a compound bar, in thicknesses.
+_MIN_ASPECT = 3.0
+_MIN_COMPOUND_FRAC = 0.004
+# Pictures larger than this (px, longer side) are searched downscaled: bars are large.
+_SEARCH_SIZE = 768
+# Strips are examined with their thickness scaled to about this many pixels.
+_NORM_THICK = 20.0
 
 _ELLIPSE5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-_ELLIPSE7 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+_ELLIPSE9 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+
+Rect = tuple[tuple[float, float], tuple[float, float], float]
 
 
-def _u8(a: object) -> NDArray[np.uint8]:
+def _u8(a: object) -> U8:
     """OpenCV's results typed as what they are for uint8 inputs."""
     return np.asarray(a, np.uint8)
 
 
-def _square(size: int) -> NDArray[np.uint8]:
+def _square(size: int) -> U8:
     return np.ones((size, size), np.uint8)
 
 
-def _fill_holes(region: NDArray[np.uint8]) -> NDArray[np.uint8]:
+def _fill_holes(region: U8) -> U8:
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(region)
     cv2.drawContours(filled, contours, -1, 1, -1)
     return filled
 
 
-def _flat_map(rgb: Image) -> NDArray[np.uint8]:
-    """255 where the 3x3 neighbourhood's colour range is small, else 0."""
-    src = cv2.medianBlur(rgb, _MEDIAN) if _MEDIAN > 1 else rgb
+def _flat_map(src: Image) -> U8:
+    """255 where the 3x3 neighbourhood's colour range of ``src`` (median-filtered) is small."""
     grad = cv2.morphologyEx(src, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
     rng = np.maximum(np.maximum(grad[:, :, 0], grad[:, :, 1]), grad[:, :, 2])
-    flat: NDArray[np.uint8] = ((rng <= _FLAT_RANGE) * np.uint8(255)).astype(np.uint8)
+    flat: U8 = ((rng <= _FLAT_RANGE) * np.uint8(255)).astype(np.uint8)
     return flat
 
 
-def _examine(
-    rgb: Image, labels: NDArray[np.int32], k: int, stat: NDArray[np.int32], min_area: int
-) -> tuple[NDArray[np.uint8], int, int] | str:
-    """The bar grown from flat component ``k`` with its ROI offset, or why it is not one."""
-    h, w = rgb.shape[:2]
-    x, y, bw, bh, area = (int(v) for v in stat)
-    if area < min_area or area > _MAX_AREA_FRAC * h * w:
-        return "area"
-    # Flat background bands and borders reach across the picture; bars do not.
-    if (x == 0) + (y == 0) + (x + bw == w) + (y + bh == h) >= 2:
-        return "borders"
-    if min(bw, bh) < 4:
-        return "thin"
-    m = _MARGIN
-    x0, y0 = max(x - m, 0), max(y - m, 0)
-    x1, y1 = min(x + bw + m, w), min(y + bh + m, h)
-    comp = (labels[y0:y1, x0:x1] == k).astype(np.uint8)
-    # Outlines of the bar's colour touching it leak into the component as thin arms.
-    comp = _u8(cv2.morphologyEx(comp, cv2.MORPH_OPEN, _ELLIPSE5))
-    if np.count_nonzero(comp) < min_area:
-        return "opened away"
-    roi = rgb[y0:y1, x0:x1].astype(np.float32)
-    pix = roi[comp.astype(bool)]
-    colour = np.median(pix, axis=0)
-    if float(pix.std(axis=0).max()) > _MAX_STD:
-        return "not one colour"
-    core_rect = _rect_of(comp)
-    if core_rect is None:
-        return "empty"
-    # JPEG gnaws ragged notches into the flat core, so its own fill test is loose; the strict
-    # one runs on the colour-grown region below.
-    (_, _), (cw, ch), _ = core_rect
-    if np.count_nonzero(comp) < (_MIN_FILL - 0.15) * (cw + 1.0) * (ch + 1.0):
-        return "core not rectangular"
-    dist = np.sqrt(((roi - colour) ** 2).sum(axis=2))
-    ring = _u8(cv2.dilate(comp, _square(15))) & ~_u8(cv2.dilate(comp, _square(9)))
-    ring_d = dist[ring.astype(bool)]
-    if ring_d.size == 0:
-        return "no ring"
-    contrast = float(np.median(ring_d))
-    if contrast < _MIN_CONTRAST:
-        return "low contrast"
-    # A patch of a larger area fenced off by outlines has its own colour again just past
-    # the fence; a bar's colour does not continue beyond it.
-    outer = _u8(cv2.dilate(comp, _square(25))) & ~_u8(cv2.dilate(comp, _square(13)))
-    outer_d = dist[outer.astype(bool)]
-    same = float(np.count_nonzero(outer_d < _SAME_COLOUR)) / max(outer_d.size, 1)
-    if same > _MAX_SAME_RING:
-        return f"colour continues outside {same:.2f}"
-    # The flat test eats the bar's rim; win it back by colour, cutting at half contrast so
-    # the boundary lands where a blurred (JPEG) edge crosses its midpoint. The core's
-    # rectangle bounds the growth, so touching strokes of the same colour add only slivers.
-    coloured = (dist < 0.5 * contrast).astype(np.uint8)
-    near = _u8(cv2.dilate(comp, _ELLIPSE7)) & _box_mask(comp.shape, core_rect, _GROW)
-    region = (coloured & near) | comp
-    num, lab = cv2.connectedComponents(region, connectivity=4)
-    if num > 2:
-        seed = lab[comp.astype(bool)]
-        region = (lab == np.bincount(seed[seed > 0]).argmax()).astype(np.uint8)
-    region = _fill_holes(region)
-    # A bar is a rectangle filled with its colour; an ellipse fills only pi/4 of its box.
-    # The denominator is the whole rectangle, even where it leaves the picture: a shape cut
-    # by the border (a clipped ellipse) must not pass as the rectangle it is clipped into.
-    box = _box_mask(comp.shape, core_rect, 1.0)
-    inside = float(np.count_nonzero(region & box)) / ((cw + 3.0) * (ch + 3.0))
-    if inside < _MIN_FILL:
-        return f"box not filled {inside:.3f}"
-    return region, x0, y0
+def _dominant_colour(pix: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """The most common colour of ``pix`` (N, 3): a bar is one exact colour, a gradient none."""
+    q = (pix >> 3).astype(np.int32)
+    code = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
+    top = int(np.bincount(code).argmax())
+    sel = pix[code == top].astype(np.float32)
+    colour: NDArray[np.float32] = np.median(sel, axis=0).astype(np.float32)
+    return colour
 
 
-Rect = tuple[tuple[float, float], tuple[float, float], float]
-
-
-def _rect_of(region: NDArray[np.uint8]) -> Rect | None:
+def _rect_of(region: U8) -> Rect | None:
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return None
@@ -136,41 +91,436 @@ def _rect_of(region: NDArray[np.uint8]) -> Rect | None:
     return (cx, cy), (rw, rh), ang
 
 
-def _box_mask(shape: tuple[int, ...], rect: Rect | None, grow: float) -> NDArray[np.uint8]:
+def _box_mask(shape: tuple[int, ...], rect: Rect, grow: float) -> U8:
     """Filled ``rect`` widened by ``grow`` px per side; edge pixels under the outline count."""
     box = np.zeros(shape[:2], np.uint8)
-    if rect is None:
-        return box
     (cx, cy), (rw, rh), ang = rect
     corners = cv2.boxPoints(((cx, cy), (rw + 2 * grow, rh + 2 * grow), ang))
     cv2.fillPoly(box, [np.round(corners * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
     return box
 
 
-def detect_bars(rgb: Image, grow: int = 0) -> Mask:
-    """Mask of solid censor bars: flat, single-coloured, filled (rotated) rectangles.
+def _filled_rect(core: U8, region: U8) -> U8 | None:
+    """The region cut to ``core``'s minimum-area rectangle when it fills that rectangle, as
+    one plain bar of any aspect does; else None.
 
-    Flat regions are split into connected components; a component is a bar when it is one
-    colour, fills its minimum-area rectangle, contrasts with its surroundings, and is not
-    background-sized (bars do not span the picture). ``grow`` dilates the result, useful to
-    swallow JPEG fringes before inpainting.
+    The rectangle comes from the flat core, so ink touching the bar (grown into the region
+    by colour) neither stretches it nor counts. The denominator is the whole rectangle, even
+    where it leaves the picture: a shape cut by the border (a clipped ellipse) must not pass
+    as the rectangle it is clipped into.
+    """
+    rect = _rect_of(core)
+    if rect is None:
+        return None
+    (_, _), (cw, ch), _ = rect
+    # JPEG gnaws ragged notches into the flat core: close them before counting, and keep
+    # the strict test for the colour-grown region.
+    closed = _u8(cv2.morphologyEx(core, cv2.MORPH_CLOSE, _ELLIPSE5))
+    if np.count_nonzero(closed) < _MIN_CORE_FILL * (cw + 1.0) * (ch + 1.0):
+        return None
+    inside = float(np.count_nonzero(region & _box_mask(region.shape, rect, 1.0)))
+    if inside < _MIN_FILL * (cw + 3.0) * (ch + 3.0):
+        return None
+    return region & _box_mask(region.shape, rect, _GROW)
+
+
+def _thickness(region: U8) -> float:
+    """Typical thickness: twice the distance-transform value along the medial ridges."""
+    dist = cv2.distanceTransform(region, cv2.DIST_L2, 3)
+    ridge = (dist >= cv2.dilate(dist, _square(3))) & (dist >= 1.5)
+    if not ridge.any():
+        return 0.0
+    return 2.0 * float(np.median(dist[ridge]))
+
+
+def _edge_angles(region: U8, thick: float) -> list[float]:
+    """Directions (degrees) of the region's long straight edges, strongest first.
+
+    A length-weighted histogram of the boundary's gradient direction: stubs of touching
+    ink and JPEG notches add little, while each side of a bar adds its whole length.
+    """
+    soft = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 2.0)
+    gx = cv2.Sobel(soft, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(soft, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.hypot(gx, gy)
+    sel = mag > 0.05
+    # Edge direction is normal to the gradient; a unit step sums to 8 across a Sobel edge.
+    ang = (np.degrees(np.arctan2(gy[sel], gx[sel])) + 90.0) % 180.0
+    wgt = mag[sel] / 8.0
+    hist = np.bincount(ang.astype(np.int32) % 180, wgt, 180)
+    smooth = np.zeros(180, np.float64)
+    for k in range(-4, 5):
+        smooth += np.roll(hist, k)
+    out: list[float] = []
+    while len(out) < 6:
+        k = int(np.argmax(smooth))
+        if smooth[k] < 1.2 * thick:
+            break
+        off = (ang - k + 90.0) % 180.0 - 90.0
+        near = np.abs(off) <= 6.0
+        out.append(k + float((off[near] * wgt[near]).sum() / max(wgt[near].sum(), 1e-6)))
+        for j in range(-10, 11):
+            smooth[(k + j) % 180] = 0.0
+    return out
+
+
+def _strips_at(region: U8, angle: float, thick: float) -> tuple[U8, float, list[float]]:
+    """Straight, constant-thickness strips of ``region`` running at ``angle`` degrees, the
+    largest length-to-thickness ratio among them, and their thicknesses."""
+    h, w = region.shape
+    diag = int(np.ceil(np.hypot(h, w))) + 4
+    rot = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
+    rot[0, 2] += (diag - w) / 2.0
+    rot[1, 2] += (diag - h) / 2.0
+    turned = _u8(cv2.warpAffine(region, rot, (diag, diag), flags=cv2.INTER_NEAREST))
+    # Only pieces that hold a long, fat horizontal box survive: other strips of an X or a T
+    # crossing this one are too narrow for it and drop out.
+    se_len, se_thick = max(5, round(1.5 * thick)), max(3, round(0.4 * thick))
+    opened = _u8(cv2.morphologyEx(turned, cv2.MORPH_OPEN, np.ones((se_thick, se_len), np.uint8)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=4)
+    found = np.zeros_like(turned)
+    best = 0.0
+    widths: list[float] = []
+    tol = max(2.0, 0.1 * thick)
+    for k in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[k])
+        if area < thick * thick:
+            continue
+        piece = labels[y : y + bh, x : x + bw] == k
+        cols = piece.any(axis=0)
+        top = np.argmax(piece, axis=0)
+        bottom = bh - 1 - np.argmax(piece[::-1], axis=0)
+        xs = np.nonzero(cols)[0]
+        t_line = float(np.bincount(top[xs]).argmax())
+        b_line = float(np.bincount(bottom[xs]).argmax())
+        if b_line - t_line + 1.0 < se_thick:
+            continue
+        # The edges' angle is known to a degree or two; a line fitted to the columns near
+        # the modes absorbs the rest, so long bars still match along their whole length.
+        near = (np.abs(top[xs] - t_line) <= 3 * tol) & (np.abs(bottom[xs] - b_line) <= 3 * tol)
+        if np.count_nonzero(near) < 2:
+            continue
+        ft = np.polyfit(xs[near], top[xs][near], 1)
+        fb = np.polyfit(xs[near], bottom[xs][near], 1)
+        good = (np.abs(top[xs] - np.polyval(ft, xs)) <= tol) & (
+            np.abs(bottom[xs] - np.polyval(fb, xs)) <= tol
+        )
+        if np.count_nonzero(good) >= 2:
+            # Refit on the straight columns alone: a stub of ink on one side tilts the
+            # first fit.
+            ft = np.polyfit(xs[good], top[xs][good], 1)
+            fb = np.polyfit(xs[good], bottom[xs][good], 1)
+            good = (np.abs(top[xs] - np.polyval(ft, xs)) <= tol) & (
+                np.abs(bottom[xs] - np.polyval(fb, xs)) <= tol
+            )
+        strip_thick = float(np.median(bottom[xs][near] - top[xs][near])) + 1.0
+        idx = xs[good]
+        if idx.size == 0:
+            continue
+        # Runs of straight columns on the same two lines, bridged over a crossing bar.
+        gaps = np.nonzero(np.diff(idx) > 1.5 * strip_thick)[0]
+        starts = np.concatenate(([idx[0]], idx[gaps + 1]))
+        ends = np.concatenate((idx[gaps], [idx[-1]]))
+        thickness = bottom - top
+        for s, e in zip(starts, ends, strict=True):
+            if e - s + 1 < 1.5 * strip_thick:
+                continue
+            # A wedge's sides are straight too, but not parallel: compare the run's ends.
+            run = idx[(idx >= s) & (idx <= e)]
+            third = max(len(run) // 3, 1)
+            taper = abs(np.median(thickness[run[:third]]) - np.median(thickness[run[-third:]]))
+            if taper > max(3.0, 0.15 * strip_thick):
+                continue
+            best = max(best, (e - s + 1) / strip_thick)
+            widths.append(strip_thick)
+            found[y : y + bh, x + int(s) : x + int(e) + 1] |= piece[:, int(s) : int(e) + 1]
+    back = cv2.invertAffineTransform(rot)
+    return _u8(cv2.warpAffine(found, back, (w, h), flags=cv2.INTER_NEAREST)), best, widths
+
+
+def _compound(region: U8, at_border: bool) -> U8 | None:
+    """The region as a union of straight strips, or None when strips do not explain it.
+
+    A region cut by the picture's edge may show only a stub of its bar, so its strips need
+    not be long.
+    """
+    thick = _thickness(region)
+    if thick < 3.0:
+        return None
+    scale = min(1.0, _NORM_THICK / thick)
+    small = region
+    if scale < 1.0:
+        size = (max(round(region.shape[1] * scale), 1), max(round(region.shape[0] * scale), 1))
+        small = _u8(cv2.resize(region * 255, size, interpolation=cv2.INTER_AREA) >= 128)
+        thick *= scale
+    strips = np.zeros_like(small)
+    longest = 0.0
+    directions: list[float] = []
+    widths: list[float] = []
+    for angle in _edge_angles(small, thick):
+        found, ratio, w = _strips_at(small, angle, thick)
+        if not w:
+            continue
+        strips |= found
+        longest = max(longest, ratio)
+        widths += w
+        if all(abs((angle - d + 90.0) % 180.0 - 90.0) > 15.0 for d in directions):
+            directions.append(angle)
+    # Short straight stretches turn up along any curve, in every direction and width; a
+    # compound bar has one long strip, at most two directions, and one thickness.
+    if (
+        longest < (1.5 if at_border else _MIN_ASPECT)
+        or len(directions) > 2
+        or max(widths) > 1.6 * min(widths)
+    ):
+        return None
+    if scale < 1.0:
+        size = (region.shape[1], region.shape[0])
+        strips = _u8(cv2.resize(strips * 255, size, interpolation=cv2.INTER_LINEAR) >= 128)
+    # Rotation rounding frays the strips' rims by a pixel; the region's own rim fills them.
+    strips = _u8(cv2.dilate(strips, _square(3))) & region
+    # A lone strip that leaves a tenth unexplained is a trapezoid (a fill cut by slanted
+    # strokes) rather than a bar; crossings and junctions excuse more in a compound.
+    need = _MIN_EXPLAINED if len(directions) > 1 else _MIN_EXPLAINED_ONE
+    if np.count_nonzero(strips) < need * np.count_nonzero(region):
+        return None
+    return strips
+
+
+def _colour_codes(rgb: Image) -> NDArray[np.int32]:
+    """Each pixel's colour on a 32-level-per-channel grid, as one integer."""
+    q = (rgb >> 3).astype(np.int32)
+    codes: NDArray[np.int32] = (q[:, :, 0] << 10) | (q[:, :, 1] << 5) | q[:, :, 2]
+    return codes
+
+
+def _cells_around(code: int) -> NDArray[np.int64]:
+    """The (up to) 27 grid cells around ``code``'s: a bar's JPEG noise stays inside them."""
+    r, g, b = code >> 10, (code >> 5) & 31, code & 31
+    span = [np.arange(max(v - 1, 0), min(v + 2, 32)) for v in (r, g, b)]
+    cells: NDArray[np.int64] = (
+        (span[0][:, None, None] << 10) | (span[1][None, :, None] << 5) | span[2][None, None, :]
+    ).ravel()
+    return cells
+
+
+def _candidates(
+    rgb: Image,
+    codes: NDArray[np.int32],
+    labels: NDArray[np.int32],
+    k: int,
+    stat: NDArray[np.int32],
+    min_area: int,
+) -> list[tuple[NDArray[np.float32], NDArray[np.bool_]]]:
+    """Single-colour parts of flat component ``k``: (colour, core mask over its bbox).
+
+    The flat map joins a bar with a smooth gradient or a fill of a close colour around it
+    (navy on a night sky, white on a pale glow); a bar is one exact colour, so it shows up
+    as a sharp mode of the component's colours and is cut out by that mode's cells.
     """
     h, w = rgb.shape[:2]
-    flat = _flat_map(rgb)
+    x, y, bw, bh, _ = (int(v) for v in stat)
+    comp = labels[y : y + bh, x : x + bw] == k
+    code = codes[y : y + bh, x : x + bw][comp]
+    hist = np.bincount(code, minlength=1 << 15)
+    out: list[tuple[NDArray[np.float32], NDArray[np.bool_]]] = []
+    for _ in range(3):
+        top = int(hist.argmax())
+        cells = _cells_around(top)
+        n = int(hist[cells].sum())
+        if n < min_area:
+            # The commonest colour is rare: the rest is gradient, with no bar-sized mode.
+            break
+        hist[cells] = 0
+        if n > _MAX_AREA_FRAC * h * w:
+            continue
+        lut = np.zeros(1 << 15, bool)
+        lut[cells] = True
+        sel = lut[code]
+        core = np.zeros_like(comp)
+        core[comp] = sel
+        ys, xs = np.nonzero(core)
+        pix = rgb[y + ys, x + xs]
+        colour = np.median(pix[code[sel] == top][::8], axis=0).astype(np.float32)
+        # The cells hold a band of any gradient next to the bar's colour; the exact
+        # distance keeps the bar's own pixels.
+        near = ((pix.astype(np.float32) - colour) ** 2).sum(axis=1) < _CORE_DIST**2
+        if np.count_nonzero(near) < min_area:
+            continue
+        core[ys[~near], xs[~near]] = False
+        out.append((colour, core))
+    return out
+
+
+def _examine(
+    rgb: Image,
+    med: Image,
+    colour: NDArray[np.float32],
+    core_full: NDArray[np.bool_],
+    x: int,
+    y: int,
+    min_area: int,
+) -> tuple[U8, int, int, float] | str:
+    """The bar of ``colour`` around ``core_full`` (a mask at ``x, y``), or why it is none."""
+    h, w = rgb.shape[:2]
+    ys, xs = np.nonzero(core_full)
+    cx0, cy0 = x + int(xs.min()), y + int(ys.min())
+    cx1, cy1 = x + int(xs.max()) + 1, y + int(ys.max()) + 1
+    # Flat background bands reach across the picture; bars do not.
+    if (cx0 == 0 and cx1 == w) or (cy0 == 0 and cy1 == h):
+        return "spans"
+    if min(cx1 - cx0, cy1 - cy0) < 4:
+        return "thin"
+    m = _MARGIN
+    x0, y0 = max(cx0 - m, 0), max(cy0 - m, 0)
+    x1, y1 = min(cx1 + m, w), min(cy1 + m, h)
+    core = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    core[ys + y - y0, xs + x - x0] = 1
+    # Outlines of the bar's colour touching it leak into the component as thin arms.
+    core = _u8(cv2.morphologyEx(core, cv2.MORPH_OPEN, _ELLIPSE5))
+    num, lab, cstats, _ = cv2.connectedComponentsWithStats(core, connectivity=4)
+    if num < 2:
+        return "opened away"
+    core = (lab == 1 + int(np.argmax(cstats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    if np.count_nonzero(core) < min_area:
+        return "small"
+    # JPEG's mosquito noise would fray a colour cut; a 3x3 median keeps edges and corners.
+    # A bar is one colour: inside, only JPEG noise. A band cut out of a shaded fill by
+    # colour spreads evenly over the whole allowed distance.
+    spread = float(med[y0:y1, x0:x1][core.astype(bool)].std(axis=0).max())
+    if spread > _MAX_STD:
+        return f"not one colour {spread:.1f}"
+    roi = cv2.medianBlur(np.ascontiguousarray(rgb[y0:y1, x0:x1]), 3).astype(np.float32)
+    dist = np.sqrt(((roi - colour) ** 2).sum(axis=2))
+    ring = _u8(cv2.dilate(core, _square(15))) & ~_u8(cv2.dilate(core, _square(9)))
+    ring_d = dist[ring.astype(bool)]
+    if ring_d.size == 0:
+        return "no ring"
+    # Ink touching a bar of its colour fills part of the ring; the rest tells the contrast.
+    contrast = float(np.percentile(ring_d, 70))
+    if contrast < _MIN_CONTRAST:
+        return "low contrast"
+    # The flat test eats the bar's rim; win it back by colour, cutting at half contrast so
+    # the boundary lands where a blurred (JPEG) edge crosses its midpoint. Growth stays
+    # within a few pixels of the core, so touching ink adds only short stubs, which the
+    # opening then removes.
+    cut = float(np.clip(0.5 * contrast, 10.0, 60.0))
+    near = _u8(cv2.dilate(core, _ELLIPSE9))
+    region = _u8((dist < cut) & near.astype(bool)) | core
+    region = _u8(cv2.morphologyEx(region, cv2.MORPH_OPEN, _ELLIPSE5))
+    num, lab, cstats, _ = cv2.connectedComponentsWithStats(region, connectivity=4)
+    if num < 2:
+        return "empty"
+    region = _fill_holes((lab == 1 + int(np.argmax(cstats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8))
+    # Just past a fence of ink (a few px) a fenced patch's colour is back.
+    outer = _u8(cv2.dilate(region, _square(25))) & ~_u8(cv2.dilate(region, _square(13)))
+    outer_d = dist[outer.astype(bool)]
+    same = float(np.count_nonzero(outer_d < _SAME_COLOUR)) / max(outer_d.size, 1)
+    if same > _MAX_SAME_RING:
+        return f"colour continues outside {same:.2f}"
+    at_border = x0 == 0 or y0 == 0 or x1 == w or y1 == h
+    rect_bar = _filled_rect(core, region)
+    if rect_bar is not None:
+        shape = rect_bar
+    else:
+        # Patches fenced off by crossing strokes are small; a compound bar, meant to hide
+        # something, is not.
+        if np.count_nonzero(region) < _MIN_COMPOUND_FRAC * h * w:
+            return "small for a compound bar"
+        strips = _compound(region, at_border)
+        if strips is None:
+            return "not bar-shaped"
+        shape = strips
+    # Slivers of fill between parallel strokes are straight strips too, but thinner than
+    # any bar meant to hide something at this picture size.
+    # Thick ink strokes crossing make compound shapes too, but not this thick.
+    floor = 6.0 if rect_bar is not None else 10.0
+    if _thickness(shape) < max(floor, _MIN_THICK_FRAC * min(h, w)):
+        return "thinner than a bar"
+    if _along_border(shape, x0 == 0, y0 == 0, x1 == w, y1 == h):
+        return "lies along the border"
+    # Strips lose a pixel or two where rotation rounds and where a run ends; the colour
+    # near them wins it back.
+    grown = _u8(cv2.dilate(shape, _ELLIPSE5)) & region
+    return grown | shape, x0, y0, cut
+
+
+def _along_border(shape: U8, left: bool, top: bool, right: bool, bottom: bool) -> bool:
+    """A bar cut by the picture's edge meets it with an end, never along its length."""
+    edge = np.zeros_like(shape)
+    # Rotation rounding can leave the strips a pixel or two short of the edge.
+    band = 3
+    if left:
+        edge[:, :band] = 1
+    if top:
+        edge[:band, :] = 1
+    if right:
+        edge[:, -band:] = 1
+    if bottom:
+        edge[-band:, :] = 1
+    touching = np.count_nonzero(shape & edge) / band
+    return bool(touching > 1.6 * _thickness(shape))
+
+
+def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
+    """Every accepted bar: (mask, x, y of its ROI, colour, colour cut)."""
+    h, w = rgb.shape[:2]
+    # The median filter wipes JPEG's ringing off flat fills, so cores keep their shape.
+    med = _u8(cv2.medianBlur(rgb, _MEDIAN))
+    flat = _flat_map(med)
+    codes = _colour_codes(med)
     _, labels_m, stats_m, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
     labels = np.asarray(labels_m, np.int32)
     stats = np.asarray(stats_m, np.int32)
     min_area = max(48, int(2e-4 * h * w))
-    out = np.zeros((h, w), np.uint8)
+    found: list[tuple[U8, int, int, NDArray[np.float32], float]] = []
     for k in np.nonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)[0]:
         if k == 0:
             continue
-        found = _examine(rgb, labels, int(k), stats[k], min_area)
-        if isinstance(found, str):
-            continue
-        region, x0, y0 = found
-        rh, rw = region.shape
-        out[y0 : y0 + rh, x0 : x0 + rw] |= region
+        x, y = int(stats[k, 0]), int(stats[k, 1])
+        for colour, core in _candidates(med, codes, labels, int(k), stats[k], min_area):
+            bar = _examine(rgb, med, colour, core, x, y, min_area)
+            if not isinstance(bar, str):
+                found.append((bar[0], bar[1], bar[2], colour, bar[3]))
+    return found
+
+
+def detect_bars(rgb: Image, grow: int = 0) -> Mask:
+    """Mask of solid censor bars: flat, single-coloured (rotated) rectangles and their unions.
+
+    Flat regions are split into connected components; each is cut down to its dominant
+    colour, and is a bar when it contrasts with its surroundings, is not background-sized,
+    and is either a filled rectangle or a union of straight, constant-thickness strips (an X,
+    T, L, stacked or fused bars). Large pictures are searched at about 1024 px and the bars'
+    rims refined at full size. ``grow`` dilates the result, useful to swallow JPEG fringes
+    before inpainting.
+    """
+    h, w = rgb.shape[:2]
+    out = np.zeros((h, w), np.uint8)
+    scale = min(1.0, _SEARCH_SIZE / max(h, w))
+    if scale == 1.0:
+        for region, x0, y0, _, _ in _find(rgb):
+            rh, rw = region.shape
+            out[y0 : y0 + rh, x0 : x0 + rw] |= region
+    else:
+        size = (max(round(w * scale), 1), max(round(h * scale), 1))
+        small = _u8(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+        for region, x0, y0, colour, cut in _find(small):
+            rh, rw = region.shape
+            fx0, fy0 = int(x0 / scale), int(y0 / scale)
+            fx1, fy1 = (
+                min(int(np.ceil((x0 + rw) / scale)), w),
+                min(int(np.ceil((y0 + rh) / scale)), h),
+            )
+            up = _u8(cv2.resize(region, (fx1 - fx0, fy1 - fy0), interpolation=cv2.INTER_NEAREST))
+            # The upscaled mask is blocky at the rim; the bar's colour decides there.
+            roi = rgb[fy0:fy1, fx0:fx1].astype(np.float32)
+            coloured = np.sqrt(((roi - colour) ** 2).sum(axis=2)) < cut
+            rim = int(np.ceil(1.0 / scale)) * 2 + 1
+            inner = _u8(cv2.erode(up, _square(rim))).astype(bool)
+            outer = _u8(cv2.dilate(up, _square(rim))).astype(bool)
+            full = inner | (outer & coloured)
+            out[fy0:fy1, fx0:fx1] |= _fill_holes(full.astype(np.uint8))
     if grow > 0:
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         out = _u8(cv2.dilate(out, disc))
