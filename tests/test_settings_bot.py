@@ -131,7 +131,10 @@ async def test_only_members_with_manage_server(world: World, aredis: aioredis.Re
 # --- each setting changes what the next command does ----------------------------------------
 
 
-async def test_listed_channels_and_their_threads(world: World, aredis: aioredis.Redis) -> None:
+async def test_listed_channels_and_their_threads(
+    world: World, aredis: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.audit")
     await pretend_busy_workers(aredis)
     other = world.fake.add_text_channel(world.guild, "more-art", nsfw=True)
     user = world.fake.add_user("user")
@@ -145,6 +148,9 @@ async def test_listed_channels_and_their_threads(world: World, aredis: aioredis.
     said = await refusal(await decensor(world, world.fake.add_user("u2"), channel=other))
     assert said["title"] == "Not in this channel"
     assert f"<#{world.nsfw.id}>" in said["description"] and HINT in said["description"]
+    await wait_for(lambda: "reason=channel" in caplog.text, what="the refusal's audit line")
+    [line] = [r.getMessage() for r in caplog.records if "reason=channel" in r.getMessage()]
+    assert f"channel={other.id} " in line and " images=1 outcome=refused" in line
     assert await accepted(await decensor(world, world.fake.add_user("u3"), channel=world.thread))
     assert await guild_keys(aredis) == [f"{keys.GUILD_PREFIX}{world.guild.id}".encode()]
 

@@ -264,13 +264,14 @@ class DecensorCog(commands.Cog):
         )
         refusal = self.refusal(interaction, attachments)
         if refusal is not None:
-            self._audit(request, audit.Outcome.REFUSED, _REASONS.get(refusal, "input"))
+            reason = _REASONS.get(refusal, "input")
+            self._audit(request, audit.Outcome.REFUSED, reason, count=len(attachments))
             await interaction.response.send_message(embed=embed_for(refusal), ephemeral=True)
             return
         started = time.monotonic()
         server, refused = await self._server_check(interaction, mode)
         if refused is not None:
-            self._audit(request, audit.Outcome.REFUSED, refused.setting)
+            self._audit(request, audit.Outcome.REFUSED, refused.setting, count=len(attachments))
             await interaction.response.send_message(embed=embed_for(refused.text), ephemeral=True)
             return
         request.spoiler = server.use_spoiler(self.bot.settings.spoiler, spoiler)
