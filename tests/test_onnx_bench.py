@@ -26,7 +26,19 @@ def test_bench_covers_every_contract(tmp_path: Path) -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     rows = report["results"]
     assert {c for r in rows for c in r["contract"].split("+")} >= CONTRACTS
-    assert all(r["side"] == 384 and r["source"] == "stand-in" for r in rows)
-    assert all(r["model_ms"] > 0 and r["ours_ms"] > 0 for r in rows)
-    assert {r["job"] for r in rows} >= {"inpaint 3 bars", "detect bars",
-                                        "auto: detect once, restore mosaic"}  # fmt: skip
+    assert all(r["side"] == 384 for r in rows)
+    assert all(r["source"] == ("-" if r["contract"] == "none" else "stand-in") for r in rows)
+    models = [r for r in rows if r["contract"] != "none"]
+    assert all(r["model_ms"] > 0 and r["ours_ms"] > 0 for r in models)
+    assert all(r["ours_ms"] <= r["ours_median_ms"] for r in rows)
+    assert all(r["job_wall_ms"] >= r["ours_wall_ms"] for r in rows)
+    # Every step a job runs outside the model is counted: the mask read both ways, the
+    # green paint, the alpha plane, and the many-holes case.
+    jobs = {(r["contract"], r["job"]) for r in rows}
+    for inpainter in ("deepcreampy", "lama-512", "lama-dynamic", "migan-raw", "migan-pipeline"):
+        assert {(inpainter, "hand-off: green_mask + 3 bars"),
+                (inpainter, "user: painted_mask + 3 bars"),
+                (inpainter, "hand-off: green_mask + 200 holes")} <= jobs  # fmt: skip
+    assert ("yolo-seg-nms", "bar: detect + paint_green") in jobs
+    assert ("maskrcnn-boxes+esrgan", "auto: detect, restore, paint_green") in jobs
+    assert ("none", "alpha split + join (RGBA)") in jobs
