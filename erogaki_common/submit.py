@@ -315,17 +315,23 @@ class Submitter:
         """Take the job back out of Redis; returns the stage it had reached."""
         job_id = pending.job_id
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            # Nothing here needs memory, so a full Redis (noeviction) still lets the
+            # job out. Not in a MULTI: a full Redis refuses to queue any command in
+            # one, and the job would stay queued for a worker to do for nobody.
+            async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hget(keys.job_key(job_id), "stage")
                 pipe.lrem(pending.mode.queue, 0, job_id)
                 pipe.lrem(keys.Queue.DEEPCREAMPY_BAR, 0, job_id)
                 pipe.delete(keys.input_key(job_id), keys.result_key(job_id), keys.error_key(job_id))
-                # A worker holding the job sees the flag and drops its result.
-                pipe.hset(keys.job_key(job_id), "cancelled", "1")
-                pipe.expire(keys.job_key(job_id), CANCELLED_TTL)
                 replies = await pipe.execute()
         except REDIS_ERRORS:
             return None
+        with contextlib.suppress(*REDIS_ERRORS):
+            # A worker holding the job sees the flag and drops its result.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.job_key(job_id), "cancelled", "1")
+                pipe.expire(keys.job_key(job_id), CANCELLED_TTL)
+                await pipe.execute()
         stage = replies[0]
         return stage.decode() if isinstance(stage, bytes) else None
 

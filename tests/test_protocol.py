@@ -565,6 +565,27 @@ async def test_a_refused_image_is_never_quoted(
     assert cpu < 1.0, f"refusing an 8 MiB image took {cpu:.1f} s of CPU"
 
 
+async def test_a_full_redis_still_lets_a_cancelled_job_out(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    """A full Redis refuses to queue any command inside MULTI; cancelling must still
+    take the job out of its queue, or a worker does it for nobody."""
+    server = redis_factory(extra_args=["--maxmemory-policy", "noeviction"])
+    client = aioredis.Redis.from_url(server.url())
+    try:
+        async with Submitter(server.url()) as sub:
+            job_id = await sub.submit(b"\x89PNG" + os.urandom(1000), Mode.BAR, timeout=30)
+            used = int((await client.info("memory"))["used_memory"])
+            await client.config_set("maxmemory", used - 100_000)
+            assert await sub.cancel(job_id)
+            assert await client.llen(Queue.HENTAI_BAR) == 0
+            assert not await client.exists(keys.input_key(job_id))
+            with contextlib.suppress(JobCancelled):
+                await sub.result(job_id)
+    finally:
+        await client.aclose()
+
+
 async def test_workers_carry_on_after_redis_restarts(
     redis_factory: Callable[..., EmbeddedRedis],
 ) -> None:
