@@ -116,6 +116,29 @@ def test_region_wider_than_the_short_side_is_filled_whole(tmp_path: Path) -> Non
     assert np.abs(out[mask].astype(int) - FILL_PIXEL).max() <= 1
 
 
+@pytest.mark.parametrize("batch", [1, "n"], ids=["fixed-batch", "dynamic-batch"])
+def test_many_specks_share_crops_and_run_a_few_at_a_time(tmp_path: Path, batch: int | str) -> None:
+    # 1,024 one-pixel specks once made 1,024 crops, all their tensors held at once.
+    backend = dcp(tmp_path, batch=batch)
+    sizes: list[int] = []
+    run = backend.inpainter.model.run
+
+    def counted(outputs: object, feeds: dict[str, NDArray[np.float32]]) -> object:
+        sizes.append(next(iter(feeds.values())).shape[0])
+        return run(outputs, feeds)  # type: ignore[arg-type]
+
+    backend.inpainter.model.run = counted  # type: ignore[method-assign]
+    rgb = syn.draw_scene(5, (768, 768))
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[::24, ::24] = True
+    rgb[mask] = GREEN
+    out = backend.inpaint(rgb, mask)
+    assert np.array_equal(out[~mask], rgb[~mask])
+    assert np.abs(out[mask].astype(int) - FILL_PIXEL).max() <= 1
+    # One crop per 170 px square at most (5x5 of them), never more than the batch at once.
+    assert sum(sizes) <= 25 and max(sizes) <= backend.inpainter.batch
+
+
 def test_model_sees_the_hole_and_its_context(tmp_path: Path) -> None:
     # A pass-through stand-in returns its image input: the context, and -1 (black) in
     # the hole. A grey scene with one green bar must come back black in the bar only.

@@ -28,6 +28,9 @@ EXPAND = 1.5
 # A region wider than the image's short side is only partly inside its crop; each pass
 # fills at least the middle of every region, so a few passes always finish the mask.
 MAX_PASSES = 16
+# Regions whose boxes centre in one such square share a crop: a group of them spans
+# about this much, so its crop (1.5 times, at least 256) stays at the model's size.
+GROUP_TILE = SIZE * 2 // 3
 
 FloatArray = NDArray[np.float32]
 
@@ -95,18 +98,27 @@ class DeepCreamPyInpainter:
             if not remaining.any():
                 break
             regions = Components(remaining, connectivity=4)
-            crops = [(label, box, crop_for(box, w, h)) for label, box in regions.boxes()]
-            inputs = [_prepare(out, remaining, crop) for _, _, crop in crops]
-            predictions = self._predict(inputs)
-            for (label, (x, y, rx1, ry1), crop), pred in zip(crops, predictions, strict=True):
-                # Only the part of the region inside its crop, within the region's box.
-                x0, y0 = max(x, crop.left), max(y, crop.top)
-                x1, y1 = min(rx1, crop.left + crop.size), min(ry1, crop.top + crop.size)
-                region = regions.region(label, x0, y0, x1, y1)
-                window = (x0 - crop.left, y0 - crop.top, x1 - crop.left, y1 - crop.top)
-                part = _finish(pred, crop.size, window)
-                out[y0:y1, x0:x1][region] = part[region]
-                remaining[y0:y1, x0:x1][region] = False
+            ox, oy = regions.box[:2]
+            groups = _groups(regions, w)
+            lookup = np.concatenate([[-1], groups.of]).astype(np.int32)
+            # A few crops at a time: a speckled picture has thousands of regions, and all
+            # their tensors at once once took gigabytes.
+            for start in range(0, len(groups.boxes), self.batch):
+                part_boxes = groups.boxes[start : start + self.batch]
+                chunk = [(g, box, crop_for(box, w, h)) for g, box in enumerate(part_boxes, start)]
+                inputs = [_prepare(out, remaining, crop) for _, _, crop in chunk]
+                for (g, (x, y, rx1, ry1), crop), pred in zip(
+                    chunk, self._predict(inputs), strict=True
+                ):
+                    # Only the part of the group inside its crop, within the group's box.
+                    x0, y0 = max(x, crop.left), max(y, crop.top)
+                    x1, y1 = min(rx1, crop.left + crop.size), min(ry1, crop.top + crop.size)
+                    labels = regions.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+                    region = lookup[labels] == g
+                    window = (x0 - crop.left, y0 - crop.top, x1 - crop.left, y1 - crop.top)
+                    part = _finish(pred, crop.size, window)
+                    out[y0:y1, x0:x1][region] = part[region]
+                    remaining[y0:y1, x0:x1][region] = False
         return out
 
     def _predict(self, inputs: list[tuple[FloatArray, FloatArray]]) -> list[FloatArray]:
@@ -125,6 +137,36 @@ class DeepCreamPyInpainter:
             )
             results.extend(pred.astype(np.float32))
         return results
+
+
+@dataclass(frozen=True, slots=True)
+class _Groups:
+    of: NDArray[np.int64]  # each region's group (region label - 1)
+    boxes: list[tuple[int, int, int, int]]  # each group's box (x0, y0, x1, y1)
+
+
+def _groups(regions: Components, width: int) -> _Groups:
+    """Regions grouped by the ``GROUP_TILE`` square their box's centre lies in: small
+    regions close together share one crop (still the model's native 256 px), so the
+    number of crops follows the masked area, not the number of regions."""
+    ox, oy = regions.box[:2]
+    stats = regions.stats[1 : regions.count, :4].astype(np.int64)
+    x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
+    x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
+    across = width // GROUP_TILE + 1
+    tiles = ((y0s + y1s) // 2 // GROUP_TILE) * across + (x0s + x1s) // 2 // GROUP_TILE
+    _, of = np.unique(tiles, return_inverse=True)
+    count = int(of.max()) + 1 if len(of) else 0
+    big = np.iinfo(np.int64).max
+    gx0, gy0 = np.full(count, big), np.full(count, big)
+    gx1, gy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    np.minimum.at(gx0, of, x0s)
+    np.minimum.at(gy0, of, y0s)
+    np.maximum.at(gx1, of, x1s)
+    np.maximum.at(gy1, of, y1s)
+    corners = zip(gx0, gy0, gx1, gy1, strict=True)
+    boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in corners]
+    return _Groups(of.astype(np.int64).reshape(-1), boxes)
 
 
 def _prepare(rgb: Image, hole: Mask, crop: Crop) -> tuple[FloatArray, FloatArray]:
