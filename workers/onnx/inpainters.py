@@ -165,12 +165,7 @@ class RegionInpainter:
         raise NotImplementedError
 
     def shape_text(self) -> str:
-        if self.side:
-            size = f"fixed {self.side}x{self.side}"
-        elif self.max_side:
-            size = f"any size (crops up to {self.max_side} px)"
-        else:
-            size = "any size"
+        size = f"fixed {self.side}x{self.side}" if self.side else "any size"
         batch = "batch 1" if self.batch == 1 else f"dynamic batch (up to {self.batch})"
         return f"{size}, {batch}"
 
@@ -356,7 +351,8 @@ class Lama(RegionInpainter):
         return pixels
 
     def describe(self) -> str:
-        return f"LaMa, {self.shape_text()}, output in [0, {self.scale:g}]"
+        cap = f", crops shrunk to {self.max_side} px" if self.side is None else ""
+        return f"LaMa, {self.shape_text()}, output in [0, {self.scale:g}]{cap}"
 
     def _probe(self) -> float:
         """Whether the output's white is 255 or 1: a mid-grey picture comes back at about
