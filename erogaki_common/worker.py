@@ -21,9 +21,11 @@ result it could not store) goes back to the head of its queue.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
@@ -37,7 +39,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError, WatchError
 
 from erogaki_common import keys
-from erogaki_common.errors import Component, ErrorInfo, ErrorName, ProcessingError
+from erogaki_common.errors import Component, ConfigError, ErrorInfo, ErrorName, ProcessingError
 from erogaki_common.keys import Queue
 from erogaki_common.protocol import Stage, is_job_id
 from erogaki_common.redis_io import (
@@ -62,9 +64,26 @@ STORE_RETRY_SECONDS = 60.0
 # claim reply (or its store was given up): it goes back to its queue. Longer
 # than any claim reply can take on a live connection.
 ORPHAN_SECONDS = 2.0
+# How often a starting worker looks whether the heartbeat already under its
+# instance name is refreshed (a live twin) or expires (a crashed predecessor).
+NAME_POLL_SECONDS = 0.05
 # The error for an input that was gone lives briefly: when the input is gone
 # because a duplicate entry of an answered job came late, nobody reads it.
 NOT_FOUND_TTL = 120
+
+
+# Workers built in one process without a name each need their own: the
+# first is <host>-<pid>, the next ones get -2, -3, ...
+_unnamed = itertools.count(1)
+
+
+def _unnamed_instance() -> str:
+    n = next(_unnamed)
+    return default_instance() if n == 1 else f"{default_instance()}-{n}"
+
+
+class InstanceInUse(ConfigError):
+    """A live worker of another process already runs under this instance name."""
 
 
 @dataclass(slots=True)
@@ -219,11 +238,13 @@ if ARGV[4] == 'forget' then redis.call('HDEL', KEYS[2], ARGV[1]) end
 return moved
 """
 
-# KEYS: processing, queue. ARGV: id. Shutdown or a dropped connection hands
-# a job back: not the job's fault, so no attempt is counted.
+# KEYS: processing, queue. ARGV: id, ttl. Shutdown or a dropped connection
+# hands a job back: not the job's fault, so no attempt is counted. The LPUSH
+# may create the queue anew: every key has a TTL.
 _HAND_BACK = """
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
   redis.call('LPUSH', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
   return 1
 end
 return 0
@@ -272,6 +293,15 @@ async def _execute(pipe: Any, outcome: JobOutcome) -> None:
         raise _MaybeExecuted(outcome, exc) from exc
 
 
+def _beat_field(raw: bytes, name: str) -> object:
+    """One field of a heartbeat's JSON; None if it is missing or unreadable."""
+    try:
+        beat = json.loads(raw)
+    except ValueError:
+        return None
+    return beat.get(name) if isinstance(beat, dict) else None
+
+
 def _intended(outcome: Outcome | ErrorInfo) -> JobOutcome:
     if isinstance(outcome, ErrorInfo):
         return JobOutcome.FAILED
@@ -302,7 +332,7 @@ class Worker:
         self.queues = tuple(queues)
         self.process = process
         self.component = component
-        self.instance = instance or default_instance()
+        self.instance = instance or _unnamed_instance()
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.burst = burst
@@ -316,6 +346,8 @@ class Worker:
         self.processing = {q: keys.processing_key(self.instance, q) for q in self.queues}
         self.counts = {o.value: 0 for o in JobOutcome}
         self.started = time.time()
+        # Tells this process' heartbeats from another's under the same name.
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(6)}"
         self._stop = asyncio.Event()
         # How many of our slots hold each job id: a duplicate queue entry can
         # have two slots on one id, and the list then holds it twice.
@@ -347,7 +379,15 @@ class Worker:
 
     async def run(self) -> None:
         """Run until ``stop()`` (or, in burst mode, until the queues are empty)."""
-        await self._until_connected(self._load_scripts)
+        try:
+            await self._until_connected(self._load_scripts)
+            named = await self._take_name()
+        except BaseException:
+            await self._close_clients()
+            raise
+        if not named:  # stopped while waiting for the name
+            await self._close_clients()
+            return
         await self._until_connected(self._recover_own)
         await self._until_connected(self._beat)
         heart = asyncio.create_task(self._heartbeat_loop(), name="erogaki-heartbeat")
@@ -382,9 +422,62 @@ class Worker:
             log.warning(
                 "Redis failed at shutdown (%s); a reaper will re-queue held jobs", describe(exc)
             )
+        await self._close_clients()
+        log.info("worker %s stopped", self.instance)
+
+    async def _close_clients(self) -> None:
         await self.redis.aclose()
         await self.blocking.aclose()
-        log.info("worker %s stopped", self.instance)
+
+    async def _take_name(self) -> bool:
+        """Start the heartbeat under our instance name, unless a live worker
+        of another process has it; False if stopped meanwhile.
+
+        Two live workers under one name would each take the other's claims
+        back as their own. A heartbeat left by a crashed predecessor is not
+        refreshed: it expires within its TTL, and we take over (and its
+        processing lists, at ``_recover_own``). A refreshed one means a twin.
+        """
+        key = keys.heartbeat_key(self.instance)
+        delays = backoff()
+        outage = Outage("starting up", log)
+        first: tuple[bytes, int] | None = None
+        while not self._stop.is_set():
+            try:
+                if await self.redis.set(key, self._beat_json(), ex=self.heartbeat_ttl, nx=True):
+                    outage.ok()
+                    return True
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.get(key)
+                    pipe.pttl(key)
+                    raw, pttl = await pipe.execute()
+                outage.ok()
+            except REDIS_ERRORS as exc:
+                outage.failed(exc)
+                await anext(delays)
+                continue
+            if raw is None or pttl == -2:
+                continue  # it expired just now: take it
+            holder = _beat_field(raw, "token")
+            if holder == self.token:
+                return True  # our own SET, whose reply was lost
+            if first is None:
+                first = (raw, pttl)
+                log.warning(
+                    "a heartbeat under instance name %s exists (host %s, pid %s); waiting up "
+                    "to %.1f s for it to expire, as a crashed worker's does",
+                    self.instance, _beat_field(raw, "host"), _beat_field(raw, "pid"),
+                    max(pttl, 0) / 1000,
+                )  # fmt: skip
+            elif raw != first[0] or pttl > first[1] or pttl < 0:
+                # Refreshed (or kept without a TTL): a live worker has this name.
+                raise InstanceInUse(
+                    f"another worker is running under the instance name {self.instance!r} "
+                    f"(host {_beat_field(raw, 'host')}, pid {_beat_field(raw, 'pid')}); "
+                    "give each worker its own name with EROGAKI_INSTANCE or --instance"
+                )
+            await asyncio.sleep(NAME_POLL_SECONDS)
+        return False
 
     async def _until_connected(self, step: Callable[[], Awaitable[None]]) -> None:
         delays = backoff()
@@ -655,7 +748,9 @@ class Worker:
             return _intended(outcome)
 
     async def _give_back(self, queue: Queue, job_id: str) -> bool:
-        return bool(await self._hand_back(keys=[self.processing[queue], queue], args=[job_id]))
+        return bool(
+            await self._hand_back(keys=[self.processing[queue], queue], args=[job_id, keys.JOB_TTL])
+        )
 
     def _report(self, report: JobReport) -> None:
         self.counts[report.outcome.value] += 1
@@ -721,9 +816,10 @@ class Worker:
                     log.warning("job %s was held with no work behind it; handed it back", job_id)
                 del self._orphans[(queue, job_id)]
 
-    async def _beat(self) -> None:
+    def _beat_json(self) -> str:
         beat = {
             "instance": self.instance,
+            "token": self.token,
             "component": self.component.value,
             "queues": list(self.queues),
             "host": socket.gethostname(),
@@ -733,8 +829,11 @@ class Worker:
             "concurrency": self.concurrency,
             "counts": self.counts,
         }
+        return json.dumps(beat)
+
+    async def _beat(self) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.heartbeat_key(self.instance), json.dumps(beat), ex=self.heartbeat_ttl)
+            pipe.set(keys.heartbeat_key(self.instance), self._beat_json(), ex=self.heartbeat_ttl)
             pipe.hset(keys.INSTANCES, self.instance, json.dumps(list(self.queues)))
             pipe.expire(keys.INSTANCES, keys.JOB_TTL)
             for processing in self.processing.values():

@@ -29,7 +29,16 @@ from erogaki_common.errors import Component, RedisUnavailable
 from erogaki_common.keys import Queue
 from erogaki_common.protocol import Mode
 from erogaki_common.submit import Submitter
-from erogaki_common.worker import Done, Forward, Job, JobReport, Outcome, Processor, Worker
+from erogaki_common.worker import (
+    Done,
+    Forward,
+    InstanceInUse,
+    Job,
+    JobReport,
+    Outcome,
+    Processor,
+    Worker,
+)
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -384,6 +393,36 @@ async def test_a_claim_whose_reply_was_lost_is_recovered_while_the_worker_lives(
         assert proxy.cuts == 1
 
 
+async def test_an_orphan_handed_back_onto_an_empty_queue_gives_it_a_ttl(
+    redis_factory: Callable[..., EmbeddedRedis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import erogaki_common.worker
+
+    monkeypatch.setattr(erogaki_common.worker, "ORPHAN_SECONDS", 0.3)
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    release = asyncio.Event()
+
+    async def busy(job: Job) -> Outcome:
+        await release.wait()  # the only slot stays busy: nobody re-claims the orphan
+        return Done(b"done:" + job.data)
+
+    await client.set(keys.input_key("busy"), b"img", ex=60)
+    await client.rpush(Queue.HENTAI_MOSAIC, "busy")
+    async with running_worker(server.url(), [Queue.HENTAI_MOSAIC], busy, instance="w") as worker:
+        try:
+            await wait_for(lambda: "busy" in worker._in_flight, what="the busy job")
+            # A claim whose reply was lost: the id sits in our list, the queue is gone.
+            await client.rpush(keys.processing_key("w", Queue.HENTAI_MOSAIC), "orphan")
+            assert not await client.exists(Queue.HENTAI_MOSAIC)
+            await wait_for(lambda: client.exists(Queue.HENTAI_MOSAIC), what="the hand-back")
+            assert await client.lrange(Queue.HENTAI_MOSAIC, 0, -1) == [b"orphan"]
+            assert 0 < await client.ttl(Queue.HENTAI_MOSAIC) <= keys.JOB_TTL
+        finally:
+            release.set()
+    await client.aclose()
+
+
 async def test_a_job_cut_off_by_a_disconnect_is_not_counted_done(
     redis_factory: Callable[..., EmbeddedRedis],
 ) -> None:
@@ -662,6 +701,81 @@ async def test_a_duplicate_still_being_worked_on_is_not_handed_back(
 async def _settle(client: aioredis.Redis) -> None:
     """A round trip through Redis, so every keyevent already published has arrived."""
     await client.ping()
+
+
+# --- one instance name, one live worker -------------------------------------------
+
+
+async def test_a_second_live_worker_under_the_same_name_refuses_to_start(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    starts: list[str] = []
+    release = asyncio.Event()
+
+    async def held(job: Job) -> Outcome:
+        starts.append(job.id)
+        await release.wait()
+        return Done(b"done:" + job.data)
+
+    async with (
+        running_worker(server.url(), [Queue.HENTAI_MOSAIC], held, instance="twin") as first,
+        Submitter(server.url()) as sub,
+    ):
+        job_id = await sub.submit(b"img", Mode.MOSAIC, timeout=15)
+        await wait_for(lambda: starts == [job_id], what="the first worker to take the job")
+        second = Worker(
+            server.url(), [Queue.HENTAI_MOSAIC], held, component=Component.HENTAI,
+            instance="twin", heartbeat_interval=0.1, heartbeat_ttl=1,
+        )  # fmt: skip
+        with pytest.raises(InstanceInUse, match="EROGAKI_INSTANCE or --instance"):
+            await asyncio.wait_for(second.run(), 10)
+        # It took nothing back from the live worker's list on its way out.
+        release.set()
+        assert await sub.result(job_id) == b"done:img"
+        assert starts == [job_id]
+        assert first.counts["done"] == 1
+
+
+async def test_the_cli_worker_refuses_a_name_in_use_with_a_plain_message(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    async with running_worker(server.url(), [Queue.DEEPCREAMPY_BAR], instance="twin"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "EROGAKI"))}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "erogaki", "worker", "deepcreampy", "--backend", "cpu",
+            "--instance", "twin", cwd=ROOT, env={**env, "REDIS_URL": server.url()},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = (out + err).decode()
+    assert proc.returncode == 2, text
+    assert "EROGAKI_INSTANCE" in text and "--instance" in text, text
+    assert "Traceback" not in text, text
+
+
+async def test_a_crashed_worker_restarted_at_once_under_its_name_recovers_its_job(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    crashed = await WorkerProcess.start(server.url(), "phoenix", "slow", Queue.HENTAI_MOSAIC)
+    try:
+        async with Submitter(server.url()) as sub:
+            job_id = await sub.submit(b"img", Mode.MOSAIC, timeout=15)
+            held = keys.processing_key("phoenix", Queue.HENTAI_MOSAIC)
+            await wait_for(lambda: client.llen(held), what="the worker to claim the job")
+            crashed.signal(signal.SIGKILL)
+            await asyncio.wait_for(crashed.proc.wait(), 10)
+            # Its heartbeat still lives: the new process waits it out, then
+            # takes back what the old one held.
+            assert await client.exists(keys.heartbeat_key("phoenix"))
+            async with running_worker(server.url(), [Queue.HENTAI_MOSAIC], instance="phoenix"):
+                assert await sub.result(job_id) == b"done:img"
+    finally:
+        await crashed.close()
+        await client.aclose()
 
 
 # --- 8. odd inputs -----------------------------------------------------------------
