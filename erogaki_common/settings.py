@@ -53,13 +53,40 @@ def default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+# What to tell someone whose password broke the URL's syntax.
+_ENCODE_HINT = (
+    "percent-encode any / # ? @ % in its password (/ as %2F, # as %23, ? as %3F, "
+    "@ as %40, % as %25)"
+)
+
+
 def redis_db_from_url(url: str) -> int:
-    """The database index a redis:// URL selects (path or ``?db=``), default 0."""
-    parts = urlsplit(url)
+    """Check a REDIS_URL the way redis-py will read it; returns the database
+    index it selects (path or ``?db=``), default 0.
+
+    Every message is about the URL's shape and never quotes it: a password
+    with an unencoded ``/``, ``#`` or ``?`` ends up where a host, port or
+    database was expected, and an error echoing that part would print it.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced '[' read as an IPv6 host
+        raise ConfigError(f"REDIS_URL is not a valid URL; {_ENCODE_HINT}") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(
-            f"REDIS_URL must start with redis://, rediss:// or unix://, got {parts.scheme!r}"
-        )
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if parts.fragment or "#" in url:
+        raise ConfigError(f"REDIS_URL contains '#'; {_ENCODE_HINT}")
+    if "@" in parts.path or "@" in parts.query:
+        raise ConfigError(f"REDIS_URL has an '@' after its host; {_ENCODE_HINT}")
+    if parts.scheme != "unix":
+        try:
+            parts.port  # noqa: B018 - urllib checks it when it is read
+        except ValueError:
+            raise ConfigError(
+                f"REDIS_URL's port must be a number from 0 to 65535; {_ENCODE_HINT}"
+            ) from None
+        if not parts.hostname:
+            raise ConfigError(f"REDIS_URL names no host; {_ENCODE_HINT}")
     db_text = ""
     for pair in parts.query.split("&"):
         if pair.startswith("db="):
@@ -69,7 +96,10 @@ def redis_db_from_url(url: str) -> int:
     if not db_text:
         return 0
     if not db_text.isdigit():
-        raise ConfigError(f"REDIS_URL selects database {db_text!r}; it must be a number")
+        raise ConfigError(
+            f"REDIS_URL's database (the path after the host, or ?db=) must be a number; "
+            f"{_ENCODE_HINT}"
+        )
     return int(db_text)
 
 

@@ -21,6 +21,8 @@ from PIL import Image
 
 from erogaki_common import keys
 from erogaki_common.embedded_redis import EmbeddedRedis, free_port
+from erogaki_common.errors import ConfigError
+from erogaki_common.settings import parse_settings
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,3 +139,58 @@ async def test_no_command_prints_a_secret(
     for name, run in runs.items():
         assert run.output, f"{name} printed nothing: the test would prove nothing"
         assert_no_secret(run, name)
+
+
+# Passwords whose characters mean something in a URL, unencoded as compose
+# interpolates them: each one lands where a host, port or database belongs.
+SYNTAX_PASSWORDS = ("Sekr1t/pw-9c2e", "Sekr1t#pw-9c2e", "Sekr1t?pw-9c2e", "Sekr1t[pw-9c2e")
+
+
+def _parts(password: str) -> tuple[str, ...]:
+    """The password and the pieces it breaks into at its URL character."""
+    return (password, *password.split(password[6]))
+
+
+@pytest.mark.parametrize("password", SYNTAX_PASSWORDS)
+def test_a_password_that_breaks_the_url_is_not_in_the_settings_error(password: str) -> None:
+    for url in (
+        f"redis://:{password}@127.0.0.1:6379/0",
+        f"redis://user:{password}@cache:6379/3",
+        f"rediss://user:{password}@cache/0",
+        f"redis://user:{password}@127.0.0.1:notaport/0",
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_settings({"REDIS_URL": url})
+        message = str(caught.value)
+        assert "percent-encode" in message, message
+        for secret in _parts(password):
+            assert secret not in message, (url, message)
+
+
+async def test_a_password_that_breaks_the_url_is_never_printed(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory(extra_args=["--requirepass", "Sekr1t/pw#9c?2e"])
+    port = server.port
+    commands = {
+        "status": (SYNTAX_PASSWORDS[0], ["status"]),
+        "health": (SYNTAX_PASSWORDS[1], ["health", "worker"]),
+        "worker": (SYNTAX_PASSWORDS[2], ["worker", "deepcreampy", "--backend", "cpu"]),
+        "decensor": (SYNTAX_PASSWORDS[0], ["decensor", "mosaic", "x.png"]),
+    }
+    runs = {
+        name: await Run.start(f"redis://user:{password}@127.0.0.1:{port}/0", *args)
+        for name, (password, args) in commands.items()
+    }
+    for name, run in runs.items():
+        code = await run.finish(30)
+        assert code == 2, f"{name} exited {code}:\n{run.output[-3000:]}"
+        assert "percent-encode" in run.output, run.output
+        assert "Traceback" not in run.output, run.output
+        for secret in _parts(commands[name][0]):
+            assert secret not in run.output, f"{name} printed it:\n{run.output}"
+    # Percent-encoded, the same characters work.
+    run = await Run.start(f"redis://:Sekr1t%2Fpw%239c%3F2e@127.0.0.1:{port}/0", "status")
+    assert await run.finish(30) == 0, run.output
+    assert "workers: 0 alive" in run.output
+    assert "Sekr1t" not in run.output
