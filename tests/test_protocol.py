@@ -690,6 +690,65 @@ async def test_a_job_handed_back_at_shutdown_goes_to_the_head(
     assert await aredis.hget(keys.job_key("h1"), "attempts") is None
 
 
+async def test_a_job_handed_back_onto_an_empty_queue_gives_it_a_ttl(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    started = asyncio.Event()
+
+    async def forever(job: Job) -> Outcome:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    await aredis.set(keys.input_key("only"), b"x", ex=60)
+    await aredis.rpush(Queue.HENTAI_MOSAIC, "only")
+    async with running_worker(redis_url, [Queue.HENTAI_MOSAIC], forever, grace_seconds=0.1):
+        await asyncio.wait_for(started.wait(), 10)
+        assert not await aredis.exists(Queue.HENTAI_MOSAIC)  # claimed: the list is gone
+    # The hand-back created the queue anew.
+    assert await aredis.lrange(Queue.HENTAI_MOSAIC, 0, -1) == [b"only"]
+    assert 0 < await aredis.ttl(Queue.HENTAI_MOSAIC) <= keys.JOB_TTL
+    assert [k async for k in aredis.scan_iter("*") if await aredis.ttl(k) == -1] == []
+
+
+async def test_the_reaper_puts_a_dead_workers_jobs_at_the_head_oldest_first(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    # A dead worker claimed d1 then d2; y was queued after them.
+    await aredis.hset(keys.INSTANCES, "dead", json.dumps([Queue.HENTAI_MOSAIC.value]))
+    await aredis.rpush(keys.processing_key("dead", Queue.HENTAI_MOSAIC), "d1", "d2")
+    await aredis.rpush(Queue.HENTAI_MOSAIC, "y")
+    reaper = Worker(redis_url, [Queue.DEEPCREAMPY_BAR], echo, component=Component.DEEPCREAMPY)
+    try:
+        assert await reaper.reap() == 2
+    finally:
+        await reaper.redis.aclose()
+        await reaper.blocking.aclose()
+    assert await aredis.lrange(Queue.HENTAI_MOSAIC, 0, -1) == [b"d1", b"d2", b"y"]
+
+
+async def test_a_restarted_worker_takes_its_own_jobs_first_oldest_first(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    # What this instance held when it crashed (z1 claimed first), and a job
+    # queued later by someone else.
+    for job_id in ("z1", "z2", "y"):
+        await aredis.set(keys.input_key(job_id), b"x", ex=60)
+    await aredis.rpush(keys.processing_key("phoenix", Queue.HENTAI_MOSAIC), "z1", "z2")
+    await aredis.rpush(Queue.HENTAI_MOSAIC, "y")
+    order: list[str] = []
+
+    async def record(job: Job) -> Outcome:
+        order.append(job.id)
+        return Done(b"done")
+
+    async with running_worker(
+        redis_url, [Queue.HENTAI_MOSAIC], record, instance="phoenix", burst=True
+    ) as worker:
+        await wait_for(lambda: worker.counts["done"] == 3, what="all three jobs")
+    assert order == ["z1", "z2", "y"]
+
+
 async def test_cancel_takes_a_forwarded_job_off_the_deepcreampy_queue(
     redis_url: str, aredis: aioredis.Redis
 ) -> None:
