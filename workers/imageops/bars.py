@@ -22,10 +22,11 @@ _CORE_DIST = 14.0
 # Bars are cut out of their surroundings by colour alone: navy on a night sky is ~20 away.
 _MIN_CONTRAST = 16.0
 _MAX_STD = 5.0
+_MAX_TEXTURE = 9.0
 _SAME_COLOUR = 24.0
 # A patch fenced off by outlines has its colour again past the fence; a bar's colour does
 # not continue beyond it. Dense ink around a black bar is the same colour, hence the slack.
-_MAX_SAME_RING = 0.3
+_MAX_SAME_RING = 0.4
 # Fraction of its minimum-area rectangle a simple bar must fill; an ellipse fills pi/4.
 _MIN_FILL = 0.9
 _MIN_CORE_FILL = 0.85
@@ -37,7 +38,9 @@ _MIN_THICK_FRAC = 0.02
 _GROW = 3.0
 # The longest strip of a compound bar, in thicknesses.
 _MIN_ASPECT = 3.0
-_MIN_COMPOUND_FRAC = 0.004
+_MIN_COMPOUND_FRAC = 0.006
+# Widest gap between stacked parallel bars that still joins them into one block, in px.
+_STACK_GAP = 9
 # Pictures larger than this (px, longer side) are searched downscaled: bars are large.
 _SEARCH_SIZE = 768
 # Strips are examined with their thickness scaled to about this many pixels.
@@ -387,9 +390,19 @@ def _examine(
     # JPEG's mosquito noise would fray a colour cut; a 3x3 median keeps edges and corners.
     # A bar is one colour: inside, only JPEG noise. A band cut out of a shaded fill by
     # colour spreads evenly over the whole allowed distance.
-    spread = float(med[y0:y1, x0:x1][core.astype(bool)].std(axis=0).max())
+    # Only the core's own colour counts: a joined stack's core spans the gaps too.
+    med_roi = med[y0:y1, x0:x1].astype(np.float32)
+    inside = core.astype(bool) & (((med_roi - colour) ** 2).sum(axis=2) < _CORE_DIST**2)
+    if np.count_nonzero(inside) < min_area:
+        return "small"
+    spread = float(med[y0:y1, x0:x1][inside].std(axis=0).max())
     if spread > _MAX_STD:
         return f"not one colour {spread:.1f}"
+    # The median filter also melts fine hatching and screentone into a flat mid-tone; the
+    # picture itself still shows them.
+    texture = float(rgb[y0:y1, x0:x1][inside].std(axis=0).max())
+    if texture > _MAX_TEXTURE:
+        return f"textured {texture:.1f}"
     roi = cv2.medianBlur(np.ascontiguousarray(rgb[y0:y1, x0:x1]), 3).astype(np.float32)
     dist = np.sqrt(((roi - colour) ** 2).sum(axis=2))
     ring = _u8(cv2.dilate(core, _square(15))) & ~_u8(cv2.dilate(core, _square(9)))
@@ -474,6 +487,7 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
     stats = np.asarray(stats_m, np.int32)
     min_area = max(48, int(2e-4 * h * w))
     found: list[tuple[U8, int, int, NDArray[np.float32], float]] = []
+    held: list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]] = []
     for k in np.nonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)[0]:
         if k == 0:
             continue
@@ -482,7 +496,55 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
             bar = _examine(rgb, med, colour, core, x, y, min_area)
             if not isinstance(bar, str):
                 found.append((bar[0], bar[1], bar[2], colour, bar[3]))
+            elif bar.startswith("colour continues"):
+                held.append((colour, core, x, y))
+    found += _stacks(rgb, med, held, min_area)
     return found
+
+
+def _stacks(
+    rgb: Image,
+    med: Image,
+    held: list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]],
+    min_area: int,
+) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
+    """Parallel bars stacked with small gaps each see the others' colour just outside; taken
+    together (the gaps closed) they are one filled rectangle or set of strips again. Patches
+    fenced off by strokes join into the larger, unbarlike fill they were cut from."""
+    h, w = rgb.shape[:2]
+    out: list[tuple[U8, int, int, NDArray[np.float32], float]] = []
+    used = [False] * len(held)
+    for i, (colour, _, _, _) in enumerate(held):
+        if used[i]:
+            continue
+        group = [j for j in range(i, len(held)) if not used[j]]
+        group = [j for j in group if float(np.abs(held[j][0] - colour).max()) < _CORE_DIST]
+        if len(group) < 2:
+            continue
+        canvas = np.zeros((h, w), np.uint8)
+        for j in group:
+            _, core, x, y = held[j]
+            ch, cw = core.shape
+            canvas[y : y + ch, x : x + cw] |= core.astype(np.uint8)
+        joined = _u8(cv2.morphologyEx(canvas, cv2.MORPH_CLOSE, _square(_STACK_GAP)))
+        n, lab, st, _ = cv2.connectedComponentsWithStats(joined, connectivity=4)
+        for k in range(1, n):
+            x, y, bw, bh, _ = (int(v) for v in st[k])
+            part = lab[y : y + bh, x : x + bw] == k
+            if np.count_nonzero(canvas[y : y + bh, x : x + bw] & part) == np.count_nonzero(part):
+                continue  # nothing was joined: a lone patch, already judged
+            bar = _examine(rgb, med, colour, part, x, y, min_area)
+            if isinstance(bar, str):
+                continue
+            region, x0, y0, cut = bar
+            rh, rw = region.shape
+            roi = rgb[y0 : y0 + rh, x0 : x0 + rw].astype(np.float32)
+            # The gaps between the bars are the picture's own pixels, not the bars'.
+            own = np.sqrt(((roi - colour) ** 2).sum(axis=2)) < cut
+            out.append((region & own.astype(np.uint8), x0, y0, colour, cut))
+            for j in group:
+                used[j] = True
+    return out
 
 
 def detect_bars(rgb: Image, grow: int = 0) -> Mask:

@@ -1,0 +1,237 @@
+"""Bar detection on drawn art censored the way real pictures are: ink under the bars,
+compound bars (X, T, L, stacked, fused end to end, cut by the edge), light and
+low-contrast bars, JPEG; and no detections on line-art traps (hair, balloons, tone)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from workers.imageops import detect_bars
+from workers.imageops import synthetic as syn
+
+Image = NDArray[np.uint8]
+Mask = NDArray[np.bool_]
+Bar = tuple[tuple[float, float], float, float, float]  # centre, length, thickness, angle
+
+SIZE = 384
+INK = (20, 18, 24)
+SHIFT = 4
+
+
+def _pts(xy: NDArray[np.float64]) -> NDArray[np.int32]:
+    return np.round(xy * (1 << SHIFT)).astype(np.int32)
+
+
+def _paint(canvas: NDArray[np.float32], alpha: Image, colour: tuple[int, int, int]) -> None:
+    a = alpha.astype(np.float32)[:, :, None] / 255.0
+    canvas += (np.array(colour, np.float32) - canvas) * a
+
+
+def _strokes(canvas: NDArray[np.float32], rng: np.random.Generator, n: int) -> None:
+    """Ink curves, like hair strands and outlines, anti-aliased."""
+    h, w = canvas.shape[:2]
+    layer = np.zeros((h, w), np.uint8)
+    for _ in range(n):
+        p = rng.uniform((0, 0), (w, h), size=(3, 2))
+        t = np.linspace(0, 1, 30)[:, None]
+        curve = (1 - t) ** 2 * p[0] + 2 * (1 - t) * t * p[1] + t * t * p[2]
+        width = int(rng.integers(1, 4))
+        cv2.polylines(layer, [_pts(curve)], False, 255, width, cv2.LINE_AA, SHIFT)
+    _paint(canvas, layer, INK)
+
+
+def _hatching(canvas: NDArray[np.float32], box: tuple[int, int, int, int], step: int) -> None:
+    x0, y0, x1, y1 = box
+    layer = np.zeros(canvas.shape[:2], np.uint8)
+    for k in range(x0 - (y1 - y0), x1, step):
+        cv2.line(layer, (k, y1), (k + (y1 - y0), y0), 255, 1, cv2.LINE_AA)
+    clip = np.zeros_like(layer)
+    clip[y0:y1, x0:x1] = 255
+    _paint(canvas, np.minimum(layer, clip), INK)
+
+
+def _screentone(canvas: NDArray[np.float32], box: tuple[int, int, int, int], step: int) -> None:
+    x0, y0, x1, y1 = box
+    layer = np.zeros(canvas.shape[:2], np.uint8)
+    for row, y in enumerate(range(y0, y1, step)):
+        for x in range(x0 + (step // 2) * (row % 2), x1, step):
+            cv2.circle(layer, (x, y), max(step // 3, 1), 255, -1, cv2.LINE_AA)
+    _paint(canvas, layer, INK)
+
+
+def _cel_blob(
+    canvas: NDArray[np.float32],
+    centre: tuple[float, float],
+    radius: float,
+    base: tuple[int, int, int],
+) -> None:
+    """A flat-filled, cel-shadowed, ink-outlined rounded shape."""
+    h, w = canvas.shape[:2]
+    ang = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+    wobble = 1.0 + 0.15 * np.sin(3 * ang)
+    poly = np.stack(
+        [centre[0] + radius * wobble * np.cos(ang), centre[1] + radius * wobble * np.sin(ang)], 1
+    )
+    fill = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(fill, [_pts(poly)], 255, cv2.LINE_AA, SHIFT)
+    _paint(canvas, fill, base)
+    yy, xx = np.mgrid[0:h, 0:w]
+    shade = (
+        fill.astype(np.float32) * ((xx - centre[0]) + 0.5 * (yy - centre[1]) > 0.3 * radius)
+    ).astype(np.uint8)
+    _paint(canvas, shade, tuple(int(c * 0.75) for c in base))  # type: ignore[arg-type]
+    line = np.zeros((h, w), np.uint8)
+    cv2.polylines(line, [_pts(poly)], True, 255, 2, cv2.LINE_AA, SHIFT)
+    _paint(canvas, line, INK)
+
+
+def line_art(seed: int, background: tuple[int, int, int] | None = None) -> NDArray[np.float32]:
+    """A drawn picture: gradient ground, cel-shaded shapes, hatching, tone and dense ink."""
+    rng = np.random.default_rng(seed)
+    top = np.array(background or (236, 214, 200), np.float32)
+    bottom = top * 0.8 if background is None else top
+    t = np.linspace(0, 1, SIZE, dtype=np.float32)[:, None, None]
+    canvas = np.repeat(top + (bottom - top) * t, SIZE, axis=1).copy()
+    _cel_blob(canvas, (90, 280), 60, (120, 170, 220))
+    _cel_blob(canvas, (300, 90), 55, (230, 160, 120))
+    _hatching(canvas, (230, 230, 350, 350), 5)
+    _screentone(canvas, (20, 20, 130, 120), 5)
+    _strokes(canvas, rng, 18)
+    return canvas
+
+
+def censor(
+    canvas: NDArray[np.float32], bars: list[Bar], colour: tuple[int, int, int]
+) -> tuple[Image, Mask]:
+    img = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+    truth = np.zeros(img.shape[:2], np.uint8)
+    for (cx, cy), length, thick, angle in bars:
+        box = cv2.boxPoints(((cx, cy), (length, thick), angle))
+        cv2.fillPoly(truth, [np.round(box).astype(np.int32)], 1)
+    mask = truth.astype(bool)
+    img[mask] = colour
+    return img, mask
+
+
+def along(c: tuple[float, float], angle: float, dist: float) -> tuple[float, float]:
+    a = np.radians(angle)
+    return c[0] + dist * float(np.cos(a)), c[1] + dist * float(np.sin(a))
+
+
+C = (192.0, 200.0)
+LAYOUTS: dict[str, list[Bar]] = {
+    "single": [(C, 170, 30, 20)],
+    "X": [(C, 190, 28, 35), (C, 180, 28, 125)],
+    "T": [(C, 200, 30, 0), (along(C, 90, 79), 130, 30, 90)],
+    "L": [(C, 190, 30, 15), (along(along(C, 15, 80), 105, 70), 170, 30, 105)],
+    "fused": [(C, 160, 28, 10), (along(along(C, 10, 80), 40, 55), 130, 28, 40)],
+    "stacked": [(along(C, 90, -30), 170, 24, 0), (C, 180, 24, 0), (along(C, 90, 30), 160, 24, 0)],
+    "edge": [((SIZE - 40.0, 180.0), 200, 30, 10)],
+}
+
+
+def recall_and_outside(found: Mask, truth: Mask) -> tuple[float, float]:
+    recall = float((found & truth).sum()) / float(truth.sum())
+    # A pixel or two of JPEG fringe around the bar is expected and harmless to inpaint.
+    near = cv2.dilate(truth.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    return recall, float((found & ~near).mean())
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("quality", [None, 80])
+def test_compound_black_bars_over_line_art(layout: str, quality: int | None) -> None:
+    img, truth = censor(line_art(1), LAYOUTS[layout], (0, 0, 0))
+    if quality:
+        img = syn.jpeg(img, quality)
+    recall, outside = recall_and_outside(detect_bars(img), truth)
+    assert recall >= 0.9, (layout, quality, recall)
+    assert outside <= 0.002, (layout, quality, outside)
+
+
+@pytest.mark.parametrize(
+    ("name", "background", "colour"),
+    [
+        ("white on light skin", (250, 226, 205), (255, 255, 255)),
+        ("light pink on pink", (240, 160, 185), (255, 205, 220)),
+        ("pink on pale", (245, 240, 235), (255, 105, 180)),
+        ("grey on beige", (215, 200, 170), (128, 128, 128)),
+    ],
+)
+@pytest.mark.parametrize("quality", [None, 85])
+def test_light_and_close_coloured_bars(
+    name: str, background: tuple[int, int, int], colour: tuple[int, int, int], quality: int | None
+) -> None:
+    img, truth = censor(line_art(2, background), LAYOUTS["X"], colour)
+    if quality:
+        img = syn.jpeg(img, quality)
+    recall, outside = recall_and_outside(detect_bars(img), truth)
+    assert recall >= 0.9, (name, quality, recall)
+    assert outside <= 0.002, (name, quality, outside)
+
+
+def _hair(canvas: NDArray[np.float32]) -> None:
+    """A large near-black hair mass with a few lighter strands."""
+    h, w = canvas.shape[:2]
+    ang = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    r = 130 * (1.0 + 0.12 * np.sin(5 * ang) + 0.05 * np.cos(9 * ang))
+    poly = np.stack([190 + r * np.cos(ang), 150 + 0.8 * r * np.sin(ang)], 1)
+    mass = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mass, [_pts(poly)], 255, cv2.LINE_AA, SHIFT)
+    _paint(canvas, mass, (22, 20, 30))
+    strands = np.zeros((h, w), np.uint8)
+    for k in range(4):
+        cv2.ellipse(
+            strands, (190, 150), (60 + 15 * k, 40 + 10 * k), 20 * k, 200, 320, 255, 2, cv2.LINE_AA
+        )
+    _paint(canvas, np.minimum(strands, mass), (80, 75, 95))
+
+
+def _balloon(canvas: NDArray[np.float32], centre: tuple[int, int], axes: tuple[int, int]) -> None:
+    """A speech balloon: white ellipse, ink outline, a line of lettering."""
+    fill = np.zeros(canvas.shape[:2], np.uint8)
+    cv2.ellipse(fill, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_AA)
+    _paint(canvas, fill, (255, 255, 255))
+    ink = np.zeros_like(fill)
+    cv2.ellipse(ink, centre, axes, 0, 0, 360, 255, 2, cv2.LINE_AA)
+    for x in range(centre[0] - axes[0] // 2, centre[0] + axes[0] // 2, 9):
+        cv2.rectangle(ink, (x, centre[1] - 4), (x + 6, centre[1] + 4), 255, 1, cv2.LINE_AA)
+    _paint(canvas, ink, INK)
+
+
+def _flat_clothing(canvas: NDArray[np.float32]) -> None:
+    """A flat-coloured garment with straight-ish hems, outline and fold lines."""
+    poly = np.array([[60, 250], [330, 235], [350, 380], [40, 384]], np.float64)
+    fill = np.zeros(canvas.shape[:2], np.uint8)
+    cv2.fillPoly(fill, [_pts(poly)], 255, cv2.LINE_AA, SHIFT)
+    _paint(canvas, fill, (70, 90, 160))
+    ink = np.zeros_like(fill)
+    cv2.polylines(ink, [_pts(poly)], True, 255, 2, cv2.LINE_AA, SHIFT)
+    for x in (120, 190, 260):
+        cv2.line(ink, (x, 250), (x + 15, 370), 255, 1, cv2.LINE_AA)
+    _paint(canvas, ink, INK)
+
+
+TRAPS = {
+    "hair mass": lambda c: _hair(c),
+    "speech balloons": lambda c: (
+        _balloon(c, (120, 90), (80, 45)),
+        _balloon(c, (280, 300), (70, 40)),
+    ),
+    "screentone": lambda c: _screentone(c, (40, 150, 360, 370), 5),
+    "hatching": lambda c: _hatching(c, (30, 160, 370, 370), 4),
+    "flat clothing": lambda c: _flat_clothing(c),
+}
+
+
+@pytest.mark.parametrize("trap", sorted(TRAPS))
+@pytest.mark.parametrize("quality", [None, 85])
+def test_uncensored_traps_stay_untouched(trap: str, quality: int | None) -> None:
+    canvas = line_art(3)
+    TRAPS[trap](canvas)
+    img = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+    if quality:
+        img = syn.jpeg(img, quality)
+    assert detect_bars(img, grow=2).mean() <= 0.005, (trap, quality)
