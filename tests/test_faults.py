@@ -298,13 +298,18 @@ class CuttingProxy:
     delivered and its connection is cut (Redis ran the command; the client
     never hears of it). ``cut_request_with``: the first request chunk
     containing them is not forwarded and its connection is cut.
+    ``delay_reply_with``: the first reply chunk containing them arrives
+    ``delay_seconds`` late (a slow network), its connection kept.
     """
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.drop_reply_with: bytes | None = None
         self.cut_request_with: bytes | None = None
+        self.delay_reply_with: bytes | None = None
+        self.delay_seconds = 0.0
         self.cuts = 0
+        self.delays = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -352,6 +357,11 @@ class CuttingProxy:
 
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, rule: str) -> None:
         while data := await src.read(1 << 16):
+            late = self.delay_reply_with
+            if rule == "drop_reply_with" and late is not None and late in data:
+                self.delay_reply_with = None
+                self.delays += 1
+                await asyncio.sleep(self.delay_seconds)  # the slow network itself
             needle = getattr(self, rule)
             if needle is not None and needle in data:
                 setattr(self, rule, None)
@@ -421,6 +431,62 @@ async def test_an_orphan_handed_back_onto_an_empty_queue_gives_it_a_ttl(
         finally:
             release.set()
     await client.aclose()
+
+
+async def test_a_claim_reply_that_comes_late_is_not_handed_back(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    starts: list[str] = []
+
+    async def record(job: Job) -> Outcome:
+        starts.append(job.id)
+        return Done(b"done:" + job.data)
+
+    job_id = "slow-claim-reply"
+    await client.set(keys.input_key(job_id), b"img", ex=60)
+    async with (
+        proxy_to(server) as proxy,
+        running_worker(proxy.url(), [Queue.HENTAI_MOSAIC], record) as worker,
+    ):
+        # BLMOVE moved the id; its reply takes 1 s, under the orphan grace
+        # period: the id in our list is a claim on its way, not an orphan.
+        proxy.delay_reply_with, proxy.delay_seconds = job_id.encode(), 1.0
+        await client.rpush(Queue.HENTAI_MOSAIC, job_id)
+        await wait_for(lambda: worker.counts["done"] == 1, what="the job")
+        assert proxy.delays == 1
+    assert starts == [job_id]
+    assert {k: v for k, v in worker.counts.items() if v} == {"done": 1}
+    assert await client.llen(Queue.HENTAI_MOSAIC) == 0
+    await client.aclose()
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_job_longer_than_the_orphan_timeout_is_not_handed_back(
+    redis_factory: Callable[..., EmbeddedRedis],
+    monkeypatch: pytest.MonkeyPatch,
+    concurrency: int,
+) -> None:
+    import erogaki_common.worker
+
+    monkeypatch.setattr(erogaki_common.worker, "ORPHAN_SECONDS", 0.3)
+    server = redis_factory()
+    starts: list[str] = []
+
+    async def slow(job: Job) -> Outcome:
+        starts.append(job.id)
+        await asyncio.sleep(1.2)  # stands for GPU work, four orphan timeouts long
+        return Done(b"done:" + job.data)
+
+    async with (
+        running_worker(server.url(), [Queue.HENTAI_MOSAIC], slow, concurrency=concurrency) as w,
+        Submitter(server.url()) as sub,
+    ):
+        ids = [await sub.submit(b"%d" % i, Mode.MOSAIC, timeout=10) for i in range(concurrency)]
+        assert [await sub.result(i) for i in ids] == [b"done:%d" % i for i in range(concurrency)]
+    assert sorted(starts) == sorted(ids)
+    assert {k: v for k, v in w.counts.items() if v} == {"done": concurrency}
 
 
 async def test_a_job_cut_off_by_a_disconnect_is_not_counted_done(
@@ -539,6 +605,38 @@ async def test_a_job_whose_store_was_given_up_is_answered_later(
     await admin.aclose()
 
 
+async def test_reaping_waits_a_ttl_after_a_gap_in_our_own_heartbeats(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    # Another worker, alive but unable to beat while Redis is full, holds x.
+    other = keys.heartbeat_key("other")
+    await client.set(other, "{}", px=1500)
+    await client.hset(keys.INSTANCES, "other", json.dumps([Queue.HENTAI_MOSAIC.value]))
+    held = keys.processing_key("other", Queue.HENTAI_MOSAIC)
+    await client.rpush(held, "x")
+    ttl = 2
+    async with running_worker(
+        server.url(), [Queue.DEEPCREAMPY_BAR], instance="reaper", heartbeat_ttl=ttl
+    ):
+        beat = keys.heartbeat_key("reaper")
+        await wait_for(lambda: client.exists(beat), what="the reaper's heartbeat")
+        await client.config_set("maxmemory", 1)  # full: no one can beat
+        await wait_for(lambda: _not(client.exists(beat)), what="the heartbeats to expire")
+        assert not await client.exists(other)
+        await client.config_set("maxmemory", 0)
+        await wait_for(lambda: client.exists(beat), what="the reaper to beat again")
+        back = time.monotonic()
+        # The other worker would beat again within this TTL, as the reaper
+        # did; here it stays silent, so x is reaped, but only after one TTL.
+        await wait_for(lambda: _not(client.llen(held)), ttl + 5, "x to be reaped")
+        waited = time.monotonic() - back
+    assert waited >= ttl / 2, f"reaped {waited:.2f} s after the gap"
+    assert await client.lrange(Queue.HENTAI_MOSAIC, 0, -1) == [b"x"]
+    await client.aclose()
+
+
 # --- 5. a fetch that fails is retried --------------------------------------------
 
 
@@ -557,6 +655,22 @@ async def test_a_failed_fetch_of_the_result_is_retried(
         await client.set(keys.result_key(job_id), b"answer", ex=60)
         assert await sub.result(job_id) == b"answer"
         assert proxy.cuts == 1
+    assert await job_keys_left(client, job_id) == []
+    await client.aclose()
+
+
+async def test_collecting_an_answer_removes_a_duplicate_queue_entry(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    async with Submitter(server.url()) as sub:
+        job_id = await sub.submit(b"img", Mode.MOSAIC, timeout=10)
+        await client.rpush(Queue.HENTAI_MOSAIC, job_id)  # a foreign client pushes it again
+        # A worker takes one entry and answers; the other still waits in line.
+        assert await client.lpop(Queue.HENTAI_MOSAIC) == job_id.encode()
+        await client.set(keys.result_key(job_id), b"answer", ex=60)
+        assert await sub.result(job_id) == b"answer"
     assert await job_keys_left(client, job_id) == []
     await client.aclose()
 
