@@ -147,16 +147,30 @@ class ErogakiBot(GatewayFromApiMixin, commands.Bot):
         # episode to ride out: a loop that ended here would leave the bot alive but
         # with its requests adopted by others.
         outage = Outage("the bot's heartbeat", log)
+        failing = False  # an unexpected error is logged once per episode
         while True:
             try:
                 await self.jobs.beat()
                 for request in await self.jobs.orphans():
                     log.info("delivering request %s of a stopped bot", request.key)
-                    if decensor is not None:
+                    if decensor is None:
+                        continue
+                    # One request that can't be taken up must not stop the others,
+                    # nor the heartbeat: a loop that ended would leave this bot's
+                    # own requests to be adopted by others.
+                    try:
                         decensor.adopt(request)  # type: ignore[attr-defined]
+                    except Exception:
+                        log.exception("could not take up request %s", request.key)
                 outage.ok()
             except REDIS_ERRORS as exc:
                 outage.failed(exc)
+            except Exception:
+                if not failing:
+                    log.exception("the bot's heartbeat failed; it keeps trying")
+                failing = True
+            else:
+                failing = False
             await asyncio.sleep(ALIVE_INTERVAL)
 
     async def on_app_command_error(

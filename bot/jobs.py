@@ -154,6 +154,8 @@ class JobService:
         self._save = redis.register_script(_SAVE)
         self._forget = redis.register_script(_FORGET)
         self._retire = redis.register_script(_RETIRE)
+        # Pending records we could not read, by field and content: each is logged once.
+        self._unreadable: set[tuple[bytes, bytes]] = set()
 
     async def missing_workers(self, mode: Mode) -> list[Queue]:
         """The queues this mode needs that no live worker consumes."""
@@ -323,16 +325,40 @@ class JobService:
     async def orphans(self) -> list[Request]:
         """Requests whose bot died; they become ours and their jobs are adopted."""
         adopted = []
-        for field_name in await self.redis.hkeys(keys.BOT_PENDING):
+        for field_name, current in (await self.redis.hgetall(keys.BOT_PENDING)).items():
+            # Parsed before the owner changes: a record we can't read (another
+            # version's, or damaged) stays as it is, for a bot that can, instead of
+            # becoming ours and then stopping this loop on every beat.
+            if _readable(current, field_name, self._unreadable) is None:
+                continue
             raw = await self._adopt(
                 keys=[keys.BOT_PENDING],
                 args=[field_name, self.owner, keys.BOT_ALIVE_PREFIX],
             )
             if not raw:
                 continue
-            request = Request.from_json(raw)
+            request = _readable(raw, field_name, self._unreadable)
+            if request is None:
+                continue
             remaining = request.created + self.timeout - time.time()
             for job_id in request.job_ids:
                 self.submitter.adopt(job_id, request.mode, timeout=max(remaining, 1.0))
             adopted.append(request)
         return adopted
+
+
+def _readable(raw: bytes, field_name: bytes, seen: set[tuple[bytes, bytes]]) -> Request | None:
+    """The record, or None (logged once per field and content) when it can't be read."""
+    try:
+        request = Request.from_json(raw)
+        if request.key != field_name.decode():
+            raise ValueError(f"the record names request {request.key!r}")
+        return request
+    except Exception:
+        if (field_name, raw) not in seen:
+            seen.add((field_name, raw))
+            log.exception(
+                "pending record %r can't be read by this bot version; left for one that can",
+                field_name.decode(errors="replace"),
+            )
+        return None

@@ -597,3 +597,45 @@ async def test_the_heartbeat_outlives_a_full_redis(
         await wait_for(lambda: client.exists(alive), 10, "the heartbeat after Redis had room")
         assert running._liveness is not None and not running._liveness.done()
     await client.aclose()
+
+
+def pending_record(key: str, owner: str, **extra: object) -> str:
+    record = {
+        "key": key, "user_id": "1", "channel_id": "2", "mode": "bar", "application_id": "3",
+        "token": "t", "created": 1.0, "owner": owner, "job_ids": [], **extra,
+    }  # fmt: skip
+    return json.dumps(record)
+
+
+async def test_a_record_the_bot_cannot_read_stops_neither_heartbeat_nor_adoption(
+    fake: FakeDiscord,
+    redis_url: str,
+    aredis: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A newer version's record (an unknown field), its owner gone: it is left as it
+    was, logged once, and the loop goes on beating and adopting the others."""
+    import bot.app
+
+    monkeypatch.setattr(bot.app, "ALIVE_INTERVAL", 0.05)
+    caplog.set_level(logging.INFO, logger="bot")
+    newer = pending_record("111", "old/dead", priority=1)
+    await aredis.hset(keys.BOT_PENDING, "111", newer)
+    await aredis.hset(keys.BOT_PENDING, "222", pending_record("222", "old/dead"))
+    async with running_bot(bot_settings(fake, redis_url)) as running:
+        owner = running.jobs.owner
+
+        async def adopted() -> bool:
+            raw = await aredis.hget(keys.BOT_PENDING, "222")
+            return raw is not None and json.loads(raw)["owner"] == owner
+
+        await wait_for(adopted, 10, "the readable record to be adopted")
+        alive = keys.BOT_ALIVE_PREFIX + owner
+        for _ in range(3):  # several beats after the bad record was seen
+            await aredis.delete(alive)
+            await wait_for(lambda: aredis.exists(alive), 10, "the next heartbeat")
+        assert running._liveness is not None and not running._liveness.done()
+        assert (await aredis.hget(keys.BOT_PENDING, "111")) == newer.encode()
+        told = [r for r in caplog.records if "'111'" in r.getMessage()]
+        assert len(told) == 1 and "priority" in (told[0].exc_text or ""), told
