@@ -155,7 +155,7 @@ class JobService:
         self._forget = redis.register_script(_FORGET)
         self._retire = redis.register_script(_RETIRE)
         # Pending records we could not read, by field and content: each is logged once.
-        self._unreadable: set[tuple[bytes, bytes]] = set()
+        self._unreadable: set[tuple[bytes | str, bytes | str]] = set()
 
     async def missing_workers(self, mode: Mode) -> list[Queue]:
         """The queues this mode needs that no live worker consumes."""
@@ -347,18 +347,21 @@ class JobService:
         return adopted
 
 
-def _readable(raw: bytes, field_name: bytes, seen: set[tuple[bytes, bytes]]) -> Request | None:
+def _readable(
+    raw: bytes | str, field_name: bytes | str, seen: set[tuple[bytes | str, bytes | str]]
+) -> Request | None:
     """The record, or None (logged once per field and content) when it can't be read."""
     try:
         request = Request.from_json(raw)
-        if request.key != field_name.decode():
+        name = field_name.decode() if isinstance(field_name, bytes) else field_name
+        if request.key != name:
             raise ValueError(f"the record names request {request.key!r}")
         return request
     except Exception:
         if (field_name, raw) not in seen:
             seen.add((field_name, raw))
             log.exception(
-                "pending record %r can't be read by this bot version; left for one that can",
-                field_name.decode(errors="replace"),
+                "pending record %s can't be read by this bot version; left for one that can",
+                field_name,
             )
         return None

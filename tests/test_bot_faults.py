@@ -637,5 +637,5 @@ async def test_a_record_the_bot_cannot_read_stops_neither_heartbeat_nor_adoption
             await wait_for(lambda: aredis.exists(alive), 10, "the next heartbeat")
         assert running._liveness is not None and not running._liveness.done()
         assert (await aredis.hget(keys.BOT_PENDING, "111")) == newer.encode()
-        told = [r for r in caplog.records if "'111'" in r.getMessage()]
+        told = [r for r in caplog.records if "record b'111'" in r.getMessage()]
         assert len(told) == 1 and "priority" in (told[0].exc_text or ""), told
