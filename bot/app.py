@@ -25,9 +25,10 @@ from erogaki_common.submit import Submitter
 
 log = logging.getLogger(__name__)
 
-# On SIGINT / SIGTERM, results already in hand get this long to be delivered
-# (docker stop waits 10 s before it kills).
-STOP_GRACE = 8.0
+# On SIGINT / SIGTERM, results already in hand get this long to be delivered;
+# those still going then are given back (at most a few seconds more) for the
+# next bot process (docker stop waits 10 s before it kills).
+STOP_GRACE = 5.0
 # The loop watch asks to run this often, and warns when it runs this late.
 WATCH_EVERY = 0.05
 STALL_WARNING = 0.1

@@ -639,3 +639,38 @@ async def test_a_record_the_bot_cannot_read_stops_neither_heartbeat_nor_adoption
         assert (await aredis.hget(keys.BOT_PENDING, "111")) == newer.encode()
         told = [r for r in caplog.records if "record b'111'" in r.getMessage()]
         assert len(told) == 1 and "priority" in (told[0].exc_text or ""), told
+
+
+async def test_a_delivery_cut_off_by_a_stop_is_left_to_the_next_bot(
+    fake: FakeDiscord, redis_url: str, aredis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discord rate-limits the upload past the stop's grace: the results go back to
+    Redis with the record, the user sees the restarting line, the next bot delivers."""
+    import bot.app
+
+    monkeypatch.setattr(bot.app, "STOP_GRACE", 0.3)
+    _, nsfw, _, _ = make_world(fake)
+    await pretend_busy_workers(aredis)
+    async with running_bot(bot_settings(fake, redis_url)) as first:
+        handle = await fake.slash_command(
+            "decensor bar", {"image": fake.add_attachment(barred(), "a.png")}, channel=nsfw
+        )
+        await handle.wait_followups(1)
+        [job_id] = await queued(aredis)
+        # Both ways of uploading are rate-limited for far longer than the grace.
+        limits = [fake.fail(kind, 429, retry_after=60, with_files=True, times=5)
+                  for kind in ("edit", "followup")]  # fmt: skip
+        await answer_job(aredis, job_id, barred(5))
+        await wait_for(lambda: sum(f.hits for f in limits) > 0, what="the rate-limited upload")
+        await first.stop()
+        assert await aredis.hlen(keys.BOT_PENDING) == 1
+        assert await aredis.exists(keys.result_key(job_id))
+        progress = handle.original
+        assert progress is not None and "restarting" in progress.content
+        assert not progress.custom_ids
+    for fault in limits:
+        fault.times = 0
+    async with running_bot(bot_settings(fake, redis_url)):
+        answer = await final(handle)
+        await wait_for(lambda: nothing_held(aredis), what="slots and record released")
+    assert len(answer.attachments) == 1 and "restarting" not in answer.content

@@ -458,10 +458,15 @@ class DecensorCog(commands.Cog):
                 await self.bot.jobs.hand_back(request, outcome)
             return
         waited = time.time() - request.created
+        # If the process stops before this delivery ends, hand_over gives these back.
+        flight.results, flight.message = outcome, message
         try:
             await self._deliver(request, outcome, message, upload_limit)
         except BaseException:
-            self._audit(request, audit.Outcome.ERROR, "delivery", wait=waited)
+            if flight.kept:  # cut off by a stop: the next bot process delivers
+                self._audit(request, audit.Outcome.HANDED_OVER)
+            else:
+                self._audit(request, audit.Outcome.ERROR, "delivery", wait=waited)
             raise
         self._audit(request, _outcome_of(outcome), wait=waited)
 
@@ -637,6 +642,39 @@ class DecensorCog(commands.Cog):
         tasks += list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        # Deliveries still going (Discord rate-limiting the upload, a slow link):
+        # the results were taken out of Redis, so they go back there with the
+        # record and slots, for the next bot process; a cut delivery's cleanup
+        # would otherwise delete the record and lose the request.
+        late = [
+            f for f in self._flights.values()
+            if f.task is not None and not f.task.done() and f.results is not None
+        ]  # fmt: skip
+        for flight in late:
+            flight.kept = True
+            assert flight.task is not None
+            flight.task.cancel()
+        if not late:
+            return
+        await asyncio.wait([f.task for f in late if f.task is not None], timeout=1.0)
+        await asyncio.gather(*(self._give_back(f) for f in late))
+
+    async def _give_back(self, flight: Flight) -> None:
+        request = flight.request
+        assert flight.results is not None
+        log.info("request %s was still being delivered; the next bot delivers it", request.key)
+        try:
+            await asyncio.wait_for(self.bot.jobs.hand_back(request, flight.results), 2.0)
+        except REDIS_TROUBLE as exc:
+            log.error("could not give back the results of request %s: %s", request.key, exc)
+        try:
+            # Bounded: Discord may be rate-limiting this route too, and the
+            # process must exit before docker stop kills it.
+            await asyncio.wait_for(
+                self._edit_progress(request, flight.message, texts.HANDED_OVER), 1.5
+            )
+        except (TimeoutError, discord.HTTPException) as exc:
+            log.warning("could not tell request %s about the restart: %r", request.key, exc)
 
 
 class Outcome(enum.Enum):
@@ -653,6 +691,9 @@ class Flight:
     reserved: bool = True
     # Its record and slots stay for another bot process (not finished here).
     kept: bool = False
+    # Set while its results are being delivered (taken out of Redis by then).
+    results: list[bytes | ErogakiError] | None = None
+    message: discord.WebhookMessage | None = None
 
 
 Embeds = list[discord.Embed]
