@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import socket
@@ -51,10 +52,16 @@ return raw
 """
 
 
-# KEYS: pending hash. ARGV: field, owner. 1 when the record names the owner.
+# KEYS: pending hash, the request's done mark. ARGV: field, owner. 1 when the
+# record names the owner, 0 when another owner has or had it, -1 when it is
+# gone without a bot having finished it (Redis lost it: restarted without
+# persistence, flushed).
 _OWNS = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
+if not raw then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+  return -1
+end
 if cjson.decode(raw).owner == ARGV[2] then return 1 end
 return 0
 """
@@ -68,12 +75,31 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# KEYS: pending hash. ARGV: field, owner. Deletes the record if it is ours.
+# KEYS: pending hash, the request's done mark. ARGV: field, owner, the mark's
+# TTL. Deletes the record if it is ours, and leaves a mark saying a bot
+# finished it, so a previous owner that was stalled tells this apart from a
+# record Redis lost.
 _FORGET = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if raw and cjson.decode(raw).owner == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if raw and cjson.decode(raw).owner == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+end
 return 1
 """
+
+# How long a finished request's mark stays: longer than any stall a bot lives through.
+DONE_MARK_TTL = 600
+
+
+def done_key(request_key: str) -> str:
+    return f"{keys.BOT_PENDING}:done:{request_key}"
+
+
+class Ownership(enum.Enum):
+    OURS = 1
+    OTHER = 0  # another bot process took the request over (and may have finished it)
+    MISSING = -1  # its record is gone and no bot finished it: Redis lost it
 
 
 def host_key(host: str) -> str:
@@ -217,12 +243,19 @@ class JobService:
         return bool(saved)
 
     async def owns(self, request: Request) -> bool:
-        """Whether the request is still ours. When Redis can't say, it is:
-        a rare second delivery beats a lost one."""
+        """Whether the request is still ours (or nobody's: its record was lost)."""
+        return await self.ownership(request) is not Ownership.OTHER
+
+    async def ownership(self, request: Request) -> Ownership:
+        """Whose the request is. When Redis can't say, ours: a rare second
+        delivery beats a lost one."""
         try:
-            return bool(await self._owns(keys=[keys.BOT_PENDING], args=[request.key, self.owner]))
+            answer = await self._owns(
+                keys=[keys.BOT_PENDING, done_key(request.key)], args=[request.key, self.owner]
+            )
         except CONNECTION_ERRORS:
-            return True
+            return Ownership.OURS
+        return Ownership(int(answer))
 
     async def results(self, request: Request) -> list[bytes | ErogakiError]:
         outcomes = await asyncio.gather(
@@ -279,7 +312,10 @@ class JobService:
         await self.withdraw(request)
         await self.release(request)
         try:
-            await self._forget(keys=[keys.BOT_PENDING], args=[request.key, self.owner])
+            await self._forget(
+                keys=[keys.BOT_PENDING, done_key(request.key)],
+                args=[request.key, self.owner, DONE_MARK_TTL],
+            )
         except CONNECTION_ERRORS:
             log.warning("could not delete the record of request %s", request.key)
 

@@ -674,3 +674,32 @@ async def test_a_delivery_cut_off_by_a_stop_is_left_to_the_next_bot(
         answer = await final(handle)
         await wait_for(lambda: nothing_held(aredis), what="slots and record released")
     assert len(answer.attachments) == 1 and "restarting" not in answer.content
+
+
+async def test_a_request_whose_record_redis_lost_says_so(
+    world: World, aredis: aioredis.Redis
+) -> None:
+    """Redis restarted without persistence (or was flushed): the record is gone
+    and no bot finished it. The user hears it was lost instead of "Working…" with a
+    live Cancel button forever."""
+    await pretend_busy_workers(aredis)
+    handle = await world.fake.slash_command(
+        "decensor bar", {"image": world.fake.add_attachment(barred(), "a.png")},
+        channel=world.nsfw,
+    )  # fmt: skip
+    await handle.wait_followups(1)
+    await wait_for(lambda: aredis.llen(Queue.HENTAI_BAR), what="the queued job")
+    await aredis.flushall()
+    await pretend_busy_workers(aredis)
+
+    def told() -> bool:
+        original = handle.original
+        return original is not None and any(
+            e.get("title") == texts.LOST.title for e in original.embeds
+        )
+
+    await handle.wait_for(lambda h: told(), 15)
+    assert handle.original is not None
+    assert [c for c in handle.original.custom_ids if "delete" in c.lower()]
+    assert not [c for c in handle.original.custom_ids if "delete" not in c.lower()]
+    await wait_for(lambda: nothing_held(aredis), what="slots released")

@@ -19,7 +19,7 @@ from discord.ext import commands
 from bot import audit, server_rules, texts
 from bot.delete import delete_view
 from bot.fit import Fitted, fit_off_loop, human_size
-from bot.jobs import LimitRefused, Request
+from bot.jobs import LimitRefused, Ownership, Request
 from bot.limits import Refusal
 from bot.server_rules import Refused
 from bot.server_settings import ServerSettings
@@ -448,6 +448,19 @@ class DecensorCog(commands.Cog):
             except discord.HTTPException as exc:
                 log.warning("could not tell request %s about the restart: %s", request.key, exc)
             return
+        if outcome is Outcome.LOST:
+            # Redis lost the record (and so, most likely, the jobs): nobody would
+            # ever answer, so say so, and give the slots back.
+            log.warning("request %s: its record is gone from Redis", request.key)
+            self._audit(request, audit.Outcome.FAILED, "lost")
+            try:
+                await self._edit_progress(
+                    request, message, "", embed=embed_for(texts.LOST),
+                    view=delete_view(request.user_id),
+                )  # fmt: skip
+            except discord.HTTPException as exc:
+                log.warning("could not tell request %s it was lost: %s", request.key, exc)
+            return
         assert isinstance(outcome, list)
         if not await self.bot.jobs.owns(request):
             # Taken over while we fetched the results: they go back to Redis for
@@ -485,8 +498,11 @@ class DecensorCog(commands.Cog):
                     return waiting.result()
                 if stopping.done():
                     return Outcome.HANDED_OVER
-                if not await self.bot.jobs.owns(request):
+                whose = await self.bot.jobs.ownership(request)
+                if whose is Ownership.OTHER:
                     return Outcome.TAKEN_OVER
+                if whose is Ownership.MISSING:
+                    return Outcome.LOST
                 if message is None:
                     continue
                 try:
@@ -507,12 +523,21 @@ class DecensorCog(commands.Cog):
                     await waiting
 
     async def _edit_progress(
-        self, request: Request, message: discord.WebhookMessage | None, line: str
+        self,
+        request: Request,
+        message: discord.WebhookMessage | None,
+        line: str,
+        *,
+        embed: discord.Embed | None = None,
+        view: discord.ui.View | None = None,
     ) -> None:
+        embeds = [] if embed is None else [embed]
         if message is not None:
-            await message.edit(content=line, view=None)
+            await message.edit(content=line, embeds=embeds, view=view)
         elif request.message_id and _fresh(request):
-            await self._webhook(request).edit_message(request.message_id, content=line, view=None)
+            await self._webhook(request).edit_message(
+                request.message_id, content=line, embeds=embeds, view=view
+            )
 
     def _webhook(self, request: Request) -> discord.Webhook:
         return discord.Webhook.partial(request.application_id, request.token, client=self.bot)
@@ -680,6 +705,7 @@ class DecensorCog(commands.Cog):
 class Outcome(enum.Enum):
     HANDED_OVER = "handed over"  # this process is stopping
     TAKEN_OVER = "taken over"  # another bot process owns the request now
+    LOST = "lost"  # its record vanished from Redis (restarted without persistence, flushed)
 
 
 @dataclass(eq=False)
