@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -167,9 +169,11 @@ def _edge_angles(region: U8, thick: float) -> list[float]:
     return out
 
 
-def _strips_at(region: U8, angle: float, thick: float) -> tuple[U8, float, list[float]]:
+def _strips_at(
+    region: U8, angle: float, thick: float
+) -> tuple[U8, float, list[float], list[float]]:
     """Straight, constant-thickness strips of ``region`` running at ``angle`` degrees, the
-    largest length-to-thickness ratio among them, and their thicknesses."""
+    largest length-to-thickness ratio among them, their thicknesses and their directions."""
     h, w = region.shape
     diag = int(np.ceil(np.hypot(h, w))) + 4
     rot = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
@@ -184,6 +188,7 @@ def _strips_at(region: U8, angle: float, thick: float) -> tuple[U8, float, list[
     found = np.zeros_like(turned)
     best = 0.0
     widths: list[float] = []
+    true_dirs: list[float] = []
     tol = max(2.0, 0.1 * thick)
     for k in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[k])
@@ -193,52 +198,107 @@ def _strips_at(region: U8, angle: float, thick: float) -> tuple[U8, float, list[
         cols = piece.any(axis=0)
         top = np.argmax(piece, axis=0)
         bottom = bh - 1 - np.argmax(piece[::-1], axis=0)
-        xs = np.nonzero(cols)[0]
-        t_line = float(np.bincount(top[xs]).argmax())
-        b_line = float(np.bincount(bottom[xs]).argmax())
-        if b_line - t_line + 1.0 < se_thick:
-            continue
-        # The edges' angle is known to a degree or two; a line fitted to the columns near
-        # the modes absorbs the rest, so long bars still match along their whole length.
-        near = (np.abs(top[xs] - t_line) <= 3 * tol) & (np.abs(bottom[xs] - b_line) <= 3 * tol)
-        if np.count_nonzero(near) < 2:
-            continue
-        ft = np.polyfit(xs[near], top[xs][near], 1)
-        fb = np.polyfit(xs[near], bottom[xs][near], 1)
+        thickness = bottom - top
+        left = np.nonzero(cols)[0]
+        # Bars fused end to end sit on different pairs of lines (another thickness, an
+        # offset): each pair is taken in turn, commonest first.
+        for turn in range(3):
+            if left.size < se_len:
+                break
+            xs = left
+            pair = top[xs].astype(np.int64) * (bh + 1) + bottom[xs]
+            mode = int(np.bincount(pair).argmax())
+            t_line, b_line = float(mode // (bh + 1)), float(mode % (bh + 1))
+            if b_line - t_line + 1.0 < se_thick:
+                break
+            runs, taken, strip_thick, slope = _runs_on_lines(xs, top, bottom, t_line, b_line, tol)
+            left = np.setdiff1d(left, taken, assume_unique=True)
+            for run in runs:
+                s, e = int(run[0]), int(run[-1])
+                third = max(len(run) // 3, 1)
+                taper = abs(np.median(thickness[run[:third]]) - np.median(thickness[run[-third:]]))
+                # A wedge's sides are straight too, but not parallel: compare the run's ends.
+                if taper > max(3.0, 0.15 * strip_thick):
+                    continue
+                # Past the commonest pair, only a whole bar counts: short straight stubs
+                # line up anywhere near a junction.
+                if turn > 0 and e - s + 1 < _MIN_ASPECT * strip_thick:
+                    continue
+                best = max(best, (e - s + 1) / strip_thick)
+                widths.append(strip_thick)
+                # The fitted lines' slope tells the strip's own direction.
+                true_dirs.append((angle + float(np.degrees(np.arctan(slope)))) % 180.0)
+                found[y : y + bh, x + int(s) : x + int(e) + 1] |= piece[:, int(s) : int(e) + 1]
+            if not taken.size:
+                break
+    back = cv2.invertAffineTransform(rot)
+    strips = _u8(cv2.warpAffine(found, back, (w, h), flags=cv2.INTER_NEAREST))
+    return strips, best, widths, true_dirs
+
+
+def _runs_on_lines(
+    xs: NDArray[np.intp],
+    top: NDArray[np.intp],
+    bottom: NDArray[np.intp],
+    t_line: float,
+    b_line: float,
+    tol: float,
+) -> tuple[list[NDArray[np.intp]], NDArray[np.intp], float, float]:
+    """Runs of columns ``xs`` whose top and bottom lie on straight lines near ``t_line`` and
+    ``b_line`` (the straight columns of each run), every column near the lines, the strip's
+    thickness and the lines' mean slope."""
+    near = (np.abs(top[xs] - t_line) <= 3 * tol) & (np.abs(bottom[xs] - b_line) <= 3 * tol)
+    if np.count_nonzero(near) < 2:
+        return [], xs[near], 0.0, 0.0
+    # The edges' angle is known to a degree or two; a line fitted to the columns near the
+    # modes absorbs the rest, so long bars still match along their whole length.
+    ft = np.polyfit(xs[near], top[xs][near], 1)
+    fb = np.polyfit(xs[near], bottom[xs][near], 1)
+    good = (np.abs(top[xs] - np.polyval(ft, xs)) <= tol) & (
+        np.abs(bottom[xs] - np.polyval(fb, xs)) <= tol
+    )
+    if np.count_nonzero(good) >= 2:
+        # Refit on the straight columns alone: a stub of ink on one side tilts the first fit.
+        ft = np.polyfit(xs[good], top[xs][good], 1)
+        fb = np.polyfit(xs[good], bottom[xs][good], 1)
         good = (np.abs(top[xs] - np.polyval(ft, xs)) <= tol) & (
             np.abs(bottom[xs] - np.polyval(fb, xs)) <= tol
         )
-        if np.count_nonzero(good) >= 2:
-            # Refit on the straight columns alone: a stub of ink on one side tilts the
-            # first fit.
-            ft = np.polyfit(xs[good], top[xs][good], 1)
-            fb = np.polyfit(xs[good], bottom[xs][good], 1)
-            good = (np.abs(top[xs] - np.polyval(ft, xs)) <= tol) & (
-                np.abs(bottom[xs] - np.polyval(fb, xs)) <= tol
-            )
-        strip_thick = float(np.median(bottom[xs][near] - top[xs][near])) + 1.0
-        idx = xs[good]
-        if idx.size == 0:
-            continue
-        # Runs of straight columns on the same two lines, bridged over a crossing bar.
-        gaps = np.nonzero(np.diff(idx) > 1.5 * strip_thick)[0]
-        starts = np.concatenate(([idx[0]], idx[gaps + 1]))
-        ends = np.concatenate((idx[gaps], [idx[-1]]))
-        thickness = bottom - top
-        for s, e in zip(starts, ends, strict=True):
-            if e - s + 1 < 1.5 * strip_thick:
-                continue
-            # A wedge's sides are straight too, but not parallel: compare the run's ends.
-            run = idx[(idx >= s) & (idx <= e)]
-            third = max(len(run) // 3, 1)
-            taper = abs(np.median(thickness[run[:third]]) - np.median(thickness[run[-third:]]))
-            if taper > max(3.0, 0.15 * strip_thick):
-                continue
-            best = max(best, (e - s + 1) / strip_thick)
-            widths.append(strip_thick)
-            found[y : y + bh, x + int(s) : x + int(e) + 1] |= piece[:, int(s) : int(e) + 1]
-    back = cv2.invertAffineTransform(rot)
-    return _u8(cv2.warpAffine(found, back, (w, h), flags=cv2.INTER_NEAREST)), best, widths
+    strip_thick = float(np.median(bottom[xs][near] - top[xs][near])) + 1.0
+    idx = xs[good]
+    taken = np.union1d(xs[near], idx)
+    if idx.size == 0:
+        return [], taken, strip_thick, 0.0
+    # Runs of straight columns on the same two lines, bridged over a crossing bar.
+    gaps = np.nonzero(np.diff(idx) > 1.5 * strip_thick)[0]
+    starts = np.concatenate(([idx[0]], idx[gaps + 1]))
+    ends = np.concatenate((idx[gaps], [idx[-1]]))
+    runs = [
+        idx[(idx >= a) & (idx <= b)]
+        for a, b in zip(starts, ends, strict=True)
+        if b - a + 1 >= 1.5 * strip_thick
+    ]
+    return runs, taken, strip_thick, float(ft[0] + fb[0]) / 2.0
+
+
+def _spread_directions(dirs: list[float]) -> bool:
+    """Whether ``dirs`` (degrees) hold a chain of directions, each within 12 degrees of the
+    next, spanning over 9: a curve's pieces turn gradually, bars' strips jump."""
+    ds = sorted(d % 180.0 for d in dirs)
+    if len(ds) < 3:
+        return False
+    # Start the chain after the widest gap so that it does not wrap through 0/180.
+    ext = ds + [d + 180.0 for d in ds]
+    gaps = [ext[i + 1] - ext[i] for i in range(len(ds))]
+    start = int(np.argmax(gaps)) + 1
+    seq = ext[start : start + len(ds)]
+    first = seq[0]
+    for prev, cur in itertools.pairwise(seq):
+        if cur - prev > 12.0:
+            first = cur
+        elif cur - first > 9.0:
+            return True
+    return False
 
 
 def _compound(region: U8, at_border: bool) -> U8 | None:
@@ -260,20 +320,27 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     longest = 0.0
     directions: list[float] = []
     widths: list[float] = []
+    yielding: list[float] = []
     for angle in _edge_angles(small, thick):
-        found, ratio, w = _strips_at(small, angle, thick)
+        found, ratio, w, dirs = _strips_at(small, angle, thick)
         if not w:
             continue
         strips |= found
         longest = max(longest, ratio)
         widths += w
+        yielding += dirs
         if all(abs((angle - d + 90.0) % 180.0 - 90.0) > 15.0 for d in directions):
             directions.append(angle)
+    # A curved band (a cel-shadow crescent, a limb) is straight only piecewise: its strips
+    # run in several directions a few degrees apart, where a bar's strips share one (a bent
+    # fused bar: two).
+    crowded = _spread_directions(yielding)
     # Short straight stretches turn up along any curve, in every direction and width; a
     # compound bar has one long strip, at most two directions, and one thickness.
     if (
         longest < (1.5 if at_border else _MIN_ASPECT)
         or len(directions) > 2
+        or crowded
         or max(widths) > 1.6 * min(widths)
     ):
         return None
