@@ -169,6 +169,27 @@ class ServerSettings:
         except ValueError as exc:
             raise InvalidSettings(str(exc)) from None
 
+    @classmethod
+    def from_fields_leniently(cls, raw: Mapping[Any, Any]) -> tuple[ServerSettings, list[str]]:
+        """The settings a hash holds, field by field: an unknown field (a newer
+        version's) is ignored and a value that doesn't parse is that field's
+        default, so one bad field never drops the others (the required role,
+        the channel list, the modes switched off). Also what was wrong."""
+        data = {_text(k): _text(v) for k, v in raw.items()}
+        unknown = sorted(set(data) - set(_FIELD_NAMES))
+        problems = [f"unknown setting {name!r} ignored" for name in unknown]
+        good: dict[str, str] = {}
+        for name in _FIELD_NAMES:
+            if name not in data:
+                continue
+            try:
+                cls.from_fields({name: data[name]})
+            except InvalidSettings as exc:
+                problems.append(f"{name}: {exc}; its default is used")
+                continue
+            good[name] = data[name]
+        return cls.from_fields(good), problems
+
     # --- export and import -----------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -288,6 +309,8 @@ class ServerSettingsStore:
     # Set while the subscription is confirmed; only then is the cache used.
     _live: asyncio.Event = field(default_factory=asyncio.Event)
     _listener: asyncio.Task[None] | None = None
+    # What was wrong with each server's hash, each said once.
+    _reported: set[tuple[int, tuple[str, ...]]] = field(default_factory=set)
 
     async def start(self) -> None:
         """Start listening for changes. Returns at once; Redis may be down."""
@@ -324,13 +347,17 @@ class ServerSettingsStore:
     async def read(self, guild_id: int) -> ServerSettings:
         """The server's settings straight from Redis."""
         raw = await self.redis.hgetall(settings_key(guild_id))
-        try:
-            return ServerSettings.from_fields(raw)
-        except InvalidSettings as exc:
-            # Written by hand or by a newer version: the defaults are safe
-            # (age-restricted channels only), and the moderator sees them.
-            log.warning("server %s has settings the bot can't read (%s)", guild_id, exc)
-            return ServerSettings()
+        # Written by hand or by a newer version: only what can't be read falls
+        # back to its default, and the moderator sees the result.
+        settings, problems = ServerSettings.from_fields_leniently(raw)
+        if problems:
+            said = (guild_id, tuple(problems))
+            if said not in self._reported:
+                self._reported.add(said)
+                log.warning(
+                    "server %s has settings the bot can't read: %s", guild_id, "; ".join(problems)
+                )
+        return settings
 
     async def update(self, guild_id: int, **changes: Any) -> tuple[ServerSettings, ServerSettings]:
         """Change some settings of a server; (old, new). Only the changed

@@ -306,3 +306,37 @@ async def test_settings_is_a_subcommand_of_erogaki(world: World) -> None:
     }  # fmt: skip
     # Anyone may see it; the bot checks Manage Server on every use.
     assert not commands["erogaki"].get("nsfw")
+
+
+async def test_one_unreadable_field_leaves_the_others_in_force(
+    world: World, aredis: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A newer version's field and a bad value beside a required role: the role
+    still applies (falling back to all the defaults would open the server)."""
+    await pretend_busy_workers(aredis)
+    role = world.fake.add_role(world.guild, "artists")
+    await settings(world, {"role": role})
+    key = keys.GUILD_PREFIX + str(world.guild.id)
+    await aredis.hset(key, mapping={"priority": "1", "spoiler": "sometimes"})
+    caplog.set_level(logging.WARNING, logger="bot")
+    store = world.bot.server_settings
+
+    def told() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "can't read" in r.getMessage()]
+
+    async def heard() -> bool:
+        await store.get(world.guild.id)
+        return bool(told())
+
+    await aredis.publish(keys.GUILD_CHANGED_CHANNEL, str(world.guild.id))
+    await wait_for(heard, 5, "the bot to read the changed hash")
+    await store.read(world.guild.id)  # the same problems again: not said twice
+    for name in ("a", "b"):
+        said = await refusal(await decensor(world, world.fake.add_user(name)))
+        assert said["title"] == "A role is required"
+    member = world.fake.add_user("c")
+    world.fake.give_role(world.guild, member, role)
+    assert await accepted(await decensor(world, member))
+    said_once = told()
+    assert len(said_once) == 1, said_once
+    assert "priority" in said_once[0] and "spoiler" in said_once[0]
