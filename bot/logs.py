@@ -4,15 +4,19 @@ An interaction token is a 15-minute credential: whoever has it can post as the
 bot in that channel. discord.py puts it in log lines at several levels: the
 URLs of interaction webhooks (``/webhooks/<app>/<token>``,
 ``/interactions/<id>/<token>/callback``) in its request and rate-limit lines,
-and whole INTERACTION_CREATE payloads in its gateway debug lines. A filter on
-each discord.py logger (filters on a parent logger don't see records of its
-children) rewrites those lines before any handler formats them.
+and whole INTERACTION_CREATE payloads in its gateway debug lines. Those lines
+are rewritten as each record is made (the log record factory), so every
+logger under these names is covered, also one created after ``install`` (a
+cog's module imported later): a filter on a parent logger never sees its
+children's records, and a filter on handlers misses handlers added later.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from typing import Any
 
 _URL_TOKEN = re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?'\"]+")
 _FIELD_TOKEN = re.compile(r"""(['"]token['"]\s*:\s*)(['"])[^'"]*\2""")
@@ -42,12 +46,20 @@ _FILTER = RedactTokens()
 _ROOTS = ("discord", "aiohttp", "bot")
 
 
+class _RedactingFactory:
+    """Wraps the record factory in place; records of the loggers above are redacted."""
+
+    def __init__(self, inner: Callable[..., logging.LogRecord]) -> None:
+        self.inner = inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.inner(*args, **kwargs)
+        if record.name.split(".")[0] in _ROOTS:
+            _FILTER.filter(record)
+        return record
+
+
 def install() -> None:
-    """Add the filter to every logger under discord, aiohttp and bot (idempotent)."""
-    names = [
-        name for name in (*_ROOTS, *logging.root.manager.loggerDict) if name.split(".")[0] in _ROOTS
-    ]
-    for name in names:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+    """Redact every record of a logger under discord, aiohttp and bot (idempotent)."""
+    if not isinstance(logging.getLogRecordFactory(), _RedactingFactory):
+        logging.setLogRecordFactory(_RedactingFactory(logging.getLogRecordFactory()))

@@ -703,3 +703,24 @@ async def test_a_request_whose_record_redis_lost_says_so(
     assert [c for c in handle.original.custom_ids if "delete" in c.lower()]
     assert not [c for c in handle.original.custom_ids if "delete" not in c.lower()]
     await wait_for(lambda: nothing_held(aredis), what="slots released")
+
+
+async def test_tokens_are_redacted_in_every_bot_logger(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cogs' loggers exist only once setup_hook imports them, after the bot
+    installed its redaction; one made even later is covered too."""
+    caplog.set_level(logging.DEBUG)
+    token = "aW50ZXJhY3Rpb246c2VjcmV0LXRva2Vu"
+    url = f"https://discord.com/api/v10/webhooks/123456/{token}/messages/@original"
+    for name in ("bot.cogs.decensor", "bot.cogs.settings", "bot.later.made"):
+        logging.getLogger(name).warning("could not deliver: %s", url)
+        try:
+            raise RuntimeError(f"429 on {url}")
+        except RuntimeError:
+            logging.getLogger(name).exception("delivery failed")
+    lines = [r for r in caplog.records if r.name.startswith("bot.")]
+    assert len(lines) == 6
+    for record in lines:
+        text = logging.Formatter().format(record)
+        assert token not in text and "/webhooks/123456/[token]" in text, text
