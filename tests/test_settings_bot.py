@@ -21,6 +21,7 @@ from tests.fake_discord import (
     MANAGE_MESSAGES,
     FakeChannel,
     FakeDiscord,
+    FakeRole,
     FakeUser,
     InteractionHandle,
 )
@@ -340,3 +341,16 @@ async def test_one_unreadable_field_leaves_the_others_in_force(
     said_once = told()
     assert len(said_once) == 1, said_once
     assert "priority" in said_once[0] and "spoiler" in said_once[0]
+
+
+async def test_a_required_role_the_bot_has_not_cached(world: World, aredis: aioredis.Redis) -> None:
+    """The role check reads the interaction's role ids: the bot's cache has no
+    role of a guild it wasn't sent (here, a role it never heard created)."""
+    await pretend_busy_workers(aredis)
+    unheard = FakeRole(987_654_321_987_654_321, "artists", position=9)
+    await world.bot.server_settings.update(world.guild.id, role_id=unheard.id)
+    member = world.fake.add_user("d")
+    world.fake.give_role(world.guild, member, unheard)
+    assert await accepted(await decensor(world, member))
+    said = await refusal(await decensor(world, world.fake.add_user("e")))
+    assert said["title"] == "A role is required"

@@ -303,7 +303,9 @@ class DecensorCog(commands.Cog):
         except REDIS_TROUBLE:
             return ServerSettings(), Refused("redis", texts.REDIS_DOWN)
         member = interaction.user
-        roles = {r.id for r in member.roles} if isinstance(member, discord.Member) else set()
+        # The ids the interaction carries: Member.roles keeps only roles in the
+        # bot's cache, which is empty for a guild it has not (yet) been sent.
+        roles = set(_role_ids(member)) if isinstance(member, discord.Member) else set()
         refused = server_rules.check(
             server,
             mode=mode,
@@ -742,6 +744,13 @@ _REASONS = {
     texts.NOT_NSFW: "not-nsfw",
     texts.NO_IMAGES: "no-images",
 }
+
+
+def _role_ids(member: discord.Member) -> list[int]:
+    raw = getattr(member, "_roles", None)  # discord.py keeps the payload's ids here
+    if raw is None:
+        return [r.id for r in member.roles]
+    return [int(r) for r in raw]
 
 
 def _fresh(request: Request) -> bool:
