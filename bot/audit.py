@@ -83,7 +83,9 @@ async def record(redis: Redis | None, entry: AuditRecord) -> None:
     """Log the line, and count the request for /erogaki status (best effort:
     a Redis that can't count it never fails the request)."""
     log.info("%s", entry.line())
-    if redis is None:
+    if redis is None or entry.outcome is Outcome.HANDED_OVER:
+        # Not an end: the next bot process records how the request ends, and
+        # counting both would make it two requests.
         return
     now = time.time()
     member = f"{entry.request}:{entry.outcome.value}:{entry.images}"

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 import yarl
 from PIL import Image
 
-from bot import texts
+from bot import audit, texts
 from bot.app import ErogakiBot
 from erogaki_common import keys
 from erogaki_common.embedded_redis import EmbeddedRedis
@@ -649,7 +649,7 @@ async def test_a_delivery_cut_off_by_a_stop_is_left_to_the_next_bot(
     import bot.app
 
     monkeypatch.setattr(bot.app, "STOP_GRACE", 0.3)
-    _, nsfw, _, _ = make_world(fake)
+    guild, nsfw, _, _ = make_world(fake)
     await pretend_busy_workers(aredis)
     async with running_bot(bot_settings(fake, redis_url)) as first:
         handle = await fake.slash_command(
@@ -674,6 +674,13 @@ async def test_a_delivery_cut_off_by_a_stop_is_left_to_the_next_bot(
         answer = await final(handle)
         await wait_for(lambda: nothing_held(aredis), what="slots and record released")
     assert len(answer.attachments) == 1 and "restarting" not in answer.content
+
+    async def ended() -> bool:
+        return bool((await audit.last_hour(aredis, guild.id)).server_outcomes["done"])
+
+    await wait_for(ended, what="the request's end counted")
+    # Handed over, then delivered: one request in /erogaki status.
+    assert (await audit.last_hour(aredis, guild.id)).server_requests == 1
 
 
 async def test_a_request_whose_record_redis_lost_says_so(
