@@ -321,6 +321,7 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     directions: list[float] = []
     widths: list[float] = []
     yielding: list[float] = []
+    seen: list[tuple[float, float]] = []
     for angle in _edge_angles(small, thick):
         found, ratio, w, dirs = _strips_at(small, angle, thick)
         if not w:
@@ -329,8 +330,19 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
         longest = max(longest, ratio)
         widths += w
         yielding += dirs
+        seen.append((angle, ratio))
+    # The ends of an X's or T's bars are short straight strips too, across both; only
+    # strips of about a bar's length set a direction.
+    for angle, ratio in seen:
+        if ratio < 0.55 * longest:
+            continue
         if all(abs((angle - d + 90.0) % 180.0 - 90.0) > 15.0 for d in directions):
             directions.append(angle)
+    # Two bars crossing or meeting at a corner show each other's outline; short arms then
+    # still make the shape.
+    crossed = len(directions) == 2 and (
+        abs((directions[0] - directions[1] + 90.0) % 180.0 - 90.0) >= 45.0
+    )
     # A curved band (a cel-shadow crescent, a limb) is straight only piecewise: its strips
     # run in several directions a few degrees apart, where a bar's strips share one (a bent
     # fused bar: two).
@@ -338,7 +350,7 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     # Short straight stretches turn up along any curve, in every direction and width; a
     # compound bar has one long strip, at most two directions, and one thickness.
     if (
-        longest < (1.5 if at_border else _MIN_ASPECT)
+        longest < (1.5 if at_border else 2.2 if crossed else _MIN_ASPECT)
         or len(directions) > 2
         or crowded
         or max(widths) > 1.6 * min(widths)
