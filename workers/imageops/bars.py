@@ -529,7 +529,9 @@ def _examine(
     floor = 6.0 if rect_bar is not None else 10.0
     if _thickness(shape) < max(floor, _MIN_THICK_FRAC * min(h, w)):
         return "thinner than a bar"
-    if _along_border(shape, x0 == 0, y0 == 0, x1 == w, y1 == h):
+    # A filled rectangle may lie along the edge (a bar slid off the picture); strips
+    # there are more often fills fenced off by strokes.
+    if rect_bar is None and _along_border(shape, x0 == 0, y0 == 0, x1 == w, y1 == h):
         return "lies along the border"
     # Strips lose a pixel or two where rotation rounds and where a run ends; the colour
     # near them wins it back.
