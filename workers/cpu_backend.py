@@ -17,6 +17,11 @@ BAR_GROW_PX = 2
 
 
 def _grow(mask: Mask, px: int) -> Mask:
+    if px > 4:
+        # A wide disc costs dilate its area per pixel; a distance transform costs little.
+        dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
+        far: Mask = dist <= px
+        return far
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
     out: Mask = cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
     return out
@@ -59,7 +64,8 @@ class CpuHentai:
         # drawing that the mosaic's straight edge cuts into a bar's shape. With the
         # mosaic restored both are gone, and what is still a bar there is one.
         near = _grow(mosaic, 2 * grid.block)
-        bars = _confirmed(bars, imageops.detect_bars(restored), near)
+        if (bars & near).any():
+            bars = _confirmed(bars, imageops.detect_bars(restored), near)
         if not bars.any():
             return restored, mosaic, bars
         bars = _grow(bars, BAR_GROW_PX)

@@ -88,14 +88,16 @@ def _abs_steps(rgb: Image) -> tuple[FloatArray, FloatArray]:
     return np.asarray(dx, np.float32), np.asarray(dy, np.float32)
 
 
-def _step_profiles(rgb: Image) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _step_profiles(
+    rgb: Image, steps: tuple[FloatArray, FloatArray] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per-column and per-row energy of isolated one-pixel colour steps.
 
     A mosaic changes colour abruptly between two pixels and not at all around them; drawn
     edges are anti-aliased over several pixels. Keeping only the excess of each step over its
     neighbours' steps leaves the grid lines and little else.
     """
-    fx, fy = _abs_steps(rgb)
+    fx, fy = steps if steps is not None else _abs_steps(rgb)
     dx, dy = fx.astype(np.int32), fy.astype(np.int32)
 
     def isolate(d: NDArray[np.int32], axis: int) -> NDArray[np.float64]:
@@ -155,13 +157,15 @@ def _ranked(
     return out
 
 
-def grid_candidates(rgb: Image, limit: int = 2) -> list[MosaicGrid]:
+def grid_candidates(
+    rgb: Image, limit: int = 2, steps: tuple[FloatArray, FloatArray] | None = None
+) -> list[MosaicGrid]:
     """Plausible grids, best first (empty if the picture shows no grid periodicity).
 
     JPEG's own 8x8 block edges can outscore a mosaic, so the ranking is done twice: as is,
     and with the columns and rows of JPEG block edges muted.
     """
-    px_prof, py_prof = _step_profiles(rgb)
+    px_prof, py_prof = _step_profiles(rgb, steps)
     muted = []
     for prof in (px_prof, py_prof):
         m = prof.copy()
@@ -421,7 +425,7 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
     planes = _Planes(rgb)
     # A drawn checkerboard or a multiple of the block can outscore the real mosaic's
     # periodicity; the candidate whose cells survive the texture tests and cover most wins.
-    for grid in grid_candidates(rgb):
+    for grid in grid_candidates(rgb, steps=(planes.dx, planes.dy)):
         cells, means, flat = _mosaic_cells(planes, grid)
         regions = _regions(cells, means, flat)
         area = int(regions.sum()) * grid.block * grid.block
