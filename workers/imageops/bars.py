@@ -442,6 +442,7 @@ def _examine(
     x: int,
     y: int,
     min_area: int,
+    stacked: bool = False,
 ) -> tuple[U8, int, int, float] | str:
     """The bar of ``colour`` around ``core_full`` (a mask at ``x, y``), or why it is none."""
     h, w = rgb.shape[:2]
@@ -479,6 +480,14 @@ def _examine(
         return f"not one colour {spread:.1f}"
     # The median filter also melts fine hatching and screentone into a flat mid-tone; the
     # picture itself still shows them.
+    # Anti-aliased rims (many of them in a stack of thin rotated bars) are no texture: look
+    # a couple of pixels inside.
+    if stacked:
+        # A stack of thin rotated bars is mostly anti-aliased rims, which are no texture:
+        # look a couple of pixels inside.
+        deep = _u8(cv2.erode(inside.astype(np.uint8), _square(5))).astype(bool)
+        if np.count_nonzero(deep) >= min_area // 2:
+            inside = deep
     texture = float(rgb[y0:y1, x0:x1][inside].std(axis=0).max())
     if texture > _MAX_TEXTURE:
         return f"textured {texture:.1f}"
@@ -577,10 +586,27 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
             bar = _examine(rgb, med, colour, core, x, y, min_area)
             if not isinstance(bar, str):
                 found.append((bar[0], bar[1], bar[2], colour, bar[3]))
-            elif bar.startswith("colour continues"):
+            elif bar.startswith("colour continues") or (
+                bar == "small for a compound bar" and _long_box(core)
+            ):
+                # Either may be one bar of a stack: the others' colour across a thin gap
+                # shows outside it, or joins its region.
                 held.append((colour, core, x, y))
     found += _stacks(rgb, med, held, min_area)
     return found
+
+
+def _long_box(core: NDArray[np.bool_]) -> bool:
+    """Whether ``core`` is a long, nearly filled (rotated) rectangle, as each bar of a stack
+    is; patches fenced off by strokes seldom are."""
+    rect = _rect_of(core.astype(np.uint8))
+    if rect is None:
+        return False
+    (_, _), (rw, rh), _ = rect
+    long_side, short_side = max(rw, rh), min(rw, rh)
+    if short_side < 3.0 or long_side < 3.0 * short_side:
+        return False
+    return bool(np.count_nonzero(core) >= 0.75 * (rw + 1.0) * (rh + 1.0))
 
 
 def _stacks(
@@ -614,7 +640,7 @@ def _stacks(
             part = lab[y : y + bh, x : x + bw] == k
             if np.count_nonzero(canvas[y : y + bh, x : x + bw] & part) == np.count_nonzero(part):
                 continue  # nothing was joined: a lone patch, already judged
-            bar = _examine(rgb, med, colour, part, x, y, min_area)
+            bar = _examine(rgb, med, colour, part, x, y, min_area, stacked=True)
             if isinstance(bar, str):
                 continue
             region, x0, y0, cut = bar
