@@ -322,6 +322,8 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     widths: list[float] = []
     yielding: list[float] = []
     seen: list[tuple[float, float]] = []
+    long_strips: list[tuple[U8, float, float]] = []
+    bends = False
     for angle in _edge_angles(small, thick):
         found, ratio, w, dirs = _strips_at(small, angle, thick)
         if not w:
@@ -331,6 +333,15 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
         widths += w
         yielding += dirs
         seen.append((angle, ratio))
+        for other, o_dir, o_ratio in long_strips:
+            apart = abs((dirs[0] - o_dir + 90.0) % 180.0 - 90.0)
+            shared = np.count_nonzero(found & other)
+            small_side = min(np.count_nonzero(found), np.count_nonzero(other))
+            # One band covered twice by long strips a few degrees apart bends gently.
+            if ratio >= 3.0 and o_ratio >= 3.0 and 3.0 < apart <= 12.0:
+                bends = bends or bool(shared >= 0.4 * small_side)
+        if ratio >= 3.0:
+            long_strips.append((found, dirs[0], ratio))
     # The ends of an X's or T's bars are short straight strips too, across both; only
     # strips of about a bar's length set a direction.
     for angle, ratio in seen:
@@ -346,7 +357,7 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     # A curved band (a cel-shadow crescent, a limb) is straight only piecewise: its strips
     # run in several directions a few degrees apart, where a bar's strips share one (a bent
     # fused bar: two).
-    crowded = _spread_directions(yielding)
+    crowded = bends or _spread_directions(yielding)
     # Short straight stretches turn up along any curve, in every direction and width; a
     # compound bar has one long strip, at most two directions, and one thickness.
     if (
