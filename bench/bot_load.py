@@ -56,7 +56,11 @@ ACK_DEADLINE = 3.0
 IMAGE_OPTIONS = ("image", "image2", "image3", "image4")
 # Keys that outlive requests by design: worker heartbeats, the wait history and
 # the last hour's requests (/erogaki status).
-LASTING = (keys.HEARTBEAT_PREFIX, keys.INSTANCES, keys.BOT_RECENT_WAITS, keys.BOT_SERVED_ALL)
+# Keys meant to outlive a request (all with a TTL but the settings and instances).
+LASTING = (
+    keys.HEARTBEAT_PREFIX, keys.INSTANCES, keys.BOT_RECENT_WAITS, keys.BOT_SERVED_ALL,
+    keys.BOT_DONE_PREFIX,
+)  # fmt: skip
 
 
 @dataclass

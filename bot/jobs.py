@@ -88,12 +88,9 @@ end
 return 1
 """
 
-# How long a finished request's mark stays: longer than any stall a bot lives through.
-DONE_MARK_TTL = 600
-
 
 def done_key(request_key: str) -> str:
-    return f"{keys.BOT_PENDING}:done:{request_key}"
+    return keys.BOT_DONE_PREFIX + request_key
 
 
 class Ownership(enum.Enum):
@@ -314,7 +311,7 @@ class JobService:
         try:
             await self._forget(
                 keys=[keys.BOT_PENDING, done_key(request.key)],
-                args=[request.key, self.owner, DONE_MARK_TTL],
+                args=[request.key, self.owner, keys.BOT_DONE_TTL],
             )
         except CONNECTION_ERRORS:
             log.warning("could not delete the record of request %s", request.key)

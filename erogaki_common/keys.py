@@ -62,6 +62,11 @@ BOT_INFLIGHT_ALL = "erogaki:bot:inflight"
 # Hash: interaction id -> JSON record of a request whose results are still due,
 # so a bot started after a crash can deliver them.
 BOT_PENDING = "erogaki:bot:pending"
+# String per finished request (TTL BOT_DONE_TTL): lets a bot whose record is gone tell
+# "another bot delivered it" from "Redis lost it".
+BOT_DONE_PREFIX = "erogaki:bot:pending:done:"
+# Longer than any stall a bot lives through.
+BOT_DONE_TTL = 600
 # String per bot process: its heartbeat; a record whose owner has none is orphaned.
 BOT_ALIVE_PREFIX = "erogaki:bot:alive:"
 # List: seconds from submit to result of the most recent jobs, newest first,
