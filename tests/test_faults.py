@@ -782,12 +782,18 @@ async def test_a_duplicate_still_being_worked_on_is_not_handed_back(
     server = redis_factory()
     client = aioredis.Redis.from_url(server.url())
     starts: list[str] = []
+    second_started = asyncio.Event()
 
     async def first_fast_then_slow(job: Job) -> Outcome:
         starts.append(job.id)
+        if len(starts) == 1:
+            # Both slots hold the id before the first copy ends.
+            await asyncio.wait_for(second_started.wait(), 10)
+            return Done(b"done:" + job.data)
+        second_started.set()
         # The second copy outlasts the orphan timeout three times over while
         # the first copy's slot is long done with the id.
-        await asyncio.sleep(0.05 if len(starts) == 1 else 1.5)
+        await asyncio.sleep(1.5)  # stands for GPU work
         return Done(b"done:" + job.data)
 
     async with (
