@@ -58,6 +58,11 @@ REDIS_TROUBLE: tuple[type[BaseException], ...] = (
     *CONNECTION_ERRORS,
 )
 PROGRESS_TROUBLE: tuple[type[BaseException], ...] = (discord.HTTPException, *CONNECTION_ERRORS)
+# The help of the image and spoiler options every /decensor command shares.
+IMAGES_HELP = {
+    "image": "the image to decensor", "image2": "another image", "image3": "another image",
+    "image4": "another image", "spoiler": SPOILER_HELP,
+}  # fmt: skip
 
 
 def embed_for(text: texts.Text, *, colour: discord.Colour | None = None) -> discord.Embed:
@@ -153,12 +158,7 @@ class DecensorCog(commands.Cog):
 
     @decensor.command(name="bar", description="Remove censor bars (black, white, any flat colour)")
     @app_commands.describe(
-        image="the image to decensor",
-        image2="another image",
-        image3="another image",
-        image4="another image",
-        masked="the bars are already painted pure green (0,255,0)",
-        spoiler=SPOILER_HELP,
+        **IMAGES_HELP, masked="the bars are already painted pure green (0,255,0)"
     )
     async def bar(
         self,
@@ -175,10 +175,7 @@ class DecensorCog(commands.Cog):
         await self.run(interaction, mode, images, spoiler)
 
     @decensor.command(name="mosaic", description="Remove mosaic (pixelation)")
-    @app_commands.describe(
-        image="the image to decensor", image2="another image", image3="another image",
-        image4="another image", spoiler=SPOILER_HELP,
-    )  # fmt: skip
+    @app_commands.describe(**IMAGES_HELP)
     async def mosaic(
         self,
         interaction: discord.Interaction,
@@ -192,10 +189,7 @@ class DecensorCog(commands.Cog):
         await self.run(interaction, Mode.MOSAIC, images, spoiler)
 
     @decensor.command(name="auto", description="Find bars, mosaic or both, and remove them")
-    @app_commands.describe(
-        image="the image to decensor", image2="another image", image3="another image",
-        image4="another image", spoiler=SPOILER_HELP,
-    )  # fmt: skip
+    @app_commands.describe(**IMAGES_HELP)
     async def auto(
         self,
         interaction: discord.Interaction,
