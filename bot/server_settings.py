@@ -24,12 +24,14 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
 from erogaki_common import keys
 from erogaki_common.protocol import Mode
@@ -346,7 +348,9 @@ class ServerSettingsStore:
 
     async def read(self, guild_id: int) -> ServerSettings:
         """The server's settings straight from Redis."""
-        raw = await self.redis.hgetall(settings_key(guild_id))
+        return self._lenient(guild_id, await self.redis.hgetall(settings_key(guild_id)))
+
+    def _lenient(self, guild_id: int, raw: Mapping[Any, Any]) -> ServerSettings:
         # Written by hand or by a newer version: only what can't be read falls
         # back to its default, and the moderator sees the result.
         settings, problems = ServerSettings.from_fields_leniently(raw)
@@ -360,36 +364,59 @@ class ServerSettingsStore:
         return settings
 
     async def update(self, guild_id: int, **changes: Any) -> tuple[ServerSettings, ServerSettings]:
-        """Change some settings of a server; (old, new). Only the changed
-        fields are written, so two moderators changing different settings at
-        the same moment both keep their change."""
-        old = await self.read(guild_id)
-        new = replace(old, **changes)
-        await self._write(guild_id, old, new)
+        """Set some settings of a server; (old, new)."""
+        return await self.edit(guild_id, lambda _current: changes)
+
+    async def edit(
+        self, guild_id: int, changes_for: Callable[[ServerSettings], Mapping[str, Any]]
+    ) -> tuple[ServerSettings, ServerSettings]:
+        """Change a server's settings by ``changes_for(current)``; (old, new).
+
+        Read and write are one optimistic transaction: if another moderator's
+        change lands in between, ``changes_for`` runs again on the new settings,
+        so adding a channel while someone else removes another keeps both.
+        Only the changed fields are written. ``changes_for`` may raise to refuse.
+        """
+        key = settings_key(guild_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    old = self._lenient(guild_id, await pipe.hgetall(key))
+                    new = replace(old, **changes_for(old))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    self._queue_write(pipe, key, guild_id, old, new)
+                    await pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        self._forget(guild_id)
         return old, new
 
     async def put(self, guild_id: int, settings: ServerSettings) -> None:
         """Make a server's settings exactly ``settings`` (import)."""
-        await self._write(guild_id, None, settings)
-
-    async def _write(self, guild_id: int, old: ServerSettings | None, new: ServerSettings) -> None:
-        key = settings_key(guild_id)
-        before = old.to_fields() if old is not None else None
-        after = new.to_fields()
         async with self.redis.pipeline(transaction=True) as pipe:
-            if before is None:
-                pipe.delete(key)
-                gone: list[str] = []
-            else:
-                gone = [name for name in before if name not in after]
-            changed = {k: v for k, v in after.items() if before is None or before.get(k) != v}
-            if gone:
-                pipe.hdel(key, *gone)
-            for name, value in changed.items():
-                pipe.hset(key, name, value)
-            pipe.publish(keys.GUILD_CHANGED_CHANNEL, str(guild_id))
+            self._queue_write(pipe, settings_key(guild_id), guild_id, None, settings)
             await pipe.execute()
         self._forget(guild_id)
+
+    @staticmethod
+    def _queue_write(
+        pipe: Pipeline, key: str, guild_id: int, old: ServerSettings | None, new: ServerSettings
+    ) -> None:
+        before = old.to_fields() if old is not None else None
+        after = new.to_fields()
+        if before is None:
+            pipe.delete(key)
+            gone: list[str] = []
+        else:
+            gone = [name for name in before if name not in after]
+        changed = {k: v for k, v in after.items() if before is None or before.get(k) != v}
+        if gone:
+            pipe.hdel(key, *gone)
+        for name, value in changed.items():
+            pipe.hset(key, name, value)
+        pipe.publish(keys.GUILD_CHANGED_CHANNEL, str(guild_id))
 
     async def all(self) -> dict[int, ServerSettings]:
         """Every server that has settings (export). Unreadable ones are skipped, with a warning."""

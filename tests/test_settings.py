@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from bot import audit
@@ -147,6 +148,49 @@ async def test_two_moderators_changing_different_settings_both_keep_theirs(
     )
     s = await store.read(GUILD)
     assert s.spoiler is SpoilerPolicy.ALWAYS and s.role_id == OTHER
+
+
+async def test_a_list_edited_by_two_moderators_at_once_keeps_both_changes(
+    store: ServerSettingsStore, redis_url: str
+) -> None:
+    """Moderator B adds a channel after A has read the list and before A writes:
+    A's edit is made again on the list as B left it, so neither change is lost."""
+    other = redis.Redis.from_url(redis_url)
+    seen: list[frozenset[int]] = []
+
+    def a_adds(cur: ServerSettings) -> dict[str, object]:
+        seen.append(cur.channels)
+        if len(seen) == 1:
+            # B's whole change lands between A's read and A's write.
+            other.hset(settings_key(GUILD), "channels", "2")
+        return {"channels": cur.channels | {1}}
+
+    try:
+        old, new = await store.edit(GUILD, a_adds)
+    finally:
+        other.close()
+    assert seen == [frozenset(), frozenset({2})]
+    assert old.channels == {2} and new.channels == {1, 2}
+    assert (await store.read(GUILD)).channels == {1, 2}
+
+
+async def test_concurrent_channel_edits_all_land(
+    store: ServerSettingsStore, redis_url: str
+) -> None:
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(8)]
+    stores = [ServerSettingsStore(c) for c in clients]
+    try:
+        await asyncio.gather(
+            *(
+                s.edit(GUILD, lambda cur, n=n: {"channels": cur.channels | {100 + n}})
+                for n, s in enumerate(stores)
+                for _ in range(3)
+            )
+        )
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert (await store.read(GUILD)).channels == {100 + n for n in range(8)}
 
 
 async def test_unreadable_settings_fall_back_to_the_defaults(

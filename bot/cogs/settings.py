@@ -48,6 +48,10 @@ _DEFAULTS = ServerSettings()
 FEATURE_CHOICES = [Choice(name=f.value, value=f.value) for f in Feature]
 
 
+class _TooManyChannels(Exception):
+    """The change would list more than MAX_CHANNELS channels."""
+
+
 def _embed(title: str, colour: discord.Colour, description: str | None = None) -> discord.Embed:
     return discord.Embed(title=title, description=description, colour=colour)
 
@@ -123,72 +127,81 @@ class SettingsCog(commands.Cog):
         host = self.bot.settings
         store = self.bot.server_settings
         guild_id = interaction.guild_id
+        if requests is not None and requests > host.user_jobs:
+            await self._reply(
+                interaction,
+                texts.Text(
+                    "More than the host allows",
+                    f"The bot's host allows at most {host.user_jobs} request(s) in flight "
+                    f"per person (EROGAKI_USER_JOBS); choose {host.user_jobs} or fewer.",
+                ),
+            )
+            return
+        notes: list[str] = []
+        if add_channel is not None and not add_channel.is_nsfw():
+            notes.append(
+                f"<#{add_channel.id}> isn't age-restricted: the commands work only in "
+                "age-restricted channels, so mark it so in its settings."
+            )
+
+        def changes_for(current: ServerSettings) -> dict[str, Any]:
+            # Runs again if another moderator's change lands meanwhile, so lists
+            # (channels, modes) are edited as they are then, not as first read.
+            changes: dict[str, Any] = {}
+            if reset is not None:
+                for name in _RESETTABLE[reset]:
+                    changes[name] = getattr(_DEFAULTS, name)
+            if where is not None:
+                changes["where"] = Where(where)
+            channels = set(changes.get("channels", current.channels))
+            if add_channel is not None:
+                channels.add(add_channel.id)
+            if remove_channel is not None:
+                channels.discard(remove_channel.id)
+            if len(channels) > MAX_CHANNELS:
+                raise _TooManyChannels
+            if add_channel is not None or remove_channel is not None:
+                changes["channels"] = frozenset(channels)
+                if add_channel is not None and "where" not in changes:
+                    # Listing a channel means the moderator wants a list.
+                    changes["where"] = Where.LISTED
+            if spoiler is not None:
+                changes["spoiler"] = SpoilerPolicy(spoiler)
+            if requests is not None:
+                changes["user_requests"] = requests
+            features = set(changes.get("features", current.features))
+            if enable is not None:
+                features.add(Feature(enable))
+            if disable is not None:
+                features.discard(Feature(disable))
+            if enable is not None or disable is not None:
+                changes["features"] = frozenset(features)
+            if role is not None:
+                changes["role_id"] = None if role.is_default() else role.id
+            return changes
+
+        asked = any(
+            option is not None
+            for option in (
+                where, add_channel, remove_channel, spoiler, requests, enable, disable, role, reset
+            )
+        )  # fmt: skip
         try:
-            current = await store.read(guild_id)
+            if not asked:
+                current = await store.read(guild_id)
+                embed = self._overview(current, "Settings for this server")
+                embed.set_footer(text="Give options to change them; each change shows old and new.")
+                await interaction.response.send_message(embed=embed, ephemeral=True)
+                return
+            old, new = await store.edit(guild_id, changes_for)
         except REDIS_ERRORS:
             await self._reply(interaction, texts.REDIS_DOWN)
             return
-        changes: dict[str, Any] = {}
-        notes: list[str] = []
-        if reset is not None:
-            for name in _RESETTABLE[reset]:
-                changes[name] = getattr(_DEFAULTS, name)
-        if where is not None:
-            changes["where"] = Where(where)
-        channels = set(changes.get("channels", current.channels))
-        if add_channel is not None:
-            channels.add(add_channel.id)
-            if not add_channel.is_nsfw():
-                notes.append(
-                    f"<#{add_channel.id}> isn't age-restricted: the commands work only in "
-                    "age-restricted channels, so mark it so in its settings."
-                )
-        if remove_channel is not None:
-            channels.discard(remove_channel.id)
-        if len(channels) > MAX_CHANNELS:
+        except _TooManyChannels:
             await self._reply(
                 interaction,
                 texts.Text("Too many channels", f"At most {MAX_CHANNELS} can be listed."),
             )
-            return
-        if add_channel is not None or remove_channel is not None:
-            changes["channels"] = frozenset(channels)
-            if add_channel is not None and "where" not in changes:
-                # Listing a channel means the moderator wants a list.
-                changes["where"] = Where.LISTED
-        if spoiler is not None:
-            changes["spoiler"] = SpoilerPolicy(spoiler)
-        if requests is not None:
-            if requests > host.user_jobs:
-                await self._reply(
-                    interaction,
-                    texts.Text(
-                        "More than the host allows",
-                        f"The bot's host allows at most {host.user_jobs} request(s) in flight "
-                        f"per person (EROGAKI_USER_JOBS); choose {host.user_jobs} or fewer.",
-                    ),
-                )
-                return
-            changes["user_requests"] = requests
-        features = set(changes.get("features", current.features))
-        if enable is not None:
-            features.add(Feature(enable))
-        if disable is not None:
-            features.discard(Feature(disable))
-        if enable is not None or disable is not None:
-            changes["features"] = frozenset(features)
-        if role is not None:
-            changes["role_id"] = None if role.is_default() else role.id
-
-        if not changes:
-            embed = self._overview(current, "Settings for this server")
-            embed.set_footer(text="Give options to change them; each change shows old and new.")
-            await interaction.response.send_message(embed=embed, ephemeral=True)
-            return
-        try:
-            old, new = await store.update(guild_id, **changes)
-        except REDIS_ERRORS:
-            await self._reply(interaction, texts.REDIS_DOWN)
             return
         before = old.describe(host.spoiler, host.user_jobs)
         after = new.describe(host.spoiler, host.user_jobs)
