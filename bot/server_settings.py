@@ -419,7 +419,8 @@ class ServerSettingsStore:
         pipe.publish(keys.GUILD_CHANGED_CHANNEL, str(guild_id))
 
     async def all(self) -> dict[int, ServerSettings]:
-        """Every server that has settings (export). Unreadable ones are skipped, with a warning."""
+        """Every server that has settings (export). A field that can't be read is left
+        out (its default applies, as in the bot), with a warning."""
         out: dict[int, ServerSettings] = {}
         async for raw_key in self.redis.scan_iter(match=f"{keys.GUILD_PREFIX}*", count=500):
             suffix = _text(raw_key).removeprefix(keys.GUILD_PREFIX)
@@ -428,10 +429,14 @@ class ServerSettingsStore:
             raw = await self.redis.hgetall(raw_key)
             if not raw:
                 continue
-            try:
-                out[int(suffix)] = ServerSettings.from_fields(raw)
-            except InvalidSettings as exc:
-                log.warning("skipping server %s: %s", suffix, exc)
+            # One bad field must not lose the server's other settings from the backup.
+            settings, problems = ServerSettings.from_fields_leniently(raw)
+            if problems:
+                log.warning(
+                    "server %s: exported without what can't be read: %s",
+                    suffix, "; ".join(problems),
+                )  # fmt: skip
+            out[int(suffix)] = settings
         return out
 
     def _forget(self, guild_id: int | None) -> None:

@@ -301,6 +301,21 @@ async def test_export_then_import_restores_the_settings(
     assert code == 0 and json.loads(out) == data
 
 
+async def test_export_keeps_a_server_with_one_unreadable_field(
+    redis_url: str, aredis: aioredis.Redis, tmp_path: Path
+) -> None:
+    await aredis.hset(
+        settings_key(GUILD), mapping={"where": "the-moon", "spoiler": "off", "role": str(OTHER)}
+    )
+    backup = tmp_path / "settings.json"
+    code, _, err = await erogaki(redis_url, "settings", "export", str(backup))
+    assert code == 0, err
+    assert "1 server(s)" in err and "where" in err
+    server = json.loads(backup.read_text())["servers"][str(GUILD)]
+    assert server["spoiler"] == "off" and server["role"] == str(OTHER)
+    assert "where" not in server
+
+
 async def test_a_bad_backup_writes_nothing(
     redis_url: str, aredis: aioredis.Redis, tmp_path: Path
 ) -> None:
