@@ -188,6 +188,13 @@ class JobService:
         report = await fleet_status(self.redis)
         return [q for q in needed if not report.workers_for(q)]
 
+    async def predates_auto(self) -> bool:
+        """Whether hent-AI workers are live but none takes ``auto`` (an older fleet)."""
+        report = await fleet_status(self.redis)
+        return not report.workers_for(Queue.HENTAI_AUTO) and bool(
+            report.workers_for(Queue.HENTAI_BAR) or report.workers_for(Queue.HENTAI_MOSAIC)
+        )
+
     async def reserve(self, request: Request, count: int, server_limit: int | None = None) -> None:
         """Take limit slots: one request, ``count`` images (raises LimitRefused);
         ``server_limit``: the server's own limit per member. Repeating it for

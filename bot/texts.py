@@ -66,6 +66,11 @@ WORKERS_DOWN = Text(
     "The workers that do this job are offline, so nothing was queued. "
     "Please try again later, or tell the server's admins.",
 )
+AUTO_UNSUPPORTED = Text(
+    "The workers here can't do auto yet",
+    "The running workers are an older version without auto mode, so nothing was queued. "
+    "Use /decensor bar or /decensor mosaic, or ask the bot's host to update the workers.",
+)
 NO_WORKER = Text(
     "No worker is available",
     "Your image waited in the queue, but no worker took it before the deadline. "

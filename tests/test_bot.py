@@ -368,6 +368,38 @@ async def test_no_live_worker_is_said_at_once(world: World, aredis: aioredis.Red
     assert await aredis.llen(Queue.HENTAI_BAR) == 0
 
 
+async def test_auto_with_workers_from_before_auto_is_refused_by_name(
+    world: World, aredis: aioredis.Redis
+) -> None:
+    """Workers of an older version listen on bar, mosaic and inpainting only: auto
+    is refused as not available yet (not as "no worker"), and bar still queues."""
+    old = [q.value for q in Queue if q is not Queue.HENTAI_AUTO]
+    beat = json.dumps({"instance": "old", "component": "test", "queues": old})
+    await aredis.set(keys.heartbeat_key("old"), beat, ex=60)
+    await aredis.hset(keys.INSTANCES, "old", json.dumps(old))
+
+    image = world.fake.add_attachment(barred(), "x.png")
+    handle = await world.fake.slash_command("decensor auto", {"image": image}, channel=world.nsfw)
+    refusal = await handle.wait_callback()
+    assert refusal.ephemeral and refusal.embeds[0]["title"] == "The workers here can't do auto yet"
+    assert await aredis.llen(Queue.HENTAI_AUTO) == 0
+
+    image = world.fake.add_attachment(barred(), "y.png")
+    handle = await world.fake.slash_command("decensor bar", {"image": image}, channel=world.nsfw)
+    assert (await handle.wait_callback()).callback_type == DEFERRED
+
+    async def bar_queued() -> bool:
+        return bool(await aredis.llen(Queue.HENTAI_BAR) == 1)
+
+    await wait_for(bar_queued, timeout=10, what="the bar job queued")
+
+    status = await world.fake.slash_command("erogaki status", {}, channel=world.sfw)
+    embed = (await status.wait_callback()).embeds[0]
+    queues = {f["name"]: f["value"] for f in embed["fields"]}["Queues"]
+    assert "auto (hent-AI): 0 waiting, 0 worker(s) (the workers predate auto mode)" in queues
+    assert embed["color"] == 0x2ECC71  # green: everything the old fleet offers works
+
+
 async def test_redis_down_is_said_plainly(fake: FakeDiscord) -> None:
     _, nsfw, _, _ = make_world(fake)
     settings = bot_settings(fake, f"redis://127.0.0.1:{free_port()}/0")

@@ -32,6 +32,7 @@ from erogaki_common.errors import (
     JobLost,
     RedisUnavailable,
 )
+from erogaki_common.keys import Queue
 from erogaki_common.protocol import Mode
 from erogaki_common.redis_io import CONNECTION_ERRORS
 from erogaki_common.status import Progress
@@ -359,7 +360,10 @@ class DecensorCog(commands.Cog):
         """
 
         async def attempt() -> Refused | None:
-            if await self.bot.jobs.missing_workers(request.mode):
+            missing = await self.bot.jobs.missing_workers(request.mode)
+            if missing == [Queue.HENTAI_AUTO] and await self.bot.jobs.predates_auto():
+                return Refused("auto-unsupported", texts.AUTO_UNSUPPORTED)
+            if missing:
                 return Refused("workers-down", texts.WORKERS_DOWN)
             await self.bot.jobs.reserve(request, count, server_limit)
             return None

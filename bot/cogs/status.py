@@ -45,7 +45,13 @@ class StatusCog(commands.Cog):
             )  # fmt: skip
             await interaction.response.send_message(embed=embed, ephemeral=True)
             return
-        healthy = all(report.workers_for(q) for q in Queue)
+        # Workers from before auto mode don't take its queue; bar and mosaic still work.
+        old_fleet = not report.workers_for(Queue.HENTAI_AUTO) and bool(
+            report.workers_for(Queue.HENTAI_BAR)
+        )
+        healthy = all(
+            report.workers_for(q) for q in Queue if not (old_fleet and q is Queue.HENTAI_AUTO)
+        )
         embed = discord.Embed(
             title="erogaki status",
             colour=discord.Colour.green() if healthy else discord.Colour.orange(),
@@ -55,6 +61,11 @@ class StatusCog(commands.Cog):
             value="\n".join(
                 f"{QUEUE_LABELS[q]}: {report.queue_lengths[q.value]} waiting, "
                 f"{report.workers_for(q)} worker(s)"
+                + (
+                    " (the workers predate auto mode)"
+                    if old_fleet and q is Queue.HENTAI_AUTO
+                    else ""
+                )
                 for q in Queue
             ),
             inline=False,
