@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import socket
+import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -66,6 +70,168 @@ class _Redis(Redis):
         )
 
 
+# --- sending images without copying them ------------------------------------------
+#
+# redis-py hands a command's pieces (the header, each argument of 6000 bytes or
+# more as it is, the tail) to StreamWriter.writelines. Python 3.11's socket
+# transport joins them into one new bytes object before sending, and copies
+# into its buffer whatever the socket does not take at once: one to two copies
+# of every image on its way out, on the event loop. Python 3.12's transport sends
+# the pieces themselves with sendmsg and buffers views of them. On 3.11 our
+# connections get a writer that does the same for commands that carry a large
+# argument; everything else, and any other transport (TLS, another event
+# loop), goes through the transport as before.
+
+# A command with a piece this large goes out from its own buffers: below it,
+# the join is cheaper than what it saves.
+DIRECT_MIN_BYTES = 32 * 1024
+# Buffers handed to one sendmsg call (IOV_MAX is 1024 on Linux).
+_IOV_BATCH = 64
+ZERO_COPY_BUILTIN = sys.version_info >= (3, 12)
+
+
+class _DirectWriter(asyncio.StreamWriter):
+    """A StreamWriter that sends large commands from the caller's buffers.
+
+    It writes to a duplicate of the transport's socket, and only while the
+    transport has nothing buffered, so bytes go out in the order they were
+    written. Until they are all sent it keeps views of them (not copies) and
+    ``drain()`` waits on the duplicate's writability; redis-py awaits drain
+    after every write and reads no reply before, so nothing is written in
+    between. Errors surface as OSError from writelines or drain, where
+    redis-py expects them (it then disconnects and raises ConnectionError).
+    """
+
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader | None,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+    ) -> None:
+        transport = writer.transport
+        super().__init__(transport, transport.get_protocol(), reader, loop)
+        # Kept alive: a StreamWriter closes its transport when it is collected.
+        self._replaced = writer
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._event_loop = loop
+        self._unsent: deque[memoryview] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def writelines(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
+        chunks = data if isinstance(data, list) else list(data)
+        if not self._unsent and (
+            self.transport.get_write_buffer_size()
+            or self.transport.is_closing()
+            or not any(len(c) >= DIRECT_MIN_BYTES for c in chunks)
+        ):
+            super().writelines(chunks)
+            return
+        self._unsent.extend(memoryview(c) for c in chunks if len(c))
+        if self._waiter is None:
+            self._push()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._unsent:
+            self.writelines([data])  # behind what is still unsent
+        else:
+            super().write(data)
+
+    def _push(self) -> None:
+        """Send what the socket takes now; raises OSError if the connection broke."""
+        unsent = self._unsent
+        while unsent:
+            try:
+                sent = self._sock.sendmsg(list(itertools.islice(unsent, _IOV_BATCH)))
+            except (BlockingIOError, InterruptedError):
+                return
+            while sent:
+                head = unsent[0]
+                if len(head) <= sent:
+                    sent -= len(head)
+                    unsent.popleft()
+                else:
+                    unsent[0] = head[sent:]
+                    sent = 0
+
+    async def drain(self) -> None:
+        if self._unsent:
+            waiter = self._waiter = self._event_loop.create_future()
+            self._event_loop.add_writer(self._fd, self._on_writable)
+            try:
+                await waiter
+            finally:
+                self._stop_waiting(None)
+        await super().drain()
+
+    def _on_writable(self) -> None:
+        try:
+            self._push()
+        except OSError as exc:
+            self._stop_waiting(exc)
+            return
+        if not self._unsent:
+            self._stop_waiting(None)
+
+    def _stop_waiting(self, exc: BaseException | None) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is None:
+            return
+        # Before the duplicate is closed: a closed fd cannot be taken out of
+        # epoll, and its registration would go on firing.
+        self._event_loop.remove_writer(self._fd)
+        if not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    def close(self) -> None:
+        self._stop_waiting(ConnectionResetError("the connection was closed while sending"))
+        self._unsent.clear()
+        self._sock.close()
+        super().close()
+
+
+def _direct_writer(
+    writer: asyncio.StreamWriter, reader: asyncio.StreamReader | None
+) -> asyncio.StreamWriter:
+    """``writer`` with zero-copy sends where they are possible and Python lacks them."""
+    transport = writer.transport
+    loop = asyncio.get_running_loop()
+    sock = transport.get_extra_info("socket")
+    if (
+        ZERO_COPY_BUILTIN
+        or sock is None
+        or transport.get_extra_info("ssl_object") is not None
+        or not isinstance(loop, asyncio.SelectorEventLoop)
+    ):
+        return writer
+    return _DirectWriter(writer, reader, loop, sock.dup())
+
+
+class _TcpConnection(Connection):
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[no-untyped-call]
+        if self._writer is not None:
+            self._writer = _direct_writer(self._writer, self._reader)
+
+
+class _UnixConnection(UnixDomainSocketConnection):
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[no-untyped-call]
+        if self._writer is not None:
+            self._writer = _direct_writer(self._writer, self._reader)
+
+
+# TLS connections keep redis-py's own class: their bytes are encrypted (copied) anyway.
+_DIRECT_CLASSES: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: _TcpConnection,
+    UnixDomainSocketConnection: _UnixConnection,
+}
+
+
 def connect(url: str, *, max_connections: int | None = None) -> Redis:
     """A client for ``url``.
 
@@ -86,11 +252,15 @@ def connect(url: str, *, max_connections: int | None = None) -> Redis:
         "retry": Retry(NoBackoff(), 0),
     }
     if max_connections is None:
-        return _Redis.from_url(url, **options)
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=None, **options
-    )
-    return _Redis(connection_pool=pool)
+        client = _Redis.from_url(url, **options)
+    else:
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=None, **options
+        )
+        client = _Redis(connection_pool=pool)
+    made = client.connection_pool
+    made.connection_class = _DIRECT_CLASSES.get(made.connection_class, made.connection_class)
+    return client
 
 
 async def backoff(first: float = 0.05, cap: float = 5.0) -> AsyncIterator[float]:
