@@ -1,18 +1,24 @@
-"""PNG encoders for the workers' results: Pillow (what erogaki used) against OpenCV.
+"""PNG encoders for the workers' results: Pillow, OpenCV and erogaki's own (workers/png.py).
 
-Run from the repository root: ``python bench/png.py`` (``PYTHONPATH=.`` until the project
-is installed). One thread each, fastest of several runs, on drawn art (drawn in code) and
-on photo-like samples (scikit-image's chelsea and coffee), at 1024 and 2048 px. Decoding
-is timed the way the next reader does it: Pillow, as ``erogaki_common.images.decode``
-and the bot read results. Prints a table, then one JSON line.
+Run from the repository root: ``python bench/png.py`` (``--held-out`` for more pictures:
+other drawings, drawings through JPEG, more photographs and textures). Each encoder
+writes the same 8-bit RGB picture at 1024x1024 and 2048x2048: drawn art (drawn in
+code by ``workers.imageops.drawn``) and photographs (scikit-image's chelsea and coffee,
+upscaled). Times are CPU seconds of this process (``time.process_time``), one thread,
+the fastest of several interleaved runs, so that other work on the machine weighs less.
+Decoding is timed the way the next reader does it: Pillow, as
+``erogaki_common.images.decode`` and the bot read results. Every file is checked to
+decode to the picture. Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 
 import cv2
 import numpy as np
@@ -20,11 +26,12 @@ from numpy.typing import NDArray
 from PIL import Image
 from skimage import data as skdata
 
-from workers.imageops import synthetic as syn
-from workers.pipeline import encode_png
+from workers import png
+from workers.imageops import drawn
 
 Pixels = NDArray[np.uint8]
 RUNS = 5
+SIZES = (1024, 2048)
 
 
 def pillow(rgb: Pixels) -> bytes:
@@ -33,80 +40,124 @@ def pillow(rgb: Pixels) -> bytes:
     return out.getvalue()
 
 
-def opencv_filter(flag: int) -> Callable[[Pixels], bytes]:
-    def encode(rgb: Pixels) -> bytes:
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, flag]
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-        assert ok
-        return bytes(buf.tobytes())
-
-    return encode
+def opencv_up(rgb: Pixels) -> bytes:
+    # What workers/pipeline.py wrote before workers/png.py: zlib level 1, "up" filter.
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    assert ok
+    return bytes(buf.tobytes())
 
 
+PILLOW = "pillow (level 1)"
 ENCODERS: dict[str, Callable[[Pixels], bytes]] = {
-    "pillow (adaptive filters)": pillow,
-    "erogaki (opencv, up)": encode_png,
-    "opencv, sub": opencv_filter(cv2.IMWRITE_PNG_FILTER_SUB),
-    "opencv, paeth": opencv_filter(cv2.IMWRITE_PNG_FILTER_PAETH),
+    PILLOW: pillow,
+    "opencv (up, level 1)": opencv_up,
+    "erogaki (workers/png.py)": png.encode,
 }
 
 
-def fastest(fn: Callable[[], object], runs: int = RUNS) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def cpu_seconds(fn: Callable[[], object]) -> float:
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
 
 
 def decode(data: bytes) -> Pixels:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def pictures(size: int) -> dict[str, Pixels]:
-    photo = [cv2.resize(getattr(skdata, n)(), (size, size)) for n in ("chelsea", "coffee")]
-    return {
-        "drawn": syn.draw_scene(3, (size, size)),
-        "drawn (censored, restored)": syn.draw_scene(7, (size, size)),
-        "photo chelsea": np.ascontiguousarray(photo[0]),
-        "photo coffee": np.ascontiguousarray(photo[1]),
+def _photo(name: str, size: int) -> Pixels:
+    image = getattr(skdata, name)()
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.ndim == 2:
+        image = np.dstack([image] * 3)
+    resized = cv2.resize(image[..., :3], (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(resized)
+
+
+def _jpeg(rgb: Pixels, quality: int) -> Pixels:
+    ok, buf = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
+
+
+def pictures(size: int, held_out: bool) -> dict[str, tuple[str, Pixels]]:
+    """name -> (kind, picture); kind is "drawn" or "photo"."""
+    out: dict[str, tuple[str, Pixels]] = {
+        "drawn 21 plain": ("drawn", drawn.draw_art(21, (size, size), "plain").image),
+        "drawn 24 manga": ("drawn", drawn.draw_art(24, (size, size), "manga").image),
+        "photo chelsea": ("photo", _photo("chelsea", size)),
+        "photo coffee": ("photo", _photo("coffee", size)),
     }
+    if held_out:
+        for seed, theme, quality in ((31, "pastel", 85), (32, "night", 95), (33, "pink", 75)):
+            art = drawn.draw_art(seed, (size, size), theme).image
+            out[f"drawn {seed} {theme}"] = ("drawn", art)
+            out[f"drawn {seed} {theme} jpeg{quality}"] = ("drawn", _jpeg(art, quality))
+        manga = drawn.draw_art(34, (size, size), "manga").image
+        out["drawn 34 manga jpeg80"] = ("drawn", _jpeg(manga, 80))
+        for name in ("rocket", "retina", "hubble_deep_field", "grass", "page"):
+            out[f"photo {name}"] = ("photo", _photo(name, size))
+    return out
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--held-out", action="store_true", help="more pictures")
+    parser.add_argument("--runs", type=int, default=RUNS)
+    args = parser.parse_args()
     cv2.setNumThreads(1)
     rows: list[dict[str, object]] = []
-    for size in (1024, 2048):
-        for name, rgb in pictures(size).items():
+    for size in SIZES:
+        for name, (kind, rgb) in pictures(size, args.held_out).items():
             encoded = {n: enc(rgb) for n, enc in ENCODERS.items()}
-            for data in encoded.values():
-                assert np.array_equal(decode(data), rgb)
+            for n, data in encoded.items():
+                assert np.array_equal(decode(data), rgb), n
             # Interleaved runs, fastest of each: a busy machine slows all alike.
             enc_s = dict.fromkeys(ENCODERS, float("inf"))
             dec_s = dict.fromkeys(ENCODERS, float("inf"))
-            for _ in range(RUNS):
+            for _ in range(args.runs):
                 for n, enc in ENCODERS.items():
-                    enc_s[n] = min(enc_s[n], fastest(lambda enc=enc, rgb=rgb: enc(rgb), 1))
-                    dec_s[n] = min(dec_s[n], fastest(lambda d=encoded[n]: decode(d), 1))
-            base = "pillow (adaptive filters)"
+                    enc_s[n] = min(enc_s[n], cpu_seconds(partial(enc, rgb)))
+                    dec_s[n] = min(dec_s[n], cpu_seconds(partial(decode, encoded[n])))
+            chosen = png.plan(png.scanlines(rgb))
             for n, data in encoded.items():
                 rows.append({
-                    "size": size, "picture": name, "encoder": n,
-                    "encode_ms": round(enc_s[n] * 1000, 1),
-                    "speedup": round(enc_s[base] / enc_s[n], 2),
+                    "size": size, "kind": kind, "picture": name, "encoder": n,
+                    "encode_cpu_ms": round(enc_s[n] * 1000, 1),
+                    "speedup_vs_pillow": round(enc_s[PILLOW] / enc_s[n], 2),
                     "kib": len(data) // 1024,
-                    "size_ratio": round(len(data) / len(encoded[base]), 3),
-                    "decode_ms": round(dec_s[n] * 1000, 1),
-                    "decode_ratio": round(dec_s[n] / dec_s[base], 2),
+                    "size_vs_pillow": round(len(data) / len(encoded[PILLOW]), 3),
+                    "decode_cpu_ms": round(dec_s[n] * 1000, 1),
+                    "decode_vs_pillow": round(dec_s[n] / dec_s[PILLOW], 2),
+                    **({"plan": f"{chosen.filter}, {chosen.deflate.name}"}
+                       if n.startswith("erogaki") else {}),
                 })  # fmt: skip
-    print(f"{'size':>5} {'picture':<27} {'encoder':<26} {'encode':>9} {'x pillow':>8} "
-          f"{'KiB':>6} {'size':>6} {'decode':>9} {'dec':>5}")  # fmt: skip
+    print(f"{'size':>5} {'picture':<27} {'encoder':<25} {'encode':>9} {'x pillow':>8} "
+          f"{'KiB':>6} {'size':>6} {'decode':>9} {'dec':>5}  plan")  # fmt: skip
     for r in rows:
-        print(f"{r['size']:>5} {r['picture']:<27} {r['encoder']:<26} {r['encode_ms']:>7} ms "
-              f"{r['speedup']:>7}x {r['kib']:>6} {r['size_ratio']:>6} {r['decode_ms']:>6} ms "
-              f"{r['decode_ratio']:>5}")  # fmt: skip
-    print(json.dumps({"runs": RUNS, "threads": 1, "rows": rows}))
+        plan = r.get("plan", "")
+        print(f"{r['size']:>5} {r['picture']:<27} {r['encoder']:<25} {r['encode_cpu_ms']:>6} ms "
+              f"{r['speedup_vs_pillow']:>7}x {r['kib']:>6} {r['size_vs_pillow']:>6} "
+              f"{r['decode_cpu_ms']:>6} ms {r['decode_vs_pillow']:>5}  {plan}")  # fmt: skip
+    summary: dict[str, dict[str, float]] = {}
+    ours = [r for r in rows if str(r["encoder"]).startswith("erogaki")]
+    for size in SIZES:
+        for kind in ("drawn", "photo"):
+            sel = [r for r in ours if r["size"] == size and r["kind"] == kind]
+            summary[f"{kind} {size}"] = {
+                "min_speedup_vs_pillow": min(float(str(r["speedup_vs_pillow"])) for r in sel),
+                "max_size_vs_pillow": max(float(str(r["size_vs_pillow"])) for r in sel),
+                "max_decode_vs_pillow": max(float(str(r["decode_vs_pillow"])) for r in sel),
+            }
+    print("summary (erogaki against pillow, worst picture of each kind):")
+    for key, s in summary.items():
+        speed, larger, dec = (s[k] for k in ("min_speedup_vs_pillow", "max_size_vs_pillow",
+                                           "max_decode_vs_pillow"))  # fmt: skip
+        print(f"  {key:<11} encode >= {speed}x faster, files <= {larger}x, decode <= {dec}x")
+    print(json.dumps({"runs": args.runs, "threads": 1, "clock": "process_time",
+                      "summary": summary, "rows": rows}))  # fmt: skip
 
 
 if __name__ == "__main__":

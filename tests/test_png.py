@@ -1,0 +1,204 @@
+"""workers/png.py: PNG files that Pillow and OpenCV read back exactly, as small as Pillow's."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from functools import cache
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image, PngImagePlugin
+from skimage import data as skdata
+
+from workers import pipeline, png
+from workers.imageops import drawn
+
+Pixels = NDArray[np.uint8]
+
+
+def _pillow_reads(data: bytes) -> Pixels:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return np.asarray(image)
+
+
+def _opencv_reads(data: bytes) -> Pixels:
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert bgr is not None
+    code = cv2.COLOR_BGRA2RGBA if bgr.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return np.asarray(cv2.cvtColor(bgr, code))
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, body) of every chunk, each CRC checked."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    out, at = [], 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        assert crc == zlib.crc32(kind + body), kind
+        out.append((kind, body))
+        at += 12 + length
+    assert at == len(data)
+    return out
+
+
+@cache
+def _art(seed: int, size: int, theme: str = "plain") -> Pixels:
+    return drawn.draw_art(seed, (size, size), theme).image
+
+
+@cache
+def _photo(size: int) -> Pixels:
+    coffee: Pixels = skdata.coffee()  # type: ignore[no-untyped-call]
+    resized = cv2.resize(coffee, (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(resized)
+
+
+def _jpeg(rgb: Pixels, quality: int) -> Pixels:
+    ok, buf = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
+
+
+def _pillow_png(rgb: Pixels) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (1, 333), (257, 1), (3, 5), (67, 131), (129, 64), (601, 1023)]
+)
+def test_noise_reads_back_exactly(shape: tuple[int, int], channels: int) -> None:
+    rng = np.random.default_rng(shape[0] * 7919 + shape[1] + channels)
+    pixels = rng.integers(0, 256, (*shape, channels), dtype=np.uint8)
+    data = png.encode(pixels)
+    assert np.array_equal(_pillow_reads(data), pixels)
+    assert np.array_equal(_opencv_reads(data), pixels)
+    assert Image.open(io.BytesIO(data)).mode == ("RGBA" if channels == 4 else "RGB")
+
+
+@pytest.mark.parametrize("picture", ["drawn", "drawn jpeg", "photo"])
+def test_pictures_read_back_exactly_with_their_alpha(picture: str) -> None:
+    rgb = {"drawn": _art(3, 640), "drawn jpeg": _jpeg(_art(3, 640), 85), "photo": _photo(640)}[
+        picture
+    ]
+    # Odd sizes: one row and one column fewer.
+    for pixels in (rgb, np.ascontiguousarray(rgb[:-1, 1:])):
+        data = png.encode(pixels)
+        assert np.array_equal(_pillow_reads(data), pixels)
+        assert np.array_equal(_opencv_reads(data), pixels)
+    # The workers hand the alpha channel over apart from the colours.
+    alpha = np.linspace(0, 255, rgb.shape[1]).astype(np.uint8)[None, :].repeat(rgb.shape[0], 0)
+    rgba = np.dstack([rgb, alpha])
+    data = png.encode(rgb, alpha)
+    assert data == png.encode(rgba)
+    assert np.array_equal(_pillow_reads(data), rgba)
+    assert np.array_equal(_opencv_reads(data), rgba)
+
+
+def test_views_and_large_pictures_read_back_exactly() -> None:
+    # A strided view (every other column) and a picture of many IDAT chunks.
+    big = np.asarray(
+        cv2.resize(_art(5, 640), (2900, 1700), interpolation=cv2.INTER_NEAREST), np.uint8
+    )
+    view = big[:, ::2]
+    assert not view.flags.c_contiguous
+    data = png.encode(view)
+    assert np.array_equal(_pillow_reads(data), view)
+    assert np.array_equal(_opencv_reads(data), view)
+    noisy = np.random.default_rng(1).integers(0, 256, (1500, 1100, 3), dtype=np.uint8)
+    data = png.encode(noisy)
+    idat = [body for kind, body in _chunks(data) if kind == b"IDAT"]
+    assert len(idat) > 10
+    assert np.array_equal(_pillow_reads(data), noisy)
+
+
+def test_file_layout() -> None:
+    rgb = _art(3, 640)
+    data = png.encode(rgb, text={"erogaki-mask": "exact", "Software": "erogaki"})
+    chunks = _chunks(data)
+    kinds = [kind for kind, _ in chunks]
+    assert kinds[:3] == [b"IHDR", b"tEXt", b"tEXt"]
+    assert kinds[-1] == b"IEND" and chunks[-1][1] == b""
+    assert set(kinds[3:-1]) == {b"IDAT"}
+    assert chunks[0][1] == struct.pack(">IIBBBBB", 640, 640, 8, 2, 0, 0, 0)
+    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    scanlines = np.frombuffer(raw, np.uint8).reshape(640, 1 + 640 * 3)
+    # One filter for every row, the one the plan names.
+    filter_type = {"none": 0, "up": 2}[png.plan(png.scanlines(rgb)).filter]
+    assert set(scanlines[:, 0].tolist()) == {filter_type}
+    image = Image.open(io.BytesIO(data))
+    assert isinstance(image, PngImagePlugin.PngImageFile)
+    assert image.text == {"erogaki-mask": "exact", "Software": "erogaki"}
+
+
+def test_the_exact_mask_mark_is_found_in_either_way_of_writing_it() -> None:
+    rgb = _art(3, 320)
+    written = png.encode(rgb, text={"erogaki-mask": "exact"})
+    added = pipeline.mark_exact(png.encode(rgb))
+    assert written == added
+    assert pipeline.is_marked_exact(written)
+    assert not pipeline.is_marked_exact(png.encode(rgb))
+    assert np.array_equal(_pillow_reads(added), rgb)
+    assert np.array_equal(_opencv_reads(added), rgb)
+
+
+def test_the_plan_fits_the_picture() -> None:
+    # Flat colours repeat exactly: no filter, ISA-L.
+    assert png.plan(png.scanlines(_art(11, 768))) == png.Plan("none", png.ISAL)
+    # Smooth photographs: "up", ISA-L.
+    assert png.plan(png.scanlines(_photo(768))) == png.Plan("up", png.ISAL)
+    # Grey screentone through JPEG: ISA-L's files would be 15-30 % larger than zlib's.
+    manga = _jpeg(_art(14, 768, "manga"), 80)
+    assert png.plan(png.scanlines(manga)).deflate == png.ZLIB
+
+
+@pytest.mark.parametrize(
+    "picture",
+    [
+        "drawn 12",
+        "drawn 13 pink",
+        "drawn 14 manga",
+        "drawn 12 jpeg 90",
+        "manga 19 jpeg 80",
+        "photo",
+    ],
+)
+def test_files_are_no_more_than_a_tenth_larger_than_pillows(picture: str) -> None:
+    rgb = {
+        "drawn 12": _art(12, 768),
+        "drawn 13 pink": _art(13, 768, "pink"),
+        "drawn 14 manga": _art(14, 768, "manga"),
+        "drawn 12 jpeg 90": _jpeg(_art(12, 768), 90),
+        "manga 19 jpeg 80": _jpeg(_art(19, 768, "manga"), 80),
+        "photo": _photo(768),
+    }[picture]
+    assert len(png.encode(rgb)) <= 1.10 * len(_pillow_png(rgb))
+
+
+@pytest.mark.parametrize(
+    ("pixels", "alpha", "text"),
+    [
+        (np.zeros((4, 4, 3), np.uint16), None, None),
+        (np.zeros((4, 4), np.uint8), None, None),
+        (np.zeros((4, 4, 2), np.uint8), None, None),
+        (np.zeros((0, 4, 3), np.uint8), None, None),
+        (np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4), np.uint8), None),
+        (np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.uint8), None),
+        (np.zeros((4, 4, 3), np.uint8), None, {"": "empty keyword"}),
+        (np.zeros((4, 4, 3), np.uint8), None, {" edge": "spaces"}),
+        (np.zeros((4, 4, 3), np.uint8), None, {"k": "a\x00b"}),
+        (np.zeros((4, 4, 3), np.uint8), None, {"x" * 80: "too long"}),
+    ],
+)
+def test_what_it_refuses(pixels: Pixels, alpha: Pixels | None, text: dict[str, str] | None) -> None:
+    with pytest.raises(ValueError):
+        png.encode(pixels, alpha, text)
