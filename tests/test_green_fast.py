@@ -1,0 +1,158 @@
+"""The green-mask reader works on the paint's neighbourhood only (crops around candidate
+pixels, windows cut to what their reading reaches) and gives, pixel for pixel, what the
+whole-picture reader gave (tests/green_reference.py): on drawn pictures of many sizes,
+soft and hard brushes, JPEG'd paint, feathers, and hostile masks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from erogaki_common.errors import ErrorName, ProcessingError
+from erogaki_common.images import Limits
+from tests import green_reference as reference
+from tests.imaging import png
+from workers import pipeline
+from workers.cpu_backend import CpuDeepCreamPy
+from workers.imageops import drawn
+from workers.imageops import green as fast
+from workers.imageops import synthetic as syn
+
+Image = NDArray[np.uint8]
+LIMITS = Limits(25 << 20, 40_000_000)
+GREEN = np.array([0, 255, 0], np.float32)
+
+
+def same(img: Image) -> None:
+    want = reference.painted_mask(img)
+    got = fast.painted_mask(img)
+    assert got.dtype == np.bool_ and got.shape == want.shape
+    diff = np.argwhere(got != want)
+    assert not len(diff), f"{len(diff)} pixels differ, first at {diff[:5].tolist()}"
+
+
+def blend(img: Image, alpha: NDArray[np.float32]) -> Image:
+    out = alpha[..., None] * GREEN + (1 - alpha[..., None]) * img.astype(np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_brushed_green_on_drawn_art_is_read_as_before(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    # Sides that are not multiples of the 64 px cells, and the cells' own multiples.
+    h, w = [(333, 517), (640, 640), (257, 700), (480, 321), (512, 384), (700, 450)][seed]
+    art = drawn.draw_art(seed, (h, w), drawn.THEMES[seed % len(drawn.THEMES)]).image
+    painted, _ = drawn.brush_green(art, seed)
+    same(painted)
+    same(syn.jpeg(painted, int(rng.integers(60, 95))))
+
+
+@pytest.mark.parametrize("soft", [0.0, 1.0, 2.5, 4.0, 7.0])
+def test_soft_and_feathered_edges_are_read_as_before(soft: float) -> None:
+    """Wide feathers take the reading's further rounds (and its larger window)."""
+    scene = syn.draw_scene(int(soft * 10), (400, 560))
+    alpha = np.zeros(scene.shape[:2], np.float32)
+    cv2.line(alpha, (60, 90), (480, 300), 1.0, 30)
+    cv2.rectangle(alpha, (40, 300), (150, 380), 1.0, -1)
+    cv2.circle(alpha, (470, 80), 25, 1.0, -1)
+    if soft:
+        alpha = cv2.GaussianBlur(alpha, (0, 0), soft)
+    painted = blend(scene, alpha)
+    same(painted)
+    same(syn.jpeg(painted, 80))
+
+
+def test_paint_clusters_far_apart_and_nested_are_read_as_before() -> None:
+    """Dabs far apart get windows of their own; a dab inside a ring of paint lies in the
+    ring's window as well as its own."""
+    scene = syn.draw_scene(11, (900, 900))
+    alpha = np.zeros(scene.shape[:2], np.float32)
+    cv2.circle(alpha, (450, 450), 330, 1.0, 24)  # a ring
+    cv2.circle(alpha, (450, 450), 20, 1.0, -1)  # a dab at its centre
+    cv2.rectangle(alpha, (20, 20), (60, 40), 1.0, -1)  # corners, far from both
+    cv2.rectangle(alpha, (860, 850), (899, 899), 1.0, -1)
+    cv2.line(alpha, (450, 140), (450, 160), 1.0, 3)  # just inside the ring
+    painted = blend(scene, cv2.GaussianBlur(alpha, (0, 0), 1.5))
+    same(painted)
+    same(syn.jpeg(painted, 75))
+
+
+def test_drawn_greens_beside_the_paint_are_read_as_before() -> None:
+    scene = syn.draw_scene(6, (300, 420))
+    scene[20:90, 20:200] = (40, 170, 60)
+    scene[120:200, 40:120] = (60, 225, 40)
+    cv2.circle(scene, (180, 170), 40, (25, 215, 30), -1)
+    cv2.circle(scene, (330, 220), 30, (40, 250, 40), -1)
+    painted = scene.copy()
+    painted[60:140, 180:260] = (0, 255, 0)  # touching the foliage and the neon green
+    painted[200:260, 300:360] = (0, 255, 0)  # over the vivid disc
+    for img in (scene, painted, syn.jpeg(painted, 85)):
+        same(img)
+
+
+def test_many_tiny_holes_are_read_as_before() -> None:
+    rng = np.random.default_rng(3)
+    img = syn.draw_scene(7, (600, 700))
+    for _ in range(400):
+        y, x = int(rng.integers(0, 598)), int(rng.integers(0, 698))
+        s = int(rng.integers(1, 4))
+        img[y : y + s, x : x + s] = (0, 255, 0)
+    same(img)
+    same(syn.jpeg(img, 90))
+
+
+def test_a_mask_touching_every_edge_is_read_as_before() -> None:
+    img = syn.draw_scene(8, (300, 380))
+    img[:6] = img[-6:] = (0, 255, 0)
+    img[:, :4] = img[:, -9:] = (0, 255, 0)
+    img[140:160, 100:280] = (0, 255, 0)
+    soft = cv2.GaussianBlur(np.all(img == (0, 255, 0), axis=-1).astype(np.float32), (0, 0), 2)
+    for picture in (img, blend(img, soft), syn.jpeg(img, 80)):
+        same(picture)
+
+
+@pytest.mark.parametrize("share", [1.0, 0.995, 0.97])
+def test_a_mask_covering_nearly_everything_is_read_as_before(share: float) -> None:
+    img = syn.draw_scene(9, (220, 260))
+    painted = img.copy()
+    keep = round(img.shape[0] * img.shape[1] * (1 - share))
+    painted[:] = (0, 255, 0)
+    painted.reshape(-1, 3)[:keep] = img.reshape(-1, 3)[:keep]
+    same(painted)
+    same(syn.jpeg(painted, 90))
+    if share > 0.98:
+        with pytest.raises(ProcessingError) as caught:
+            pipeline.inpaint_green(png(painted), CpuDeepCreamPy(), LIMITS, {})
+        assert caught.value.name is ErrorName.MASK_COVERS_IMAGE
+
+
+def test_no_paint_and_tiny_pictures_are_read_as_before() -> None:
+    for img in (
+        syn.draw_scene(2, (64, 64)),
+        syn.draw_scene(2, (8, 8)),
+        np.full((9, 13, 3), (0, 255, 0), np.uint8),
+        np.full((70, 5, 3), (0, 240, 10), np.uint8),
+    ):
+        same(img)
+
+
+@pytest.mark.parametrize("tolerance", [0, 1, 12, 40])
+def test_green_mask_and_paint_green_match_the_per_pixel_forms(tolerance: int) -> None:
+    rng = np.random.default_rng(tolerance)
+    img = rng.integers(0, 256, (123, 211, 3), np.uint8)
+    img[::7, ::5] = (0, 255, 0)
+    img[3::11, ::3] = (tolerance, 255 - tolerance, tolerance)
+    img[5::13, ::4] = (tolerance + 1, 255, 0) if tolerance < 255 else (0, 255, 0)
+    assert np.array_equal(fast.green_mask(img, tolerance), reference.green_mask(img, tolerance))
+    mask = rng.random(img.shape[:2]) < 0.2
+    want = img.copy()
+    want[mask] = (0, 255, 0)
+    assert np.array_equal(fast.paint_green(img, mask), want)
+    assert np.array_equal(fast.paint_green(img, np.zeros_like(mask)), img)
+    edge = np.zeros_like(mask)
+    edge[0, :] = edge[:, -1] = True
+    want = img.copy()
+    want[edge] = (0, 255, 0)
+    assert np.array_equal(fast.paint_green(img, edge), want)
