@@ -10,6 +10,8 @@ import numpy as np
 
 from workers import imageops
 from workers.backend import Image, Mask
+from workers.imageops.bars import _SEARCH_SIZE
+from workers.imageops.mosaic import MosaicGrid
 
 # Bars found on JPEG inputs have a ringing fringe one or two pixels wide that
 # inpainting would otherwise smear back in.
@@ -27,16 +29,109 @@ def _grow(mask: Mask, px: int) -> Mask:
     return out
 
 
-def _confirmed(bars: Mask, again: Mask, near: Mask) -> Mask:
-    """The components of ``bars`` that lie mostly away from ``near``, or that ``again``
-    mostly finds too."""
-    n, labels = cv2.connectedComponents(bars.astype(np.uint8), connectivity=8)
-    total = np.bincount(labels.ravel(), minlength=n)
-    seen = np.bincount(labels[again], minlength=n)
+# Context around a suspect bar when it is looked at again on its own crop: a quarter of
+# its longer side, and never less than this many pixels, so that the crop's edges neither
+# cut a bar short nor make a fill they cut look like one.
+_CROP_MARGIN = 48
+_CROP_SHARE = 0.25
+# The crop holds at least this many times the suspect's area: the bar detector takes a
+# region over a fifth of its picture for background.
+_CROP_AREA = 8.0
+# Share of a suspect's outline on the mosaic's grid lines over which it is a run of cells
+# (the detector rounds their corners, and cuts some at a drawn edge); a bar's edges fall
+# on a line once in a block, so for small blocks a share between the two is also looked
+# at with the suspect restored as mosaic, which a run does not survive.
+_RUN = 0.5
+_MAYBE_RUN = 0.3
+
+
+def _on_grid(comp: Mask, grid: MosaicGrid) -> float:
+    """The share of the outline of ``comp`` that runs along the mosaic's grid lines: most
+    of it for a run of like cells, one step in a block for a bar lying on the mosaic."""
+    b = grid.block
+    sx = np.count_nonzero(comp[:, 1:] != comp[:, :-1], axis=0)
+    sy = np.count_nonzero(comp[1:, :] != comp[:-1, :], axis=1)
+    # The step between x and x + 1 lies on a grid line when x + 1 is a cell's left edge.
+    on_x = (np.arange(1, comp.shape[1]) - grid.phase_x) % b == 0
+    on_y = (np.arange(1, comp.shape[0]) - grid.phase_y) % b == 0
+    steps = int(sx.sum() + sy.sum())
+    return float(sx[on_x].sum() + sy[on_y].sum()) / max(steps, 1)
+
+
+def _crop_box(
+    x: int, y: int, bw: int, bh: int, area: int, shape: tuple[int, ...]
+) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    m = max(_CROP_MARGIN, int(_CROP_SHARE * max(bw, bh)))
+    while (bw + 2 * m) * (bh + 2 * m) < _CROP_AREA * area:
+        m += _CROP_MARGIN
+    return max(x - m, 0), max(y - m, 0), min(x + bw + m, w), min(y + bh + m, h)
+
+
+def _seen_on_crop(crop: Image, scale: float) -> Mask:
+    """What the bar detector finds on a crop, searched at the whole picture's scale."""
+    if scale >= 1.0:
+        return imageops.detect_bars(crop)
+    h, w = crop.shape[:2]
+    small = cv2.resize(
+        crop, (max(round(w * scale), 1), max(round(h * scale), 1)), interpolation=cv2.INTER_AREA
+    )
+    found = imageops.detect_bars(np.asarray(small, np.uint8)).astype(np.uint8)
+    seen: Mask = cv2.resize(found, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return seen
+
+
+def _confirm(rgb: Image, bars: Mask, mosaic: Mask, grid: MosaicGrid) -> Mask:
+    """The bars that stay bars with the mosaic around them restored.
+
+    Near a mosaic, "bars" may be runs of equal cells, or flat patches of the drawing that
+    the mosaic's straight edge cuts into a bar's shape. Each suspect is looked at again on
+    a crop around it, with the mosaic there restored and the suspects held out of it (a bar
+    lying on the mosaic must keep its edges): a patch cut by the mosaic then runs on into
+    the restored cells, while a bar is still one. Runs of whole cells are mosaic outright.
+    """
+    h, w = bars.shape
+    # Everything below happens around the bars, which cover little of a picture.
+    ys, xs = np.flatnonzero(bars.any(axis=1)), np.flatnonzero(bars.any(axis=0))
+    pad = 2 * grid.block + 1
+    ry0, ry1 = max(int(ys[0]) - pad, 0), min(int(ys[-1]) + 1 + pad, h)
+    rx0, rx1 = max(int(xs[0]) - pad, 0), min(int(xs[-1]) + 1 + pad, w)
+    roi = bars[ry0:ry1, rx0:rx1]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(roi.astype(np.uint8), connectivity=8)
+    near = _grow(mosaic[ry0:ry1, rx0:rx1], 2 * grid.block)
     close = np.bincount(labels[near], minlength=n)
-    keep = (seen * 2 >= total) | (close * 2 < total)
+    total = stats[:, cv2.CC_STAT_AREA]
+    keep = np.ones(n, bool)
     keep[0] = False
-    out: Mask = keep[labels]
+    scale = min(1.0, _SEARCH_SIZE / max(h, w))
+    for k in np.flatnonzero(close * 2 >= total):
+        if k == 0:
+            continue
+        x, y, bw, bh, area = (int(v) for v in stats[k])
+        x0, y0, x1, y1 = _crop_box(x + rx0, y + ry0, bw, bh, area, bars.shape)
+        comp = np.zeros((y1 - y0, x1 - x0), bool)
+        cy0, cx0 = max(y0, ry0), max(x0, rx0)
+        cy1, cx1 = min(y1, ry1), min(x1, rx1)
+        comp[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = (
+            labels[cy0 - ry0 : cy1 - ry0, cx0 - rx0 : cx1 - rx0] == k
+        )
+        b = grid.block
+        part = MosaicGrid(b, (grid.phase_x - x0) % b, (grid.phase_y - y0) % b)
+        on_mosaic = mosaic[y0:y1, x0:x1]
+        grid_share = _on_grid(comp, part) if np.count_nonzero(comp & on_mosaic) * 2 >= area else 0.0
+        if grid_share >= _RUN:
+            keep[k] = False
+            continue
+        hide = _grow(bars[y0:y1, x0:x1], BAR_GROW_PX)
+        crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        restored = imageops.restore_mosaic(crop, on_mosaic & ~hide, part, ignore=hide)
+        seen = _seen_on_crop(restored, scale)
+        keep[k] = np.count_nonzero(seen & comp) * 2 >= area
+        if keep[k] and grid_share >= _MAYBE_RUN:
+            seen = _seen_on_crop(imageops.restore_mosaic(crop, on_mosaic, part), scale)
+            keep[k] = np.count_nonzero(seen & comp) * 2 >= area
+    out = np.zeros_like(bars)
+    out[ry0:ry1, rx0:rx1] = keep[labels]
     return out
 
 
@@ -57,22 +152,15 @@ class CpuHentai:
         bars = imageops.detect_bars(rgb)
         if grid is None or not mosaic.any():
             return rgb, mosaic, _grow(bars, BAR_GROW_PX) if bars.any() else bars
-        restored = imageops.restore_mosaic(rgb, mosaic, grid)
+        if bars.any():
+            bars = _confirm(rgb, bars, mosaic, grid)
         if not bars.any():
-            return restored, mosaic, bars
-        # Near the mosaic, "bars" may be runs of equal cells, or flat patches of the
-        # drawing that the mosaic's straight edge cuts into a bar's shape. With the
-        # mosaic restored both are gone, and what is still a bar there is one.
-        near = _grow(mosaic, 2 * grid.block)
-        if (bars & near).any():
-            bars = _confirmed(bars, imageops.detect_bars(restored), near)
-        if not bars.any():
-            return restored, mosaic, bars
+            return imageops.restore_mosaic(rgb, mosaic, grid), mosaic, bars
         bars = _grow(bars, BAR_GROW_PX)
-        if (bars & mosaic).any():
-            # A bar over the mosaic is inpainted, not restored as mosaic.
-            mosaic = mosaic & ~bars
-            restored = imageops.restore_mosaic(rgb, mosaic, grid)
+        # A bar over the mosaic is inpainted, not restored as mosaic, and its colour is
+        # not read as its cells'.
+        mosaic = mosaic & ~bars
+        restored = imageops.restore_mosaic(rgb, mosaic, grid, ignore=bars)
         return restored, mosaic, bars
 
 

@@ -454,7 +454,12 @@ def detect_mosaic(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
 
 
 def restore_mosaic(
-    rgb: Image, mask: Mask, grid: MosaicGrid, iterations: int = 3, feather: int = 0
+    rgb: Image,
+    mask: Mask,
+    grid: MosaicGrid,
+    iterations: int = 3,
+    feather: int = 0,
+    ignore: Mask | None = None,
 ) -> Image:
     """Replace the pixelated cells under ``mask`` with a block-consistent estimate.
 
@@ -463,6 +468,9 @@ def restore_mosaic(
     colour (the mosaic is exactly those averages). Cells that mix two flat fills, as edges
     in drawn art do, then get a sharp edge instead (see ``_two_tone``). Pixels outside
     ``mask`` are untouched.
+
+    Pixels under ``ignore`` (a bar lying on the mosaic) are neither restored nor read:
+    the cells they cover take their colour from the rest of the cell.
     """
     if not mask.any():
         return rgb.copy()
@@ -484,6 +492,12 @@ def restore_mosaic(
     known[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = 1.0
     inside = np.zeros((ch * b, cw * b), bool)
     inside[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = mask[sy0:sy1, sx0:sx1]
+    if ignore is not None:
+        # A bar's colour would pass for its cells' and bleed into the restored ones.
+        hidden = np.zeros_like(inside)
+        hidden[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = ignore[sy0:sy1, sx0:sx1]
+        known[hidden] = 0.0
+        inside &= ~hidden
 
     def cell_mean(a: FloatArray) -> FloatArray:
         # INTER_AREA at an integer factor is an exact box average, and far faster than reshaping.
@@ -518,6 +532,12 @@ def restore_mosaic(
     ring_n = cell_mean(ring)
     ring_mean = cell_mean(win * ring[:, :, None]) / np.maximum(ring_n, np.float32(1e-6))
     samples = np.where(ring_n > 0, ring_mean, target).astype(np.float32)
+    if ignore is not None:
+        # Cells wholly under an ignored bar read as black; their neighbours' colours
+        # stand in for them, so that the interpolation and its clipping never see it.
+        empty = cell_mean(known)[:, :, 0] <= 0.0
+        target = _fill_cells(target, empty)
+        samples = _fill_cells(samples, empty)
     # Bicubic overshoot rings around every edge; no pixel of a drawn or photographed
     # picture lies outside the colour range of the cells around it, so neither may ours.
     k3 = np.ones((3, 3), np.uint8)
@@ -545,6 +565,23 @@ def restore_mosaic(
     patch = out[sy0:sy1, sx0:sx1]
     sub = inside[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
     patch[sub] = restored[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][sub].astype(np.uint8)
+    return out
+
+
+def _fill_cells(cells: FloatArray, empty: NDArray[np.bool_]) -> FloatArray:
+    """``cells`` with its ``empty`` entries grown in from their known neighbours."""
+    if not empty.any() or empty.all():
+        return cells
+    out = cells.copy()
+    out[empty] = 0.0
+    have = (~empty).astype(np.float32)
+    k3 = np.ones((3, 3), np.float32)
+    while not have.all():
+        total = cv2.filter2D(out * have[:, :, None], -1, k3, borderType=cv2.BORDER_CONSTANT)
+        count = cv2.filter2D(have, -1, k3, borderType=cv2.BORDER_CONSTANT)
+        fresh = (have == 0) & (count > 0)
+        out[fresh] = total[fresh] / count[fresh][:, None]
+        have[fresh] = 1.0
     return out
 
 
