@@ -22,6 +22,58 @@ def random_mask(rng: np.random.Generator) -> NDArray[np.bool_]:
     return mask
 
 
+def same_regions(mask: NDArray[np.bool_], connectivity: int) -> None:
+    """``Components`` finds the regions OpenCV finds in the whole mask (numbered in
+    another order), with their boxes."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=connectivity
+    )
+    before = mask.copy()
+    found = Components(mask, connectivity)
+    assert np.array_equal(mask, before)  # pieces are masked in copies, never in place
+    assert found.count == count
+    seen = set()
+    for label, (x0, y0, x1, y1) in found.boxes():
+        own = found.region(label, x0, y0, x1, y1)
+        assert own.any()
+        ys, xs = np.nonzero(own)
+        whole = int(labels[y0 + ys[0], x0 + xs[0]])
+        assert whole not in seen
+        seen.add(whole)
+        x, y, bw, bh = stats[whole, :4]
+        assert (x0, y0, x1, y1) == (x, y, x + bw, y + bh)
+        assert np.array_equal(own, labels[y0:y1, x0:x1] == whole)
+    assert len(seen) == count - 1
+
+
+def test_components_in_pieces_match_the_whole_picture() -> None:
+    """Large masks, labelled piece by piece: bars far apart, a region inside another's
+    box (a ring around a dab), regions that touch only diagonally, the picture's edges,
+    and specks all over (one labelling of the box)."""
+    rng = np.random.default_rng(21)
+    for case in range(40):
+        h, w = (int(v) for v in rng.integers(40, 700, 2))
+        mask = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(1, 8))):
+            x, y = int(rng.integers(-20, w)), int(rng.integers(-20, h))
+            kind = int(rng.integers(0, 4))
+            if kind == 0:
+                cv2.rectangle(mask, (x, y), (x + int(rng.integers(1, 200)), y + 12), 1, -1)
+            elif kind == 1:
+                cv2.circle(mask, (x, y), int(rng.integers(20, 150)), 1, int(rng.integers(2, 9)))
+                cv2.circle(mask, (x, y), int(rng.integers(1, 12)), 1, -1)
+            elif kind == 2:
+                cv2.line(mask, (x, y), (x + 90, y + 90), 1, 1)  # diagonal steps
+                cv2.line(mask, (x + 3, y), (x + 93, y + 90), 1, 1)
+            else:
+                mask[max(y, 0) :: 37, max(x, 0) :: 41] = 1
+        if case % 5 == 0:
+            specks = rng.random((h, w)) < 0.002
+            mask[specks] = 1
+        for connectivity in (4, 8):
+            same_regions(mask.astype(bool), connectivity)
+
+
 def test_grow_and_components_match_the_whole_picture() -> None:
     rng = np.random.default_rng(8)
     for _ in range(400):
@@ -32,17 +84,7 @@ def test_grow_and_components_match_the_whole_picture() -> None:
         assert np.array_equal(grow(mask, px), whole)
         box = bounds(mask)
         assert (box is None) == (not mask.any())
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(
-            mask.astype(np.uint8), connectivity=8
-        )
-        found = Components(mask, 8)
-        assert found.count == count
-        for label, (x0, y0, x1, y1) in found.boxes():
-            x, y, bw, bh = stats[label, :4]
-            assert (x0, y0, x1, y1) == (x, y, x + bw, y + bh)
-            assert np.array_equal(
-                found.region(label, x0, y0, x1, y1), labels[y0:y1, x0:x1] == label
-            )
+        same_regions(mask, 8)
 
 
 def test_feather_in_the_box_matches_the_whole_picture() -> None:

@@ -205,7 +205,8 @@ class RegionInpainter:
                 ys, xs = bbox.slices
                 labels = regions.labels[bbox.y0 - oy : bbox.y1 - oy, bbox.x0 - ox : bbox.x1 - ox]
                 region = (lookup[labels] == item.group) & mask[ys, xs]
-                out[ys, xs][region] = inner[region]
+                # A masked copy in OpenCV: numpy's boolean indexing is several times slower.
+                cv2.copyTo(inner, region.view(np.uint8), out[ys, xs])
 
         pending: list[_Pending] = []
         held = 0

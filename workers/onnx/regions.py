@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from workers.backend import Mask
+from workers.imageops.green import cells
 
 Labels = NDArray[np.int32]
 
@@ -43,23 +44,69 @@ def grow(mask: Mask, px: int) -> Mask:
     return grown
 
 
+# Regions are labelled inside the CELL px squares that hold any of the mask (joined when
+# they touch), so a few bars across a large picture cost what their own area costs.
+CELL = 32
+# Beyond this many separate groups of squares (specks all over), one labelling of the
+# mask's box costs less than one per group.
+MAX_PIECES = 12
+
+
 class Components:
     """Connected regions of a mask: ``labels`` over the window ``box`` (x0, y0, x1, y1) of
-    the picture, and each region's bounding box in the picture's coordinates."""
+    the picture, and each region's bounding box (``stats``: x, y, w, h, area, relative to
+    ``box``). Labels are numbered piece by piece, not in raster order."""
 
     def __init__(self, mask: Mask, connectivity: int) -> None:
         box = bounds(mask)
         self.box = box or (0, 0, 0, 0)
-        x0, y0, x1, y1 = self.box
-        part = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
         self.count = 1
         self.labels: Labels = np.zeros((0, 0), np.int32)
         self.stats: Labels = np.zeros((1, 5), np.int32)
-        if box is not None:
-            count, labels, stats, _ = cv2.connectedComponentsWithStats(
-                part, connectivity=connectivity
-            )
-            self.count, self.labels, self.stats = int(count), np.asarray(labels), np.asarray(stats)
+        if box is None:
+            return
+        x0, y0, x1, y1 = box
+        part = mask[y0:y1, x0:x1].view(np.uint8)
+        occupied = cells(part, CELL)
+        pieces, cell_labels, cell_stats, _ = cv2.connectedComponentsWithStats(
+            occupied, connectivity=8
+        )
+        if pieces - 1 > MAX_PIECES:
+            self.count, self.labels, self.stats = _label(np.ascontiguousarray(part), connectivity)
+            return
+        h, w = part.shape
+        # Zeroed lazily by the system: only the pieces' squares are ever written.
+        labels = np.zeros((h, w), np.int32)
+        stats = [self.stats]
+        count = 1
+        for k in range(1, pieces):
+            cx, cy, cw, ch = (int(v) for v in cell_stats[k, :4])
+            px0, py0 = cx * CELL, cy * CELL
+            px1, py1 = min((cx + cw) * CELL, w), min((cy + ch) * CELL, h)
+            piece = np.ascontiguousarray(part[py0:py1, px0:px1])
+            near = cell_labels[cy : cy + ch, cx : cx + cw]
+            foreign = bool(((near != 0) & (near != k)).any())
+            if foreign:
+                # Another piece's squares lie in this one's box: keep only its own (in a
+                # copy: the piece may be a view of the caller's mask).
+                own = np.repeat(np.repeat((near == k).view(np.uint8), CELL, 0), CELL, 1)
+                piece = piece & own[: py1 - py0, : px1 - px0]
+            n, piece_labels, piece_stats = _label(piece, connectivity)
+            if n == 1:
+                continue
+            inside = piece_labels > 0
+            np.add(piece_labels, count - 1, out=piece_labels, where=inside)
+            window = labels[py0:py1, px0:px1]
+            if foreign:
+                np.copyto(window, piece_labels, where=inside)
+            else:
+                window[...] = piece_labels
+            piece_stats = piece_stats[1:].copy()
+            piece_stats[:, 0] += px0
+            piece_stats[:, 1] += py0
+            stats.append(piece_stats)
+            count += n - 1
+        self.count, self.labels, self.stats = count, labels, np.concatenate(stats)
 
     def boxes(self) -> list[tuple[int, tuple[int, int, int, int]]]:
         """(label, (x0, y0, x1, y1)) of every region, in the picture's coordinates."""
@@ -76,6 +123,16 @@ class Components:
         ox, oy = self.box[:2]
         found: Mask = self.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox] == label
         return found
+
+
+def _label(part: NDArray[np.uint8], connectivity: int) -> tuple[int, Labels, Labels]:
+    """OpenCV's connected components with stats. 16-bit labels where they cannot run
+    out: OpenCV 5 computes 8-connected stats about 3x faster with them."""
+    ltype = cv2.CV_16U if connectivity == 8 and cv2.countNonZero(part) < 65535 else cv2.CV_32S
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        part, connectivity=connectivity, ltype=ltype
+    )
+    return int(count), np.asarray(labels, np.int32), np.asarray(stats, np.int32)
 
 
 def resize_window(
