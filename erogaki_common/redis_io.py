@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -10,17 +11,19 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
+import redis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.typing import EncodableT, KeyT
 
 # What a dropped or refused connection raises; anything else is a real error.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -29,6 +32,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+
+_REDIS_PY = tuple(int(p) for p in redis.__version__.split(".")[:2] if p.isdigit())
 
 # Everything Redis can answer with besides a reply: connection trouble and
 # refusals (OOM when full, READONLY after a failover, LOADING, BUSY, ...).
@@ -61,6 +66,42 @@ class _QuietPipeline(Pipeline):
             f"Command # {number} ({label}) of pipeline caused error: {exception.args[0]}",
             *exception.args[1:],
         ) if exception.args else (f"Command # {number} ({label}) of pipeline failed",)  # fmt: skip
+
+
+async def watch_then_read(pipe: Pipeline, keys: Sequence[KeyT], *command: EncodableT) -> Any:
+    """``WATCH keys`` and one read-only ``command``, in one round trip.
+
+    The same as ``await pipe.watch(*keys)`` then the command, which costs a
+    round trip each: Redis runs a connection's commands in order, so the
+    WATCH is in force before the command reads. Leaves ``pipe`` as
+    ``watch()`` does: ``multi()`` comes next, and leaving the pipeline's
+    ``async with`` unwatches.
+    """
+    if pipe.watching or pipe.explicit_transaction or pipe.command_stack:
+        raise RedisError("watch_then_read starts a check-and-set on a fresh pipeline")
+    conn = pipe.connection
+    if conn is None:
+        # redis-py before 5.3 wants a command name here; later ones warn about it.
+        name = ("WATCH",) if _REDIS_PY < (5, 3) else ()
+        conn = await pipe.connection_pool.get_connection(*name)  # type: ignore[no-untyped-call]
+        pipe.connection = conn
+    try:
+        await conn.send_packed_command(conn.pack_commands([("WATCH", *keys), command]))
+        try:
+            await pipe.parse_response(conn, "WATCH")  # sets pipe.watching
+        except ResponseError:
+            with contextlib.suppress(ResponseError):
+                await conn.read_response()  # the command's reply, to stay in step
+            raise
+        return await pipe.parse_response(conn, command[0])  # type: ignore[arg-type]
+    except ResponseError:
+        raise
+    except BaseException:
+        # A broken connection, or a cancel with a reply unread: the connection
+        # is out of step. Dropping it drops the WATCH too.
+        pipe.watching = False
+        await conn.disconnect()
+        raise
 
 
 class _Redis(Redis):

@@ -49,6 +49,7 @@ from erogaki_common.redis_io import (
     backoff,
     connect,
     describe,
+    watch_then_read,
 )
 from erogaki_common.settings import default_instance
 
@@ -712,12 +713,9 @@ class Worker:
         input_key, job_key = keys.input_key(job_id), keys.job_key(job_id)
         result_key, error_key = keys.result_key(job_id), keys.error_key(job_id)
         not_found = isinstance(outcome, ErrorInfo) and outcome.name is ErrorName.IMAGE_NOT_FOUND
+        watched = (processing, input_key, result_key, error_key, job_key)
         async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(processing, input_key, result_key, error_key, job_key)
-            state = _text(
-                await pipe.eval(_STATE, 5, processing, input_key, result_key, error_key,
-                                job_key, job_id)
-            )  # fmt: skip
+            state = _text(await watch_then_read(pipe, watched, "EVAL", _STATE, 5, *watched, job_id))
             if state == "lost":
                 # Our claim is gone. Either a reaper took it while we stalled
                 # (someone else answers), or our own EXEC ran and only its
