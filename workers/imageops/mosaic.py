@@ -72,6 +72,8 @@ class MosaicGrid:
 
 
 _CHANNEL_SUM = np.ones((1, 3), np.float32)
+_SIDES_X = np.array([[1, 1, 0, 1, 1]], np.uint8)
+_SIDES_Y = _SIDES_X.T.copy()
 
 
 def _abs_steps(rgb: Image) -> tuple[FloatArray, FloatArray]:
@@ -98,24 +100,21 @@ def _step_profiles(
     neighbours' steps leaves the grid lines and little else.
     """
     fx, fy = steps if steps is not None else _abs_steps(rgb)
-    dx, dy = fx.astype(np.int32), fy.astype(np.int32)
 
-    def isolate(d: NDArray[np.int32], axis: int) -> NDArray[np.float64]:
-        n = d.shape[axis]
-        pad = np.pad(d, [(2, 2), (0, 0)] if axis == 0 else [(0, 0), (2, 2)], constant_values=255)
-        side = np.zeros_like(d)
-        for off in (0, 1, 3, 4):
-            sl = pad[off : off + n, :] if axis == 0 else pad[:, off : off + n]
-            np.maximum(side, sl, out=side)
+    def isolate(d: FloatArray, axis: int) -> NDArray[np.float64]:
+        # The largest step among the two on either side (not the step itself); past the
+        # picture's border, steps count as large. (Sums of uint8 steps are exact in float32.)
+        ring = _SIDES_X if axis == 1 else _SIDES_Y
+        side = cv2.dilate(d, ring, borderType=cv2.BORDER_CONSTANT, borderValue=255)
         # Keep a step only where two pixels on each side of it are flat.
         # Counting steps rather than summing them keeps a few strong drawn edges from
         # outvoting the many modest steps of a mosaic.
         quiet = (side <= _QUIET) | (side * _QUIET_DIV <= d)
-        excess = (quiet & (d >= _COUNT_STEP)).astype(np.int32)
-        prof: NDArray[np.float64] = excess.sum(axis=1 - axis, dtype=np.float64)
+        excess = quiet & (d >= _COUNT_STEP)
+        prof: NDArray[np.float64] = np.count_nonzero(excess, axis=1 - axis).astype(np.float64)
         return prof
 
-    return isolate(dx, 1), isolate(dy, 0)
+    return isolate(fx, 1), isolate(fy, 0)
 
 
 def _comb_scores(profile: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -203,8 +202,12 @@ class _Planes:
     """Per-pixel planes shared by every candidate grid (computed once per picture)."""
 
     def __init__(self, rgb: Image) -> None:
-        self.img = rgb.astype(np.float32)
-        self.sq = self.img * self.img
+        # Cell sums of any grid read off integral images; cells cut by the border see it
+        # replicated, MAX_BLOCK deep being as far as any grid's cells reach past it.
+        padded = cv2.copyMakeBorder(rgb, *(MAX_BLOCK,) * 4, cv2.BORDER_REPLICATE)
+        sums, squares = cv2.integral2(padded, sdepth=cv2.CV_32S, sqdepth=cv2.CV_64F)
+        self.sum = np.asarray(sums, np.int32)
+        self.sq_sum = np.asarray(squares, np.float64)
         self.dx, self.dy = _abs_steps(rgb)
         self.h, self.w = rgb.shape[:2]
         self.blocky = _blocky(self.dx.mean(axis=0)) and _blocky(self.dy.mean(axis=1))
@@ -244,12 +247,22 @@ def _cell_stats(
     planes: _Planes, grid: MosaicGrid
 ) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
     """Per-cell mean colour, max channel std, and whether the cell lies fully inside."""
-    mean = _block_means(planes.img, grid)
-    sq = _block_means(planes.sq, grid)
-    std = np.sqrt(np.maximum(sq - mean * mean, 0.0)).max(axis=2)
-    nh, nw = std.shape
     b = grid.block
     ox, oy = _origin(grid)
+    nw = -(-(planes.w - ox) // b)
+    nh = -(-(planes.h - oy) // b)
+    ys = (MAX_BLOCK + oy + b * np.arange(nh + 1))[:, None]
+    xs = (MAX_BLOCK + ox + b * np.arange(nw + 1))[None, :]
+
+    def cell_sums(integral: NDArray[Any]) -> NDArray[np.float64]:
+        c = integral[ys, xs].astype(np.float64)
+        out: NDArray[np.float64] = c[1:, 1:] - c[:-1, 1:] - c[1:, :-1] + c[:-1, :-1]
+        return out
+
+    mean64 = cell_sums(planes.sum) / (b * b)
+    sq = cell_sums(planes.sq_sum) / (b * b)
+    std = np.sqrt(np.maximum(sq - mean64 * mean64, 0.0)).max(axis=2)
+    mean = mean64.astype(np.float32)
     full = np.zeros((nh, nw), bool)
     r0, c0 = (1 if oy < 0 else 0), (1 if ox < 0 else 0)
     r1 = nh - (1 if oy + nh * b > planes.h else 0)
