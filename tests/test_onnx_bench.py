@@ -32,6 +32,18 @@ def test_bench_covers_every_contract(tmp_path: Path) -> None:
     assert all(r["model_ms"] > 0 and r["ours_ms"] > 0 for r in models)
     assert all(r["ours_ms"] <= r["ours_median_ms"] for r in rows)
     assert all(r["job_wall_ms"] >= r["ours_wall_ms"] for r in rows)
+    # Every step is timed on its own, PNG decode and encode with today's encoder and the
+    # new one; the totals are their sums.
+    for r in rows:
+        assert r["decode_ms"] > 0 and r["encode_ms"] > 0
+        assert r["decode_new_ms"] > 0 and r["encode_new_ms"] > 0
+        steps = r["mask_ms"] + r["step_ms"] + r["paint_ms"]
+        assert abs(r["ours_ms"] - steps) <= 0.05 * steps + 0.1
+        assert abs(r["total_ms"] - (r["decode_ms"] + r["ours_ms"] + r["encode_ms"])) < 0.1
+    inpainting = [r for r in rows if "mask" in r["job"]]
+    assert inpainting and all(r["mask_ms"] > 0 for r in inpainting)
+    painting = [r for r in rows if "paint_green" in r["job"]]
+    assert painting and all(r["paint_ms"] > 0 for r in painting)
     # Every step a job runs outside the model is counted: the mask read both ways, the
     # green paint, the alpha plane, and the many-holes case.
     jobs = {(r["contract"], r["job"]) for r in rows}

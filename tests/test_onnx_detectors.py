@@ -385,3 +385,24 @@ def test_bar_job_through_the_pipeline_with_yolo(tmp_path: Path) -> None:
     painted = np.all(out == (0, 255, 0), axis=-1)
     assert near(painted, (360, 500), (60, 200, 300, 240), 4)
     assert np.array_equal(out[~painted], rgb[~painted])
+
+
+@pytest.mark.parametrize("export", ["raw", "nms", "maskrcnn"])
+def test_a_bar_job_gets_only_the_bars_masks(tmp_path: Path, export: str) -> None:
+    """Asked for one kind, a detector makes only that kind's mask (a bar job does not pay
+    for the mosaics' masks), and it is the mask it makes when asked for both."""
+    rgb = picture(480, 640, (100, 100, 200, 180), (400, 300, 500, 400))
+    if export == "maskrcnn":
+        # Both of its detections, a bar and a mosaic, are the black rectangle.
+        path = standins.detector_dark(tmp_path / "m.onnx", ((1, 0.9), (2, 0.9)))
+        detector: YoloSegDetector | MaskRcnnDetector = MaskRcnnDetector(
+            load_detector(path, DetectorModel(), "cpu").model, DetectorModel()
+        )
+    else:
+        detector = yolo(tmp_path, nms=export == "nms")
+    both = detector.detect(rgb)
+    assert set(both) == {BAR, MOSAIC}
+    for kind in (BAR, MOSAIC):
+        alone = detector.detect(rgb, (kind,))
+        assert set(alone) == {kind}
+        assert np.array_equal(alone[kind], both[kind])

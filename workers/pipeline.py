@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from erogaki_common.errors import ErrorName, ProcessingError
 from erogaki_common.images import Limits, decode
-from workers.backend import DeepCreamPyBackend, HentaiBackend, Image
+from workers.backend import DeepCreamPyBackend, HentaiBackend, Image, Mask
 from workers.imageops import green_mask, paint_green, painted_mask
 from workers.imageops.green import paint_green_into
 
@@ -114,8 +114,7 @@ def mask_bars(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timi
             raise ProcessingError(
                 "No censor bars were found in the image.", ErrorName.NO_CENSORED_REGIONS_FOUND
             )
-        # The decoded picture is this job's own: painted in place where it may be.
-        return paint_green_into(rgb, mask) if rgb.flags.writeable else paint_green(rgb, mask)
+        return paint_bars(rgb, mask, rgb)
 
     return mark_exact(_run(data, limits, timings, "detect", work))
 
@@ -150,11 +149,7 @@ def auto(
                 "No censor bars or mosaic were found in the image.",
                 ErrorName.NO_CENSORED_REGIONS_FOUND,
             )
-        if not found_bars:
-            return restored
-        # The restored picture is the backend's own new array: painted where it lies.
-        mine = restored is not rgb and restored.flags.writeable
-        return paint_green_into(restored, bars) if mine else paint_green(restored, bars)
+        return paint_bars(restored, bars, rgb) if found_bars else restored
 
     out = _run(data, limits, timings, "detect", work)
     return (mark_exact(out) if found_bars else out), found_bars
@@ -171,19 +166,36 @@ def inpaint_green(
     exact = is_marked_exact(data)
 
     def work(rgb: Image) -> Image:
-        mask = green_mask(rgb) if exact else painted_mask(rgb)
-        if not mask.any():
-            raise ProcessingError(
-                "The image has no regions painted green (0,255,0) to fill in. "
-                "Paint the bars green, or use bar mode without --masked.",
-                ErrorName.NO_MASKED_REGIONS_FOUND,
-            )
-        if mask.size - np.count_nonzero(mask) < MIN_KNOWN_SHARE * mask.size:
-            raise ProcessingError(
-                "Nearly the whole image is painted green, so nothing is left to fill it "
-                "from. Paint only the censored areas.",
-                ErrorName.MASK_COVERS_IMAGE,
-            )
-        return backend.inpaint(rgb, mask)
+        return backend.inpaint(rgb, read_mask(rgb, exact))
 
     return _run(data, limits, timings, "inpaint", work)
+
+
+def read_mask(rgb: Image, exact: bool) -> Mask:
+    """The green regions DeepCreamPy fills: exact green for hent-AI's hand-off, paint
+    read forgivingly for a person's; ``ProcessingError`` when there is none, or nothing
+    is left to fill it from."""
+    mask = green_mask(rgb) if exact else painted_mask(rgb)
+    painted = np.count_nonzero(mask)
+    if not painted:
+        raise ProcessingError(
+            "The image has no regions painted green (0,255,0) to fill in. "
+            "Paint the bars green, or use bar mode without --masked.",
+            ErrorName.NO_MASKED_REGIONS_FOUND,
+        )
+    if mask.size - painted < MIN_KNOWN_SHARE * mask.size:
+        raise ProcessingError(
+            "Nearly the whole image is painted green, so nothing is left to fill it "
+            "from. Paint only the censored areas.",
+            ErrorName.MASK_COVERS_IMAGE,
+        )
+    return mask
+
+
+def paint_bars(picture: Image, bars: Mask, decoded: Image) -> Image:
+    """``picture`` with ``bars`` painted pure green, in place where it is this job's own
+    array (the decoded one, or a backend's new one), else in a copy."""
+    mine = picture.flags.writeable and (
+        picture is decoded or not np.may_share_memory(picture, decoded)
+    )
+    return paint_green_into(picture, bars) if mine else paint_green(picture, bars)

@@ -50,18 +50,18 @@ class OnnxHentai:
         )
         return cls(detector, upscaler, config)
 
-    def _masks(self, rgb: Image) -> dict[str, Mask]:
-        found = self.detector.detect(rgb)
+    def _masks(self, rgb: Image, kinds: tuple[str, ...] = (BAR, MOSAIC)) -> dict[str, Mask]:
+        found = self.detector.detect(rgb, kinds)
         return {kind: grow(mask, self.config.mask_grow) for kind, mask in found.items()}
 
     def _empty(self, rgb: Image) -> Mask:
         return np.zeros(rgb.shape[:2], bool)
 
     def detect_bars(self, rgb: Image) -> Mask:
-        return self._masks(rgb).get(BAR, self._empty(rgb))
+        return self._masks(rgb, (BAR,)).get(BAR, self._empty(rgb))
 
     def restore_mosaic(self, rgb: Image) -> tuple[Image, Mask]:
-        mask = self._masks(rgb).get(MOSAIC, self._empty(rgb))
+        mask = self._masks(rgb, (MOSAIC,)).get(MOSAIC, self._empty(rgb))
         return self._restore(rgb, mask), mask
 
     def auto(self, rgb: Image) -> tuple[Image, Mask, Mask]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ast
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,8 +55,9 @@ class Detector(Protocol):
     model: Model
     classes: ClassMap
 
-    def detect(self, rgb: Image) -> dict[str, Mask]:
-        """Merged mask per kind (``bar``, ``mosaic``) found; a kind not found is absent."""
+    def detect(self, rgb: Image, kinds: Collection[str] = KINDS) -> dict[str, Mask]:
+        """Merged mask per kind (``bar``, ``mosaic``) found, of ``kinds`` only (a bar job
+        does not pay for the mosaics' masks); a kind not found is absent."""
         ...
 
     def describe(self) -> str: ...
@@ -282,7 +283,7 @@ class MaskRcnnDetector:
             tensor *= np.float32(1.0 / 255.0)
         return tensor, box
 
-    def detect(self, rgb: Image) -> dict[str, Mask]:
+    def detect(self, rgb: Image, kinds: Collection[str] = KINDS) -> dict[str, Mask]:
         h, w = rgb.shape[:2]
         tensor, box = self._tensor(rgb)
         scores, classes, masks = self.model.run(
@@ -294,7 +295,7 @@ class MaskRcnnDetector:
         merged: dict[str, FloatArray] = {}
         for i in np.flatnonzero(scores >= self.cfg.threshold):
             kind = self.classes.kind_of(int(classes[i]))
-            if kind is None:
+            if kind is None or kind not in kinds:
                 continue
             prob = masks[i].reshape(masks.shape[-2:]).astype(np.float32, copy=False)
             # Overlapping detections of one kind merge by their largest probability.

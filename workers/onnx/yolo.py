@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Collection
 
 import cv2
 import numpy as np
@@ -31,6 +32,7 @@ from erogaki_common.errors import ConfigError
 from workers.backend import Image, Mask
 from workers.onnx.config import DetectorModel
 from workers.onnx.detector import (
+    KINDS,
     SETTING,
     YOLO_DEFAULTS,
     Letterbox,
@@ -142,7 +144,7 @@ class YoloSegDetector:
             f"{list(out.shape)}; expected {expected}{have}"
         )
 
-    def detect(self, rgb: Image) -> dict[str, Mask]:
+    def detect(self, rgb: Image, kinds: Collection[str] = KINDS) -> dict[str, Mask]:
         h, w = rgb.shape[:2]
         box = Letterbox.fit((h, w), self.size, centre=True)
         out, protos = self._run(box.apply(rgb, GREY))
@@ -156,7 +158,7 @@ class YoloSegDetector:
         level = self.cfg.mask_threshold * 255.0
         for (x0, y0, x1, y1), cls, coef in zip(boxes, classes, coefficients, strict=True):
             kind = self.classes.kind_of(int(cls))
-            if kind is None:
+            if kind is None or kind not in kinds:
                 continue
             ix0, iy0 = box.to_image(float(x0), float(y0))
             ix1, iy1 = box.to_image(float(x1), float(y1))
