@@ -106,9 +106,13 @@ class DeepCreamPyInpainter:
             for start in range(0, len(groups.boxes), self.batch):
                 part_boxes = groups.boxes[start : start + self.batch]
                 chunk = [(g, box, crop_for(box, w, h)) for g, box in enumerate(part_boxes, start)]
-                inputs = [_prepare(out, remaining, crop) for _, _, crop in chunk]
+                # Written straight into the batch's tensors: no per-crop arrays to stack.
+                images = np.empty((len(chunk), SIZE, SIZE, 3), np.float32)
+                knowns = np.empty((len(chunk), SIZE, SIZE, 3), np.float32)
+                for i, (_, _, crop) in enumerate(chunk):
+                    _prepare(out, remaining, crop, images[i], knowns[i])
                 for (g, (x, y, rx1, ry1), crop), pred in zip(
-                    chunk, self._predict(inputs), strict=True
+                    chunk, self._predict(images, knowns), strict=True
                 ):
                     # Only the part of the group inside its crop, within the group's box.
                     x0, y0 = max(x, crop.left), max(y, crop.top)
@@ -122,21 +126,20 @@ class DeepCreamPyInpainter:
                     np.logical_and(remaining[y0:y1, x0:x1], ~region, out=remaining[y0:y1, x0:x1])
         return out
 
-    def _predict(self, inputs: list[tuple[FloatArray, FloatArray]]) -> list[FloatArray]:
+    def _predict(self, images: FloatArray, knowns: FloatArray) -> list[FloatArray]:
         results: list[FloatArray] = []
-        for start in range(0, len(inputs), self.batch):
-            chunk = inputs[start : start + self.batch]
-            images = np.stack([image for image, _ in chunk])
-            masks = np.stack([known for _, known in chunk])
+        for start in range(0, len(images), self.batch):
+            part = images[start : start + self.batch]
             (pred,) = self.model.run(
                 [self.cfg.output],
                 {
-                    self.cfg.image_input: images,
-                    self.cfg.image2_input: images,
-                    self.cfg.mask_input: masks,
+                    self.cfg.image_input: part,
+                    self.cfg.image2_input: part,
+                    self.cfg.mask_input: knowns[start : start + self.batch],
                 },
             )
-            results.extend(pred.astype(np.float32))
+            # The model's own new array: finished in place.
+            results.extend(np.asarray(pred, np.float32))
         return results
 
 
@@ -170,8 +173,9 @@ def _groups(regions: Components, width: int) -> _Groups:
     return _Groups(of.astype(np.int64).reshape(-1), boxes)
 
 
-def _prepare(rgb: Image, hole: Mask, crop: Crop) -> tuple[FloatArray, FloatArray]:
-    """The model's image (in [-1, 1], hole at -1) and mask (1 known, 0 hole) for a crop."""
+def _prepare(rgb: Image, hole: Mask, crop: Crop, image: FloatArray, known: FloatArray) -> None:
+    """The model's image (in [-1, 1], hole at -1) and mask (1 known, 0 hole) for a crop,
+    written into ``image`` and ``known`` (SIZE x SIZE x 3 each)."""
     ys, xs = crop.slices
     pixels = rgb[ys, xs]
     gap = hole[ys, xs]
@@ -183,16 +187,21 @@ def _prepare(rgb: Image, hole: Mask, crop: Crop) -> tuple[FloatArray, FloatArray
         # was there would otherwise pass for known context.
         share = cv2.resize(gap.view(np.uint8) * np.uint8(255), (SIZE, SIZE), interpolation=interp)
         gap = np.asarray(share) > 0
-    image = pixels.astype(np.float32) * np.float32(1.0 / 255.0)
-    image[gap] = 0.0
-    known = np.repeat((~gap)[:, :, None], 3, axis=2).astype(np.float32)
-    model_image: FloatArray = image * 2.0 - 1.0
-    return model_image, known
+    np.multiply(pixels, np.float32(1.0 / 255.0), out=image, dtype=np.float32)
+    known[...] = (~gap)[:, :, None]
+    # Zero in the hole (times 0), untouched elsewhere (times 1), then to [-1, 1].
+    image *= known
+    image *= np.float32(2.0)
+    image -= np.float32(1.0)
 
 
 def _finish(pred: FloatArray, size: int, window: tuple[int, int, int, int]) -> Image:
     """The model's [-1, 1] output as 8-bit pixels of the crop (``size`` square), in
     ``window`` (x0, y0, x1, y1 of the crop)."""
-    out: Image = np.clip(np.rint((pred + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    pred += np.float32(1.0)
+    pred *= np.float32(127.5)
+    np.rint(pred, out=pred)
+    np.clip(pred, 0, 255, out=pred)
+    out: Image = pred.astype(np.uint8)
     # Rounded first: resizing 8-bit pixels is cheaper, and a bicubic overshoot saturates.
     return resize_window(out, (size, size), window)

@@ -275,12 +275,15 @@ class MaskRcnnDetector:
             box = Letterbox.fit(rgb.shape[:2], self.size, self.cfg.letterbox == "centre")
             # matterport pads with zeros before subtracting the mean pixel.
             rgb = box.apply(rgb, 0)
-        # Planes first, then floats: the cheapest order.
-        tensor = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]).astype(np.float32)
-        if self.cfg.pixels == "mean":
-            tensor -= MEAN_PIXEL[None, :, None, None]
-        else:
-            tensor *= np.float32(1.0 / 255.0)
+        # Each plane split off by OpenCV and made float in one pass into the tensor: the
+        # model may take the whole picture, and this is its one float copy.
+        h, w = rgb.shape[:2]
+        tensor: FloatArray = np.empty((1, 3, h, w), np.float32)
+        for c, plane in enumerate(cv2.split(rgb)):
+            if self.cfg.pixels == "mean":
+                np.subtract(plane, MEAN_PIXEL[c], out=tensor[0, c], dtype=np.float32)
+            else:
+                np.multiply(plane, np.float32(1.0 / 255.0), out=tensor[0, c], dtype=np.float32)
         return tensor, box
 
     def detect(self, rgb: Image, kinds: Collection[str] = KINDS) -> dict[str, Mask]:
