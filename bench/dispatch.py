@@ -241,6 +241,7 @@ async def throughput(
     whole phase and divided by every job in it.
     """
     size = len(image)
+    least = max(least, 2)  # a rate needs two answers after the lanes filled
     answers: list[float] = []
     started = 0
     stop_at = time.perf_counter() + seconds
