@@ -1,7 +1,8 @@
 """One-core speed of each mode's cpu pipeline on a 2048x2048 picture (PNG coding aside).
 
 Run from the repository root: ``python bench/cpu_speed.py`` (``PYTHONPATH=.`` until the
-project is installed). Prints the median of several runs per mode and one JSON line.
+project is installed). Prints the median of several runs per mode (wall and CPU seconds, and
+the least CPU seconds) and one JSON line; the one-core target is judged on median CPU time.
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ def auto_mode(img: Image) -> Image:
     return DEEPCREAMPY.inpaint(green, green_mask(green))
 
 
-def median_seconds(fn: Callable[[Image], Image], img: Image) -> tuple[float, list[float], float]:
-    """Median wall seconds, each run's, and the median CPU seconds (which a busy
-    machine inflates far less than wall time)."""
+def median_seconds(
+    fn: Callable[[Image], Image], img: Image
+) -> tuple[float, list[float], float, float]:
+    """Median wall seconds, each run's, and the median and least CPU seconds (a busy
+    machine inflates CPU time far less than wall time, and its least value least of all:
+    other processes only ever add to it, through shared caches and memory)."""
     fn(img)  # warm caches and lazy imports outside the timing
     times, cpu = [], []
     for _ in range(RUNS):
@@ -60,7 +64,7 @@ def median_seconds(fn: Callable[[Image], Image], img: Image) -> tuple[float, lis
         fn(img)
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    return statistics.median(times), times, statistics.median(cpu)
+    return statistics.median(times), times, statistics.median(cpu), min(cpu)
 
 
 def main() -> None:
@@ -73,24 +77,27 @@ def main() -> None:
     # A soft-edged, JPEG'd green mask, as people paint them.
     painted = cv2.GaussianBlur(bar_truth.astype(np.float32), (0, 0), 2.0)[..., None]
     masked = syn.jpeg((painted * np.array(syn.GREEN) + (1 - painted) * scene).astype(np.uint8), 90)
-    results, cpu_results = {}, {}
+    results, cpu_results, cpu_least = {}, {}, {}
     for name, fn, img, truth in (
         ("bar", bar_mode, barred, bar_truth),
         ("masked", masked_mode, masked, bar_truth),
         ("mosaic", mosaic_mode, mosaiced, mos_truth),
         ("auto", auto_mode, both, mos_truth | both_bars),
     ):
-        med, times, cpu = median_seconds(fn, img)
+        med, times, cpu, least = median_seconds(fn, img)
         results[name] = med
         cpu_results[name] = cpu
+        cpu_least[name] = least
         runs = ", ".join(f"{t:.3f}" for t in times)
-        verdict = "ok" if med <= TARGET_S else "SLOW"
+        # One core: the CPU time of the one thread, which other load on the machine barely moves.
+        verdict = "ok" if cpu <= TARGET_S else "SLOW"
         print(
-            f"{name:<7} median {med:.3f} s (CPU {cpu:.3f} s) over {RUNS} runs ({runs}); "
-            f"censored area {truth.mean():.1%}; target <= {TARGET_S} s: {verdict}"
+            f"{name:<7} median {med:.3f} s (CPU {cpu:.3f} s, least {least:.3f} s) over {RUNS} "
+            f"runs ({runs}); "
+            f"censored area {truth.mean():.1%}; target CPU <= {TARGET_S} s: {verdict}"
         )
     print(json.dumps({"size": 2048, "threads": 1, "median_s": results, "median_cpu_s": cpu_results,
-                      "runs": RUNS}))  # fmt: skip
+                      "least_cpu_s": cpu_least, "runs": RUNS}))  # fmt: skip
 
 
 if __name__ == "__main__":

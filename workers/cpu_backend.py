@@ -5,6 +5,8 @@ runs and tests, and is honestly lower quality than the real models
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -81,58 +83,91 @@ def _seen_on_crop(crop: Image, scale: float) -> Mask:
     return seen
 
 
-def _confirm(rgb: Image, bars: Mask, mosaic: Mask, grid: MosaicGrid) -> Mask:
-    """The bars that stay bars with the mosaic around them restored.
+def _restore_around(rgb: Image, mosaic: Mask, grid: MosaicGrid, bars: Mask) -> tuple[Image, Mask]:
+    """The picture with its mosaic restored around ``bars`` (grown over their JPEG fringe),
+    which are left for inpainting and whose colour is not read as their cells'."""
+    if not bars.any():
+        return imageops.restore_mosaic(rgb, mosaic, grid), bars
+    grown = _grow(bars, BAR_GROW_PX)
+    return imageops.restore_mosaic(rgb, mosaic & ~grown, grid, ignore=grown), grown
 
-    Near a mosaic, "bars" may be runs of equal cells, or flat patches of the drawing that
-    the mosaic's straight edge cuts into a bar's shape. Each suspect is looked at again on
-    a crop around it, with the mosaic there restored and the suspects held out of it (a bar
-    lying on the mosaic must keep its edges): a patch cut by the mosaic then runs on into
-    the restored cells, while a bar is still one. Runs of whole cells are mosaic outright.
+
+class _Suspect(NamedTuple):
+    label: int
+    area: int
+    box: tuple[int, int, int, int]
+    comp: Mask  # over ``box``
+
+
+def _settle(rgb: Image, bars: Mask, mosaic: Mask, grid: MosaicGrid) -> tuple[Image, Mask, Mask]:
+    """The picture with its mosaic restored, and the mosaic and bar masks (grown) that this
+    took, keeping only the bars that stay bars with the mosaic around them restored.
+
+    Near a mosaic, "bars" may be runs of like cells, or flat patches of the drawing that
+    the mosaic's straight edge cuts into a bar's shape. A suspect whose outline runs along
+    the grid is a run, and goes to the mosaic; one half on the grid must survive a look on
+    a crop with the mosaic restored under it too. Every other bar is then held out of the
+    restoration (a bar lying on the mosaic keeps its edges), and each remaining suspect is
+    looked at again on a crop of the result: a patch cut by the mosaic now runs on into the
+    restored cells, a bar is still one. When all of them are, that restoration is the answer.
     """
     h, w = bars.shape
-    # Everything below happens around the bars, which cover little of a picture.
+    # Labels and distances are only needed around the bars, which cover little of a picture.
     ys, xs = np.flatnonzero(bars.any(axis=1)), np.flatnonzero(bars.any(axis=0))
     pad = 2 * grid.block + 1
     ry0, ry1 = max(int(ys[0]) - pad, 0), min(int(ys[-1]) + 1 + pad, h)
     rx0, rx1 = max(int(xs[0]) - pad, 0), min(int(xs[-1]) + 1 + pad, w)
-    roi = bars[ry0:ry1, rx0:rx1]
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(roi.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        bars[ry0:ry1, rx0:rx1].astype(np.uint8), connectivity=8
+    )
     near = _grow(mosaic[ry0:ry1, rx0:rx1], 2 * grid.block)
     close = np.bincount(labels[near], minlength=n)
-    total = stats[:, cv2.CC_STAT_AREA]
     keep = np.ones(n, bool)
     keep[0] = False
     scale = min(1.0, _SEARCH_SIZE / max(h, w))
-    for k in np.flatnonzero(close * 2 >= total):
+    b = grid.block
+
+    def seen(picture: Image, s: _Suspect) -> bool:
+        x0, y0, x1, y1 = s.box
+        found = _seen_on_crop(np.ascontiguousarray(picture[y0:y1, x0:x1]), scale)
+        return bool(np.count_nonzero(found & s.comp) * 2 >= s.area)
+
+    def kept() -> Mask:
+        out = np.zeros_like(bars)
+        out[ry0:ry1, rx0:rx1] = keep[labels]
+        return out
+
+    suspects: list[_Suspect] = []
+    for k in np.flatnonzero(close * 2 >= stats[:, cv2.CC_STAT_AREA]):
         if k == 0:
             continue
         x, y, bw, bh, area = (int(v) for v in stats[k])
         x0, y0, x1, y1 = _crop_box(x + rx0, y + ry0, bw, bh, area, bars.shape)
         comp = np.zeros((y1 - y0, x1 - x0), bool)
-        cy0, cx0 = max(y0, ry0), max(x0, rx0)
-        cy1, cx1 = min(y1, ry1), min(x1, rx1)
+        cy0, cx0, cy1, cx1 = max(y0, ry0), max(x0, rx0), min(y1, ry1), min(x1, rx1)
         comp[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = (
             labels[cy0 - ry0 : cy1 - ry0, cx0 - rx0 : cx1 - rx0] == k
         )
-        b = grid.block
+        suspect = _Suspect(int(k), area, (x0, y0, x1, y1), comp)
         part = MosaicGrid(b, (grid.phase_x - x0) % b, (grid.phase_y - y0) % b)
         on_mosaic = mosaic[y0:y1, x0:x1]
-        grid_share = _on_grid(comp, part) if np.count_nonzero(comp & on_mosaic) * 2 >= area else 0.0
-        if grid_share >= _RUN:
+        share = _on_grid(comp, part) if np.count_nonzero(comp & on_mosaic) * 2 >= area else 0.0
+        if share >= _RUN:
             keep[k] = False
-            continue
-        hide = _grow(bars[y0:y1, x0:x1], BAR_GROW_PX)
-        crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-        restored = imageops.restore_mosaic(crop, on_mosaic & ~hide, part, ignore=hide)
-        seen = _seen_on_crop(restored, scale)
-        keep[k] = np.count_nonzero(seen & comp) * 2 >= area
-        if keep[k] and grid_share >= _MAYBE_RUN:
-            seen = _seen_on_crop(imageops.restore_mosaic(crop, on_mosaic, part), scale)
-            keep[k] = np.count_nonzero(seen & comp) * 2 >= area
-    out = np.zeros_like(bars)
-    out[ry0:ry1, rx0:rx1] = keep[labels]
-    return out
+        elif share >= _MAYBE_RUN:
+            under = imageops.restore_mosaic(
+                np.ascontiguousarray(rgb[y0:y1, x0:x1]), on_mosaic, part
+            )
+            keep[k] = seen(under, suspect._replace(box=(0, 0, x1 - x0, y1 - y0)))
+        if keep[k]:
+            suspects.append(suspect)
+
+    restored, grown = _restore_around(rgb, mosaic, grid, kept())
+    for s in suspects:
+        keep[s.label] = seen(restored, s)
+    if not all(keep[s.label] for s in suspects):
+        restored, grown = _restore_around(rgb, mosaic, grid, kept())
+    return restored, mosaic & ~grown, grown
 
 
 class CpuHentai:
@@ -152,16 +187,9 @@ class CpuHentai:
         bars = imageops.detect_bars(rgb)
         if grid is None or not mosaic.any():
             return rgb, mosaic, _grow(bars, BAR_GROW_PX) if bars.any() else bars
-        if bars.any():
-            bars = _confirm(rgb, bars, mosaic, grid)
         if not bars.any():
             return imageops.restore_mosaic(rgb, mosaic, grid), mosaic, bars
-        bars = _grow(bars, BAR_GROW_PX)
-        # A bar over the mosaic is inpainted, not restored as mosaic, and its colour is
-        # not read as its cells'.
-        mosaic = mosaic & ~bars
-        restored = imageops.restore_mosaic(rgb, mosaic, grid, ignore=bars)
-        return restored, mosaic, bars
+        return _settle(rgb, bars, mosaic, grid)
 
 
 class CpuDeepCreamPy:
