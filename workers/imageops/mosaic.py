@@ -534,7 +534,9 @@ def restore_mosaic(
         return res
 
     def per_pixel(cells: FloatArray) -> FloatArray:
-        out: FloatArray = np.repeat(np.repeat(cells, b, 0), b, 1)
+        # Nearest-neighbour scaling by a whole factor repeats each cell b x b times.
+        up = cv2.resize(cells, (cw * b, ch * b), interpolation=cv2.INTER_NEAREST)
+        out: FloatArray = np.asarray(up, np.float32)
         return out
 
     target = block_mean(win)
@@ -559,25 +561,30 @@ def restore_mosaic(
     # Only masked cells are corrected; the clipping must not make the others look off.
     masked_cell = cell_mean(inside.astype(np.float32)) > 0
     est = upsample(samples)
-    hold = ~inside[:, :, None]
-    np.copyto(est, win, where=hold)
+    # (OpenCV's masked copy, minimum and maximum do what numpy's copyto and clip would,
+    # several times faster on a big window.)
+    hold = (~inside).astype(np.uint8)
+    cv2.copyTo(win, hold, est)
     for _ in range(iterations):
-        np.clip(est, low, high, out=est)
+        cv2.max(est, low, est)
+        cv2.min(est, high, est)
         est += upsample(np.where(masked_cell, target - block_mean(est), 0.0).astype(np.float32))
-        np.copyto(est, win, where=hold)
+        cv2.copyTo(win, hold, est)
     # INTER_AREA's float sums may land a hair under 1 for a full cell.
     whole = cell_mean((inside & (known > 0)).astype(np.float32))[:, :, 0] >= 0.999
     est = _two_tone(est, target, whole, b)
-    np.copyto(est, win, where=hold)
-    restored = np.clip(est + 0.5, 0, 255)
-    if feather > 0:
-        dist = cv2.distanceTransform(np.pad(inside.astype(np.uint8), 1), cv2.DIST_L2, 3)
-        alpha = np.clip(dist[1:-1, 1:-1] / float(feather + 1), 0.0, 1.0)[:, :, None]
-        restored = alpha * restored + (1.0 - alpha) * win
+    cv2.copyTo(win, hold, est)
     out = rgb.copy()
     patch = out[sy0:sy1, sx0:sx1]
     sub = inside[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
-    patch[sub] = restored[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][sub].astype(np.uint8)
+    mine = est[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][sub]
+    restored = np.clip(mine + 0.5, 0, 255)
+    if feather > 0:
+        dist = cv2.distanceTransform(np.pad(inside.astype(np.uint8), 1), cv2.DIST_L2, 3)
+        alpha = np.clip(dist[1:-1, 1:-1] / float(feather + 1), 0.0, 1.0)
+        a = alpha[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][sub][:, None]
+        restored = a * restored + (1.0 - a) * win[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][sub]
+    patch[sub] = restored.astype(np.uint8)
     return out
 
 
