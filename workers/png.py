@@ -4,36 +4,40 @@ Pillow spends most of its PNG encode trying five row filters on every row, and z
 level 1 is the rest. Here one filter serves the whole picture, applied as a single numpy
 subtraction: ``none`` for flat-coloured drawings (their colours repeat exactly, which
 LZ77 matching likes) and ``up`` for photographs, scans and JPEG-decoded pictures (smooth
-changes become small numbers). ISA-L's deflate (``isal``) then compresses 5-8x faster
-than zlib at level 1, with files as small except on some pictures (grey screentone
-through JPEG, fine grey textures) where zlib's shorter matches save 10-30 %. Which
-filter and which deflate a picture gets is decided on a sample of its rows, so a
-decision costs about a tenth of the encode. ``bench/png.py`` measures all this.
+changes become small numbers). ISA-L's deflate (``isal``) then compresses 4-8x faster
+than zlib's level 1, with files as small or smaller on drawings and photographs. On a
+few pictures (grey screentone through JPEG) ISA-L's files would be 15-30 % larger than
+Pillow's: those get libdeflate, half zlib's time for files as small. The filter and
+the deflate are chosen from trials on a sample of the picture's rows, which cost a
+tenth to a quarter of the encode. ``bench/png.py`` measures all this against Pillow
+and OpenCV.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+import deflate
 import numpy as np
 from isal import isal_zlib
 from numpy.typing import NDArray
+from PIL import Image
 
-__all__ = ["ISAL", "ZLIB", "Deflate", "Plan", "encode", "plan", "scanlines"]
+__all__ = ["ISAL", "LIBDEFLATE", "Deflate", "Plan", "encode", "plan"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _NONE, _UP = 0, 2
 _FILTERS = {"none": _NONE, "up": _UP}
-# Pictures of at most this many rows are "sampled" whole.
+# The sample the choices are made on: bands of rows spread over the picture, which is
+# its own sample when it has no more rows than they.
 _SAMPLE_BANDS, _SAMPLE_ROWS = 8, 8
-# zlib is kept for pictures where ISA-L's file would be this much larger than zlib's
-# on the ``up`` filter (what Pillow's adaptive filtering compresses to, within a few
-# per cent): 5 % leaves room for the sample's error (about 3 %) inside the 10 % the
-# workers allow over Pillow's files.
-_ZLIB_GAIN = 1.05
+# ISA-L's file may be this much larger than Pillow's before libdeflate is used instead:
+# the workers allow 10 %, and the estimate from a sample is off by up to 5 %.
+_TOLERANCE = 1.05
 # Several IDAT chunks rather than one of many megabytes: a streaming reader that checks
 # each chunk's CRC before using it need not hold the whole picture's data.
 _IDAT_BYTES = 1 << 18
@@ -47,21 +51,11 @@ def encode(
     """A PNG of ``pixels`` (height x width x 3 RGB or x 4 RGBA), with ``alpha``
     (height x width) as its alpha channel if given, and ``text`` as tEXt chunks right
     after the header (keywords and values in Latin-1)."""
-    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
-        raise ValueError(
-            f"expected uint8 height x width x 3 or 4, got {pixels.dtype} {pixels.shape}"
-        )
-    h, w, channels = pixels.shape
-    if h == 0 or w == 0:
-        raise ValueError("a PNG has at least one pixel")
-    if alpha is not None:
-        if channels != 3 or alpha.shape != (h, w) or alpha.dtype != np.uint8:
-            raise ValueError("alpha goes with RGB pixels and has their height and width")
-        channels = 4
-    rows = scanlines(pixels, alpha)
-    chosen = plan(rows)
+    rows, channels = _scanlines(pixels, alpha)
+    chosen = _plan(rows, channels)
     data = chosen.deflate.compress(_filtered(rows, _FILTERS[chosen.filter]))
 
+    h, w = pixels.shape[:2]
     colour_type = 6 if channels == 4 else 2
     parts = [_SIGNATURE, *_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))]
     for key, value in (text or {}).items():
@@ -73,17 +67,26 @@ def encode(
     return b"".join(parts)
 
 
-def scanlines(
-    pixels: NDArray[np.uint8], alpha: NDArray[np.uint8] | None = None
-) -> NDArray[np.uint8]:
-    """The picture as PNG scanlines without their filter byte: height x (width * channels)."""
-    h, w, _ = pixels.shape
+def _scanlines(
+    pixels: NDArray[np.uint8], alpha: NDArray[np.uint8] | None
+) -> tuple[NDArray[np.uint8], int]:
+    """The picture as PNG scanlines without their filter byte, height x (width *
+    channels), and its number of channels."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise ValueError(
+            f"expected uint8 height x width x 3 or 4, got {pixels.dtype} {pixels.shape}"
+        )
+    h, w, channels = pixels.shape
+    if h == 0 or w == 0:
+        raise ValueError("a PNG has at least one pixel")
     if alpha is None:
-        return np.ascontiguousarray(pixels).reshape(h, -1)
+        return np.ascontiguousarray(pixels).reshape(h, -1), channels
+    if channels != 3 or alpha.shape != (h, w) or alpha.dtype != np.uint8:
+        raise ValueError("alpha goes with RGB pixels and has their height and width")
     rgba = np.empty((h, w, 4), np.uint8)
     rgba[..., :3] = pixels
     rgba[..., 3] = alpha
-    return rgba.reshape(h, -1)
+    return rgba.reshape(h, -1), 4
 
 
 def _filtered(rows: NDArray[np.uint8], filter_type: int) -> NDArray[np.uint8]:
@@ -103,11 +106,17 @@ def _filtered(rows: NDArray[np.uint8], filter_type: int) -> NDArray[np.uint8]:
 
 class Deflate(NamedTuple):
     name: str
-    compress: Callable[[NDArray[np.uint8]], bytes]
+    compress: Callable[[NDArray[np.uint8]], bytes | bytearray]
 
 
-ISAL = Deflate("isal", lambda data: isal_zlib.compress(data.data, 1))
-ZLIB = Deflate("zlib", lambda data: zlib.compress(data.data, 1))
+# ISA-L's level 2 costs a few per cent more time than its level 1 and makes files up to
+# 10 % smaller (fine grey textures); both are several times faster than zlib's level 1.
+ISAL = Deflate("isal", lambda data: isal_zlib.compress(data.data, 2))
+# libdeflate's level 2 searches harder (hash chains): about half zlib level 1's time,
+# files as small. For the few pictures where ISA-L's quick search does badly.
+LIBDEFLATE = Deflate("libdeflate", lambda data: deflate.zlib_compress(data.data, 2))
+# What Pillow and OpenCV use at level 1: the yardstick, never the encoder.
+_ZLIB = Deflate("zlib", lambda data: zlib.compress(data.data, 1))
 
 
 class Plan(NamedTuple):
@@ -115,16 +124,34 @@ class Plan(NamedTuple):
     deflate: Deflate
 
 
-def plan(rows: NDArray[np.uint8]) -> Plan:
-    """The filter and the deflate for scanlines ``rows`` (height x row bytes), from
-    trials on a sample of them."""
-    none = len(ISAL.compress(_filtered(_sample_rows(rows), _NONE)))
+def plan(pixels: NDArray[np.uint8], alpha: NDArray[np.uint8] | None = None) -> Plan:
+    """The filter and the deflate :func:`encode` uses for this picture."""
+    return _plan(*_scanlines(pixels, alpha))
+
+
+def _plan(rows: NDArray[np.uint8], channels: int) -> Plan:
+    """The filter and the deflate for ``rows``, from trials on a sample of them."""
+    sample = _sample_rows(rows)
+    none_input = _filtered(sample, _NONE)
     up_input = _filtered_bands(rows, _UP)
-    up = len(ISAL.compress(up_input))
-    chosen, isal_size = ("none", none) if none <= up else ("up", up)
-    if isal_size > _ZLIB_GAIN * len(ZLIB.compress(up_input)):
-        return Plan(chosen, ZLIB)
-    return Plan(chosen, ISAL)
+    isal_none, isal_up = len(ISAL.compress(none_input)), len(ISAL.compress(up_input))
+    chosen, isal_size = ("none", isal_none) if isal_none <= isal_up else ("up", isal_up)
+    # zlib on "up" comes within a few per cent of Pillow's file on most pictures.
+    if isal_size <= len(_ZLIB.compress(up_input)):
+        return Plan(chosen, ISAL)
+    # ISA-L loses to zlib (measured: by 15-30 % on grey screentone through JPEG, whose
+    # repeats are short). What matters is how far it is from Pillow's file, which
+    # Pillow, asked to write the sample, tells. Most pictures never get here.
+    if isal_size <= _TOLERANCE * _pillow_size(sample, channels):
+        return Plan(chosen, ISAL)
+    return Plan(chosen, LIBDEFLATE)
+
+
+def _pillow_size(rows: NDArray[np.uint8], channels: int) -> int:
+    out = io.BytesIO()
+    pixels = rows.reshape(rows.shape[0], -1, channels)
+    Image.fromarray(pixels).save(out, "PNG", compress_level=1)
+    return out.tell()
 
 
 def _band_starts(h: int) -> list[int]:
