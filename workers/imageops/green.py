@@ -249,7 +249,8 @@ def _read_rim(
     for reach in reaches:
         # In the first round a look-up counts only for pixels up to 2 px past its reach:
         # the others are not looked up at all.
-        sel = np.flatnonzero(d <= reach + 2) if first and min_alpha is None else None
+        some_only = first and min_alpha is None and reach + 2 < edge_px
+        sel = np.flatnonzero(d <= reach + 2) if some_only else None
         dd, yy, xx, uy, ux = (
             (d, rim_y, rim_x, up_y, up_x)
             if sel is None
@@ -264,6 +265,8 @@ def _read_rim(
         elif sel is not None:
             some = (px[0][sel], px[1][sel], px[2][sel])
             ok[sel] |= _blends(some, bg)
+        elif first:
+            ok |= _blends(px, bg)
         else:
             ok |= _blends(px, bg, _FEATHER_ALPHA)
     added, add_d = rim[ok], d[ok]
