@@ -100,6 +100,7 @@ def test_pictures_read_back_exactly_with_their_alpha(picture: str) -> None:
     rgba = np.dstack([rgb, alpha])
     data = png.encode(rgb, alpha)
     assert data == png.encode(rgba)
+    assert data == png.encode(rgba[..., :3], rgba[..., 3])  # strided views
     assert np.array_equal(_pillow_reads(data), rgba)
     assert np.array_equal(_opencv_reads(data), rgba)
 
