@@ -1,14 +1,15 @@
 """PNG encoders for the workers' results: Pillow, OpenCV and erogaki's own (workers/png.py).
 
-Run from the repository root: ``python bench/png.py`` (``--held-out`` for more pictures:
-other drawings, drawings through JPEG, more photographs and textures). Each encoder
-writes the same 8-bit RGB picture at 1024x1024 and 2048x2048: drawn art (drawn in
-code by ``workers.imageops.drawn``) and photographs (scikit-image's chelsea and coffee,
+Run from the repository root: ``python bench/png.py``; ``--held-out`` adds pictures the
+encoder's choices were not tuned on: other drawings, drawings through JPEG, more
+photographs and textures, two with an alpha channel. Each encoder writes the same
+8-bit picture at 1024x1024 and 2048x2048: drawn art (drawn in code by
+``workers.imageops.drawn``) and photographs (scikit-image's chelsea and coffee,
 upscaled). Times are CPU seconds of this process (``time.process_time``), one thread,
 the fastest of several interleaved runs, so that other work on the machine weighs less.
 Decoding is timed the way the next reader does it: Pillow, as
 ``erogaki_common.images.decode`` and the bot read results. Every file is checked to
-decode to the picture. Prints a table, then one JSON line.
+decode to the picture. Prints a table, a summary per kind and size, then one JSON line.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def pillow(rgb: Pixels) -> bytes:
 def opencv_up(rgb: Pixels) -> bytes:
     # What workers/pipeline.py wrote before workers/png.py: zlib level 1, "up" filter.
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    code = cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, code), params)
     assert ok
     return bytes(buf.tobytes())
 
@@ -62,8 +64,8 @@ def cpu_seconds(fn: Callable[[], object]) -> float:
     return time.process_time() - t
 
 
-def decode(data: bytes) -> Pixels:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+def decode(data: bytes, mode: str = "RGB") -> Pixels:
+    return np.asarray(Image.open(io.BytesIO(data)).convert(mode))
 
 
 def _photo(name: str, size: int) -> Pixels:
@@ -100,6 +102,13 @@ def pictures(size: int, held_out: bool) -> dict[str, tuple[str, Pixels]]:
         out["drawn 54 manga jpeg80"] = ("drawn", _jpeg(manga, 80))
         for name in ("rocket", "retina", "hubble_deep_field", "grass", "page"):
             out[f"photo {name}"] = ("photo", _photo(name, size))
+        # A result with an alpha channel (a transparent upload): a soft-edged hole.
+        yy, xx = np.mgrid[:size, :size]
+        hole = np.hypot(yy - size / 2, xx - size / 3) / (size / 4)
+        alpha = np.clip((hole - 1) * 255 * 8, 0, 255).astype(np.uint8)
+        art = drawn.draw_art(55, (size, size), "plain").image
+        out["drawn 55 plain rgba"] = ("drawn", np.dstack([art, alpha]))
+        out["photo rocket rgba"] = ("photo", np.dstack([_photo("rocket", size), alpha]))
     return out
 
 
@@ -113,15 +122,16 @@ def main() -> None:
     for size in SIZES:
         for name, (kind, rgb) in pictures(size, args.held_out).items():
             encoded = {n: enc(rgb) for n, enc in ENCODERS.items()}
+            mode = "RGBA" if rgb.shape[2] == 4 else "RGB"
             for n, data in encoded.items():
-                assert np.array_equal(decode(data), rgb), n
+                assert np.array_equal(decode(data, mode), rgb), n
             # Interleaved runs, fastest of each: a busy machine slows all alike.
             enc_s = dict.fromkeys(ENCODERS, float("inf"))
             dec_s = dict.fromkeys(ENCODERS, float("inf"))
             for _ in range(args.runs):
                 for n, enc in ENCODERS.items():
                     enc_s[n] = min(enc_s[n], cpu_seconds(partial(enc, rgb)))
-                    dec_s[n] = min(dec_s[n], cpu_seconds(partial(decode, encoded[n])))
+                    dec_s[n] = min(dec_s[n], cpu_seconds(partial(decode, encoded[n], mode)))
             chosen = png.plan(rgb)
             for n, data in encoded.items():
                 rows.append({
@@ -156,9 +166,10 @@ def main() -> None:
             }
     print("summary (erogaki against pillow, worst picture of each kind):")
     for key, s in summary.items():
-        print(f"  {key:<11} encode >= {s['min_speedup_vs_pillow']}x faster than pillow "
-              f"({s['min_speedup_vs_opencv']}x than opencv), files <= "
-              f"{s['max_size_vs_pillow']}x pillow's, decode <= {s['max_decode_vs_pillow']}x")  # fmt: skip
+        speed, vs_opencv = s["min_speedup_vs_pillow"], s["min_speedup_vs_opencv"]
+        larger, dec = s["max_size_vs_pillow"], s["max_decode_vs_pillow"]
+        print(f"  {key:<11} encode >= {speed}x faster than pillow ({vs_opencv}x than "
+              f"opencv), files <= {larger}x pillow's, decode <= {dec}x")  # fmt: skip
     print(json.dumps({"runs": args.runs, "threads": 1, "clock": "process_time",
                       "summary": summary, "rows": rows}))  # fmt: skip
 
