@@ -105,7 +105,9 @@ def worker_main(kind: str, url: str, n: int) -> None:
         return
     import cProfile
 
-    profiler = cProfile.Profile()
+    # CPU time, not wall time: on a loaded machine a send that wakes
+    # redis-server often loses the core, and wall time would blame the send.
+    profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     try:
         asyncio.run(main)

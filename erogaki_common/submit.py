@@ -448,18 +448,23 @@ class Submitter:
             self._tasks.spawn(self._fetch(pending, kind))
 
     async def _fetch(self, pending: _Pending, kind: str) -> None:
-        """GET the answer, retried until it comes; only then DEL the job's keys.
+        """GET the answer, retried until it comes; only then DEL the answer's key.
 
-        GET and DEL go separately: a DEL whose reply was lost would have taken
-        the answer with it.
+        The job's other keys go with the GET: a set event means the job is
+        over. The answer's own key goes only once its bytes are here: a DEL
+        whose reply was lost would have taken the answer with it.
         """
         job_id = pending.job_id
         key = keys.result_key(job_id) if kind == "result" else keys.error_key(job_id)
+        others = [k for k in keys.job_keys(job_id) if k != key]
         loop = asyncio.get_running_loop()
         delays = backoff(cap=1.0)
         while True:
             try:
-                value = cast(bytes | None, await self._redis.get(key))
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.get(key)
+                    pipe.delete(*others)
+                    value = cast(bytes | None, (await pipe.execute())[0])
                 break
             except REDIS_ERRORS:
                 if pending.future.done() or loop.time() >= pending.deadline:
