@@ -269,29 +269,28 @@ class RegionInpainter:
 
     def _from_model(
         self,
-        pixels: FloatArray,
+        outputs: Sequence[NDArray[Any]],
         size: tuple[int, int],
         window: tuple[int, int, int, int],
         content: tuple[int, int],
     ) -> Image:
-        """The model's output as the crop's pixels (``size``: its height, width) in
-        ``window`` (x0, y0, x1, y1 of the crop); ``content``: the crop's size in the
-        output, padding excluded."""
-        # In place (decode's array is this call's own): clip, then round half up.
-        np.clip(pixels, 0.0, 255.0, out=pixels)
-        pixels += np.float32(0.5)
-        out: Image = pixels.astype(np.uint8)[: content[0], : content[1]]
+        """One crop's model outputs (channels first) as the crop's pixels (``size``: its
+        height, width) in ``window`` (x0, y0, x1, y1 of the crop); ``content``: the
+        crop's size in the outputs, padding excluded."""
         if content == size:
+            # At the crop's own scale only the window is decoded: the holes' box is
+            # often a small part of the crop and its context.
             x0, y0, x1, y1 = window
-            return out[y0:y1, x0:x1]
+            return _rounded(self.decode([o[..., y0:y1, x0:x1] for o in outputs]))
+        out = _rounded(self.decode(outputs))[: content[0], : content[1]]
         # Rounded at the model's size first: resizing 8-bit pixels is several times
         # cheaper, and a bicubic overshoot saturates.
         return resize_window(np.ascontiguousarray(out), size, window)
 
-    def _predict(self, feeds: list[Feeds]) -> list[FloatArray]:
-        """Each crop's output, the crops (all of one shape) run together up to the batch
+    def _predict(self, feeds: list[Feeds]) -> list[list[NDArray[Any]]]:
+        """Each crop's outputs, the crops (all of one shape) run together up to the batch
         size."""
-        results: list[FloatArray] = []
+        results: list[list[NDArray[Any]]] = []
         outputs = [spec.name for spec in self.model.contract.outputs]
         for start in range(0, len(feeds), self.batch):
             chunk = feeds[start : start + self.batch]
@@ -300,8 +299,17 @@ class RegionInpainter:
             else:
                 stacked = {k: np.stack([f[k] for f in chunk]) for k in chunk[0]}
             ran = self.model.run(outputs, stacked)
-            results.extend(self.decode([r[j] for r in ran]) for j in range(len(chunk)))
+            results.extend([r[j] for r in ran] for j in range(len(chunk)))
         return results
+
+
+def _rounded(pixels: FloatArray) -> Image:
+    """RGB in [0, 255] (float, this call's own array) as 8-bit: clipped, then rounded
+    half up, in place."""
+    np.clip(pixels, 0.0, 255.0, out=pixels)
+    pixels += np.float32(0.5)
+    out: Image = pixels.astype(np.uint8)
+    return out
 
 
 def _lama_contracts(cfg: LamaModel) -> tuple[Contract, ...]:
