@@ -225,3 +225,37 @@ def test_files_are_no_more_than_a_tenth_larger_than_pillows(picture: str) -> Non
 def test_what_it_refuses(pixels: Pixels, alpha: Pixels | None, text: dict[str, str] | None) -> None:
     with pytest.raises(ValueError):
         png.encode(pixels, alpha, text)
+
+
+@pytest.mark.parametrize("key", ["a  b", "a\nb", "a\x01b", "a\xa0b", "\x7f", "日本", "tab\t"])
+def test_keywords_pngcheck_would_reject_are_refused(key: str) -> None:
+    # Consecutive spaces, control characters, Latin-1's no-break space and DEL are not
+    # printable keyword characters: written, they made files that pngcheck rejects.
+    with pytest.raises(ValueError, match="keyword"):
+        png.encode(np.zeros((2, 2, 3), np.uint8), text={key: "x"})
+
+
+def test_text_values_readers_would_lose_or_cannot_hold_are_refused() -> None:
+    pixels = np.zeros((2, 2, 3), np.uint8)
+    with pytest.raises(ValueError, match="not Latin-1"):
+        png.encode(pixels, text={"Comment": "日本"})
+    # libpng (OpenCV) drops text chunks over 8 MB by default with an out-of-memory warning.
+    with pytest.raises(ValueError, match="over"):
+        png.encode(pixels, text={"Comment": "x" * 8_000_000})
+    with pytest.raises(TypeError):
+        png.encode(pixels, text={"Comment": 5})  # type: ignore[dict-item]
+    # A value may carry newlines and any other Latin-1 character.
+    data = png.encode(pixels, text={"Comment": "caf\xe9\nline two \xff"})
+    image = Image.open(io.BytesIO(data))
+    assert isinstance(image, PngImagePlugin.PngImageFile)
+    assert image.text == {"Comment": "caf\xe9\nline two \xff"}
+
+
+def test_what_is_not_an_array_or_too_wide_is_refused() -> None:
+    with pytest.raises(TypeError):
+        png.encode([[[1, 2, 3]]])  # type: ignore[arg-type]
+    # IHDR holds width and height in 31 bits; refused before any copy (the view costs
+    # no memory, a copy of it 6 GiB).
+    too_wide = np.broadcast_to(np.uint8(0), (1, 1 << 31, 3))
+    with pytest.raises(ValueError, match="at most"):
+        png.encode(too_wide)

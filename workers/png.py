@@ -45,6 +45,8 @@ _CLEARLY_WORSE = 1.15
 # Several IDAT chunks rather than one of many megabytes: a streaming reader that checks
 # each chunk's CRC before using it need not hold the whole picture's data.
 _IDAT_BYTES = 1 << 18
+# The spec's limit on width and height (IHDR holds them in 31 bits).
+_MAX_SIDE = (1 << 31) - 1
 
 
 def encode(
@@ -55,6 +57,8 @@ def encode(
     """A PNG of ``pixels`` (height x width x 3 RGB or x 4 RGBA), with ``alpha``
     (height x width) as its alpha channel if given, and ``text`` as tEXt chunks right
     after the header (keywords and values in Latin-1)."""
+    # Text first: a bad keyword is refused before the picture's work is done.
+    texts = [_text(key, value) for key, value in (text or {}).items()]
     rows, channels = _scanlines(pixels, alpha)
     chosen = _plan(rows, channels)
     data = chosen.deflate.compress(_filtered(rows, _FILTERS[chosen.filter]))
@@ -62,8 +66,8 @@ def encode(
     h, w = pixels.shape[:2]
     colour_type = 6 if channels == 4 else 2
     parts = [_SIGNATURE, *_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))]
-    for key, value in (text or {}).items():
-        parts += _chunk(b"tEXt", _text(key, value))
+    for body in texts:
+        parts += _chunk(b"tEXt", body)
     view = memoryview(data)
     for start in range(0, len(view), _IDAT_BYTES):
         parts += _chunk(b"IDAT", view[start : start + _IDAT_BYTES])
@@ -76,6 +80,10 @@ def _scanlines(
 ) -> tuple[NDArray[np.uint8], int]:
     """The picture as PNG scanlines without their filter byte, height x (width *
     channels), and its number of channels."""
+    if not isinstance(pixels, np.ndarray) or (
+        alpha is not None and not isinstance(alpha, np.ndarray)
+    ):
+        raise TypeError("pixels and alpha are numpy arrays")
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise ValueError(
             f"expected uint8 height x width x 3 or 4, got {pixels.dtype} {pixels.shape}"
@@ -83,6 +91,8 @@ def _scanlines(
     h, w, channels = pixels.shape
     if h == 0 or w == 0:
         raise ValueError("a PNG has at least one pixel")
+    if max(h, w) > _MAX_SIDE:
+        raise ValueError(f"a PNG is at most {_MAX_SIDE} pixels wide and high, got {w}x{h}")
     if alpha is None:
         return np.ascontiguousarray(pixels).reshape(h, -1), channels
     if channels != 3 or alpha.shape != (h, w) or alpha.dtype != np.uint8:
@@ -190,12 +200,38 @@ def _filtered_bands(rows: NDArray[np.uint8], filter_type: int) -> NDArray[np.uin
     return np.concatenate(bands)
 
 
-def _text(key: str, value: str) -> bytes:
-    # The PNG spec: a keyword of 1-79 Latin-1 characters without NUL or edge spaces;
-    # a value of Latin-1 without NUL.
-    if not 1 <= len(key) <= 79 or key != key.strip() or "\x00" in key + value:
-        raise ValueError(f"not a PNG text keyword and value: {key!r}")
-    return key.encode("latin-1") + b"\x00" + value.encode("latin-1")
+# libpng (and so OpenCV) drops a text chunk larger than this by default
+# (PNG_USER_CHUNK_MALLOC_MAX), with an "out of memory" warning: a longer value would
+# be written and then lost to such readers.
+_TEXT_BYTES = 8_000_000
+
+
+def _text(key: object, value: object) -> bytes:
+    # The PNG spec: a keyword of 1-79 printable Latin-1 characters (32-126 and 161-255)
+    # with no leading, trailing or consecutive spaces; a value of Latin-1 without NUL.
+    # pngcheck and strict readers reject anything else, so it is refused here rather
+    # than written.
+    if not isinstance(key, str) or not isinstance(value, str):
+        raise TypeError(f"PNG text keywords and values are str, got {type(key)} and {type(value)}")
+    if not (
+        1 <= len(key) <= 79
+        and all(32 <= ord(c) <= 126 or 161 <= ord(c) <= 255 for c in key)
+        and key == key.strip(" ")
+        and "  " not in key
+    ):
+        raise ValueError(
+            f"not a PNG text keyword (1-79 printable Latin-1 characters, single inner "
+            f"spaces only): {key!r}"
+        )
+    try:
+        body = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"the value of PNG text {key!r} is not Latin-1") from None
+    if b"\x00" in body:
+        raise ValueError(f"the value of PNG text {key!r} contains NUL")
+    if len(key) + 1 + len(body) > _TEXT_BYTES:
+        raise ValueError(f"the value of PNG text {key!r} is over {_TEXT_BYTES} bytes")
+    return key.encode("latin-1") + b"\x00" + body
 
 
 def _chunk(kind: bytes, body: bytes | memoryview) -> list[bytes | memoryview]:
