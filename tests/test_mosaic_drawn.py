@@ -224,3 +224,25 @@ def test_uncensored_drawn_art_is_not_mosaic_even_after_jpeg() -> None:
         clean = drawn_art(seed)
         for img in (clean, syn.jpeg(clean, 95), syn.jpeg(clean, 80), syn.jpeg(clean, 70)):
             assert detect_mosaic(img)[0].mean() <= 0.005
+
+
+def test_a_small_mosaic_on_a_blocky_photo_is_found_in_its_quarter() -> None:
+    """The rocket sample carries JPEG blocking of its own, which outscores a small mosaic's
+    grid over the whole picture; in the quarter that holds it, the mosaic's grid stands out."""
+    img = np.ascontiguousarray(skdata.rocket()[:, :, :3])
+    block, (px, py) = 14, (3, 2)
+    y0, x0 = py + 5 * block, px + 33 * block
+    censored = img.copy()
+    win = img[y0 : y0 + 8 * block, x0 : x0 + 8 * block].astype(np.float64)
+    cells = win.reshape(8, block, 8, block, 3).mean(axis=(1, 3))
+    censored[y0 : y0 + 8 * block, x0 : x0 + 8 * block] = np.repeat(
+        np.repeat(np.round(cells), block, 0), block, 1
+    ).astype(np.uint8)
+    truth = np.zeros(img.shape[:2], bool)
+    truth[y0 : y0 + 8 * block, x0 : x0 + 8 * block] = True
+    mask, grid = detect_mosaic(censored)
+    assert grid == MosaicGrid(block, px, py)
+    assert (mask & truth).sum() >= 0.6 * truth.sum()
+    assert not (mask & ~truth).any()
+    # The same picture unpixelated shows no mosaic in any quarter.
+    assert not detect_mosaic(img)[0].any()

@@ -21,6 +21,8 @@ MAX_BLOCK = 40
 # A small mosaic on a textured photo dilutes its comb; the cell tests after it still hold.
 _MIN_COMB = 2.2
 _MIN_AXIS_COMB = 1.8
+# At most this many more grids from the picture's quarters (each costs a look at its cells).
+_TILE_GRIDS = 2
 # A cell counts as flat when every channel's standard deviation inside it is below this
 # (JPEG at quality 80 leaves a mosaic cell next to a strong edge a std of about 6).
 _FLAT_STD = 8.0
@@ -90,31 +92,39 @@ def _abs_steps(rgb: Image) -> tuple[FloatArray, FloatArray]:
     return np.asarray(dx, np.float32), np.asarray(dy, np.float32)
 
 
-def _step_profiles(
+def _isolated_steps(
     rgb: Image, steps: tuple[FloatArray, FloatArray] | None = None
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Per-column and per-row energy of isolated one-pixel colour steps.
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Where a one-pixel colour step stands alone: across (x, x+1) and across (y, y+1).
 
     A mosaic changes colour abruptly between two pixels and not at all around them; drawn
-    edges are anti-aliased over several pixels. Keeping only the excess of each step over its
-    neighbours' steps leaves the grid lines and little else.
+    edges are anti-aliased over several pixels. Keeping only the steps whose neighbours
+    are flat leaves the grid lines and little else.
     """
     fx, fy = steps if steps is not None else _abs_steps(rgb)
 
-    def isolate(d: FloatArray, axis: int) -> NDArray[np.float64]:
+    def isolate(d: FloatArray, ring: NDArray[np.uint8]) -> NDArray[np.bool_]:
         # The largest step among the two on either side (not the step itself); past the
         # picture's border, steps count as large. (Sums of uint8 steps are exact in float32.)
-        ring = _SIDES_X if axis == 1 else _SIDES_Y
         side = cv2.dilate(d, ring, borderType=cv2.BORDER_CONSTANT, borderValue=255)
-        # Keep a step only where two pixels on each side of it are flat.
         # Counting steps rather than summing them keeps a few strong drawn edges from
         # outvoting the many modest steps of a mosaic.
         quiet = (side <= _QUIET) | (side * _QUIET_DIV <= d)
-        excess = quiet & (d >= _COUNT_STEP)
-        prof: NDArray[np.float64] = np.count_nonzero(excess, axis=1 - axis).astype(np.float64)
-        return prof
+        excess: NDArray[np.bool_] = quiet & (d >= _COUNT_STEP)
+        return excess
 
-    return isolate(fx, 1), isolate(fy, 0)
+    return isolate(fx, _SIDES_X), isolate(fy, _SIDES_Y)
+
+
+def _step_profiles(
+    rgb: Image, steps: tuple[FloatArray, FloatArray] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-column and per-row count of isolated one-pixel colour steps."""
+    ex, ey = _isolated_steps(rgb, steps)
+    return (
+        np.count_nonzero(ex, axis=0).astype(np.float64),
+        np.count_nonzero(ey, axis=1).astype(np.float64),
+    )
 
 
 def _comb_scores(profile: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -135,50 +145,87 @@ def _comb_scores(profile: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDA
 
 
 def _ranked(
-    px_prof: NDArray[np.float64], py_prof: NDArray[np.float64], limit: int
-) -> list[MosaicGrid]:
+    px_prof: NDArray[np.float64],
+    py_prof: NDArray[np.float64],
+    limit: int,
+    at: tuple[int, int] = (0, 0),
+) -> list[tuple[float, MosaicGrid]]:
+    """The best grids by comb score, for profiles whose first column and row are ``at``."""
     sx, rx = _comb_scores(px_prof)
     sy, ry = _comb_scores(py_prof)
     # Both axes must be periodic with the same square block; stripes are periodic in one.
     both = np.where(np.minimum(sx, sy) >= _MIN_AXIS_COMB, np.sqrt(sx * sy), 0.0)
-    out: list[MosaicGrid] = []
+    out: list[tuple[float, MosaicGrid]] = []
     for b in np.argsort(-both, kind="stable"):
         if both[b] < _MIN_COMB or len(out) >= limit:
             break
         # Multiples of the true block score as high as it does; keep the smallest.
-        if any(b % g.block == 0 for g in out):
+        if any(b % g.block == 0 for _, g in out):
             continue
         divisors = [d for d in range(MIN_BLOCK, int(b)) if b % d == 0 and both[d] >= 0.65 * both[b]]
         d = divisors[0] if divisors else int(b)
-        grid = MosaicGrid(d, int(rx[d] + 1) % d, int(ry[d] + 1) % d)
-        if grid not in out:
-            out.append(grid)
+        grid = MosaicGrid(d, int(rx[d] + 1 + at[0]) % d, int(ry[d] + 1 + at[1]) % d)
+        if all(grid != g for _, g in out):
+            out.append((float(both[b]), grid))
+    return out
+
+
+def _muted(prof: NDArray[np.float64], start: int) -> NDArray[np.float64]:
+    """``prof`` (starting at column or row ``start``) with JPEG's block edges muted."""
+    m = prof.copy()
+    m[(7 - start) % 8 :: 8] = np.median(prof)
+    return m
+
+
+def _candidates_of(
+    px_prof: NDArray[np.float64], py_prof: NDArray[np.float64], limit: int, at: tuple[int, int]
+) -> list[tuple[float, MosaicGrid]]:
+    # JPEG's own 8x8 block edges can outscore a mosaic, so the ranking is also done with
+    # the columns and rows of JPEG block edges muted; a mosaic whose lines coincide with
+    # JPEG's along one axis only vanishes when both are, so each axis is also muted alone.
+    mx, my = _muted(px_prof, at[0]), _muted(py_prof, at[1])
+    out: list[tuple[float, MosaicGrid]] = []
+    for ax, ay in ((px_prof, py_prof), (mx, my), (mx, py_prof), (px_prof, my)):
+        for score, grid in _ranked(ax, ay, limit, at):
+            if all(grid != g for _, g in out):
+                out.append((score, grid))
     return out
 
 
 def grid_candidates(
     rgb: Image, limit: int = 2, steps: tuple[FloatArray, FloatArray] | None = None
 ) -> list[MosaicGrid]:
-    """Plausible grids, best first (empty if the picture shows no grid periodicity).
+    """Plausible grids, best first (empty if the picture shows no grid periodicity)."""
+    whole, quarters = _grid_candidates(rgb, limit, steps)
+    return whole + quarters
 
-    JPEG's own 8x8 block edges can outscore a mosaic, so the ranking is done twice: as is,
-    and with the columns and rows of JPEG block edges muted.
+
+def _grid_candidates(
+    rgb: Image, limit: int, steps: tuple[FloatArray, FloatArray] | None
+) -> tuple[list[MosaicGrid], list[MosaicGrid]]:
+    """The whole picture's plausible grids, and a few more from its quarters.
+
+    A small mosaic on a big, busy picture (a photo with JPEG blocking of its own) barely
+    moves the whole picture's comb; in the quarter that holds it, it stands out.
     """
-    px_prof, py_prof = _step_profiles(rgb, steps)
-    muted = []
-    for prof in (px_prof, py_prof):
-        m = prof.copy()
-        m[7::8] = np.median(prof)
-        muted.append(m)
-    out: list[MosaicGrid] = []
-    # A mosaic whose lines coincide with JPEG's along one axis only vanishes when both
-    # axes are muted, so each axis is also muted alone.
-    pairs = ((px_prof, py_prof), (muted[0], muted[1]), (muted[0], py_prof), (px_prof, muted[1]))
-    for ax, ay in pairs:
-        for grid in _ranked(ax, ay, limit):
-            if grid not in out:
-                out.append(grid)
-    return out
+    ex, ey = _isolated_steps(rgb, steps)
+    px = np.count_nonzero(ex, axis=0).astype(np.float64)
+    py = np.count_nonzero(ey, axis=1).astype(np.float64)
+    whole = [g for _, g in _candidates_of(px, py, limit, (0, 0))]
+    h, w = rgb.shape[:2]
+    extra: list[tuple[float, MosaicGrid]] = []
+    for r0, r1 in ((0, h // 2), (h // 2, h)):
+        for c0, c1 in ((0, w // 2), (w // 2, w)):
+            tx = np.count_nonzero(ex[r0:r1, c0 : min(c1, w - 1)], axis=0).astype(np.float64)
+            ty = np.count_nonzero(ey[r0 : min(r1, h - 1), c0:c1], axis=1).astype(np.float64)
+            extra += _candidates_of(tx, ty, 1, (c0, r0))
+    quarters: list[MosaicGrid] = []
+    for _, grid in sorted(extra, key=lambda e: -e[0]):
+        if len(quarters) >= _TILE_GRIDS:
+            break
+        if grid not in whole and grid not in quarters:
+            quarters.append(grid)
+    return whole, quarters
 
 
 def estimate_grid(rgb: Image) -> MosaicGrid | None:
@@ -438,12 +485,18 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
     planes = _Planes(rgb)
     # A drawn checkerboard or a multiple of the block can outscore the real mosaic's
     # periodicity; the candidate whose cells survive the texture tests and cover most wins.
-    for grid in grid_candidates(rgb, steps=(planes.dx, planes.dy)):
-        cells, means, flat = _mosaic_cells(planes, grid)
-        regions = _regions(cells, means, flat)
-        area = int(regions.sum()) * grid.block * grid.block
-        if area > 0:
-            found.append((area, regions, grid))
+    whole, quarters = _grid_candidates(rgb, 2, (planes.dx, planes.dy))
+    # The quarters' grids are only looked at when the whole picture's show no mosaic:
+    # each look costs a pass over the picture's cells.
+    for grids in (whole, quarters):
+        for grid in grids:
+            cells, means, flat = _mosaic_cells(planes, grid)
+            regions = _regions(cells, means, flat)
+            area = int(regions.sum()) * grid.block * grid.block
+            if area > 0:
+                found.append((area, regions, grid))
+        if found:
+            break
     if not found:
         return np.zeros(rgb.shape[:2], bool), None
     best = max(found, key=lambda f: f[0])
