@@ -133,4 +133,10 @@ def test_hentais_hand_off_is_read_exactly() -> None:
     assert not np.all(out == (0, 255, 0), axis=-1).any()
     # The mark is an ordinary text chunk: any PNG reader sees the same picture.
     assert PILImage.open(io.BytesIO(handed)).text == {"erogaki-mask": "exact"}
+    # auto marks its answer only when it hands bars on; a restored mosaic is no mask.
+    auto_handed, found_bars = pipeline.auto(png(censored), CpuHentai(), LIMITS, {})
+    assert found_bars and pipeline.is_marked_exact(auto_handed)
+    mosaicked, _ = syn.add_mosaic(scene, np.random.default_rng(5), 12, (3, 5))
+    restored, found_bars = pipeline.auto(png(mosaicked), CpuHentai(), LIMITS, {})
+    assert not found_bars and not pipeline.is_marked_exact(restored)
     assert np.array_equal(pixels_of(handed), pixels_of(png(pixels_of(handed))))
