@@ -3,14 +3,16 @@
 Pillow spends most of its PNG encode trying five row filters on every row, and zlib's
 level 1 is the rest. Here one filter serves the whole picture, applied as a single numpy
 subtraction: ``none`` for flat-coloured drawings (their colours repeat exactly, which
-LZ77 matching likes) and ``up`` for photographs, scans and JPEG-decoded pictures (smooth
-changes become small numbers). ISA-L's deflate (``isal``) then compresses 4-8x faster
-than zlib's level 1, with files as small or smaller on drawings and photographs. On a
-few pictures (grey screentone through JPEG) ISA-L's files would be 15-30 % larger than
-Pillow's: those get libdeflate, half zlib's time for files as small. The filter and
-the deflate are chosen from trials on a sample of the picture's rows, which cost a
-tenth to a quarter of the encode. ``bench/png.py`` measures all this against Pillow
-and OpenCV.
+LZ77 matching likes), ``up`` for photographs, scans and JPEG-decoded pictures (smooth
+changes become small numbers), ``sub`` for pictures smooth along their rows only.
+ISA-L's deflate (``isal``) then compresses 4-8x faster than zlib's level 1, with files
+as small or smaller on drawings and photographs. On a few pictures (grey screentone
+through JPEG) ISA-L's files would be 15-30 % larger than Pillow's: those get
+libdeflate, half zlib's time for files as small. The filter and the deflate are chosen
+from trials on a sample of the picture's rows, which cost a tenth to a quarter of the
+encode; a file far from what the sample foretold is planned again on a denser sample
+(the smaller file kept), and a tiny file has every filter tried on the whole picture.
+``bench/png.py`` measures all this against Pillow and OpenCV.
 """
 
 from __future__ import annotations
@@ -31,11 +33,22 @@ from PIL import Image
 __all__ = ["ISAL", "LIBDEFLATE", "Deflate", "Plan", "encode", "plan"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_NONE, _UP = 0, 2
-_FILTERS = {"none": _NONE, "up": _UP}
+_NONE, _SUB, _UP = 0, 1, 2
+# In order of preference where the trials tie.
+_FILTERS = {"none": _NONE, "up": _UP, "sub": _SUB}
 # The sample the choices are made on: bands of rows spread over the picture, which is
 # its own sample when it has no more rows than they.
 _SAMPLE_BANDS, _SAMPLE_ROWS = 8, 8
+# A picture whose file is this far from what its sample foretold (either way) was not
+# like its sample: a photograph in the rows between flat bands, say. It is planned again
+# on a dense sample, rows in 4s every 32 (an eighth of the picture), and the smaller
+# of the two files kept. On bench/png.py's pictures the sample foretold the file within
+# 0.78-1.14x; on pictures built to mislead it, 0.17x (drawing between photographed
+# bands) to 190x (noise between flat bands).
+_MISLED = 2.0
+_DENSE_EVERY, _DENSE_ROWS = 32, 4
+# A file at most this fraction of the picture's bytes is tiny (a gradient, one colour).
+_TINY = 64
 # ISA-L's file may be this much larger than Pillow's before libdeflate is used instead:
 # the workers allow 10 %, and the estimate from a sample is off by up to 5 %.
 _TOLERANCE = 1.05
@@ -60,8 +73,7 @@ def encode(
     # Text first: a bad keyword is refused before the picture's work is done.
     texts = [_text(key, value) for key, value in (text or {}).items()]
     rows, channels = _scanlines(pixels, alpha)
-    chosen = _plan(rows, channels)
-    data = chosen.deflate.compress(_filtered(rows, _FILTERS[chosen.filter]))
+    data = _idat(rows, channels)[1]
 
     h, w = pixels.shape[:2]
     colour_type = 6 if channels == 4 else 2
@@ -103,13 +115,56 @@ def _scanlines(
     return np.asarray(rgba, np.uint8).reshape(h, -1), 4
 
 
-def _filtered(rows: NDArray[np.uint8], filter_type: int) -> NDArray[np.uint8]:
+def _idat(rows: NDArray[np.uint8], channels: int) -> tuple[Plan, bytes | bytearray]:
+    """The plan for ``rows`` and their zlib stream."""
+    h = rows.shape[0]
+    small = h <= _SAMPLE_BANDS * _SAMPLE_ROWS
+    # A small picture is its own sample.
+    starts, band_rows = ([0], h) if small else (_band_starts(h), _SAMPLE_ROWS)
+    chosen, foretold = _plan(rows, channels, starts, band_rows)
+    filtered = _filtered(rows, _FILTERS[chosen.filter], channels)
+    data = chosen.deflate.compress(filtered)
+    size = filtered.size
+    ratio = len(data) / (foretold * size)
+    del filtered
+    if small:
+        return chosen, data
+    tiny = len(data) <= size // _TINY
+    if tiny and chosen.deflate is ISAL:
+        # So compressible that each band's first row, not the picture, decided the
+        # trials (a horizontal gradient: "sub" won the sample, "up" makes a file 0.6x
+        # the size); ISA-L on such data is quick, so the other filters are tried on
+        # the whole picture. (On long runs of zeros ISA-L's file can still be 1.3x
+        # Pillow's, a few KiB more; libdeflate, tried too, cost 2-4x the encode.)
+        for name, filter_type in _FILTERS.items():
+            if name != chosen.filter:
+                other = ISAL.compress(_filtered(rows, filter_type, channels))
+                if len(other) < len(data):
+                    chosen, data = Plan(name, ISAL), other
+        return chosen, data
+    # Smaller than foretold matters less when the file is small anyway.
+    if ratio <= _MISLED and (tiny or ratio >= 1 / _MISLED):
+        return chosen, data
+    starts = list(range(0, h - _DENSE_ROWS + 1, _DENSE_EVERY))
+    second = _plan(rows, channels, starts, _DENSE_ROWS)[0]
+    if second == chosen:
+        return chosen, data
+    other = second.deflate.compress(_filtered(rows, _FILTERS[second.filter], channels))
+    return (second, other) if len(other) < len(data) else (chosen, data)
+
+
+def _filtered(rows: NDArray[np.uint8], filter_type: int, channels: int) -> NDArray[np.uint8]:
     """The scanlines as deflate's input: each row's filter byte, then the filtered row."""
     h = rows.shape[0]
     out = np.empty((h, 1 + rows.shape[1]), np.uint8)
     out[:, 0] = filter_type
     if filter_type == _NONE:
         out[:, 1:] = rows
+    elif filter_type == _SUB:
+        # "sub": each byte minus the same channel's byte one pixel to the left; the
+        # first pixel is taken against zeros.
+        out[:, 1 : 1 + channels] = rows[:, :channels]
+        np.subtract(rows[:, channels:], rows[:, :-channels], out=out[:, 1 + channels :])
     else:
         # "up": each byte minus the one above it, modulo 256; the first row is taken
         # against a row of zeros, so it stays as it is.
@@ -139,30 +194,40 @@ class Plan(NamedTuple):
 
 
 def plan(pixels: NDArray[np.uint8], alpha: NDArray[np.uint8] | None = None) -> Plan:
-    """The filter and the deflate :func:`encode` uses for this picture."""
-    return _plan(*_scanlines(pixels, alpha))
+    """The filter and the deflate :func:`encode` uses for this picture (found by
+    encoding it)."""
+    return _idat(*_scanlines(pixels, alpha))[0]
 
 
-def _plan(rows: NDArray[np.uint8], channels: int) -> Plan:
-    """The filter and the deflate for ``rows``, from trials on a sample of them."""
-    sample = _sample_rows(rows)
-    none_input = _filtered(sample, _NONE)
-    up_input = _filtered_bands(rows, _UP)
-    isal_none, isal_up = len(ISAL.compress(none_input)), len(ISAL.compress(up_input))
-    chosen, isal_size = ("none", isal_none) if isal_none <= isal_up else ("up", isal_up)
+def _plan(
+    rows: NDArray[np.uint8], channels: int, starts: list[int], band_rows: int
+) -> tuple[Plan, float]:
+    """The filter and the deflate for ``rows``, from trials on bands of ``band_rows``
+    rows from each of ``starts``, and the compressed size per input byte the sample
+    foretells."""
+    trials = {
+        name: _filtered_bands(rows, filter_type, channels, starts, band_rows)
+        for name, filter_type in _FILTERS.items()
+    }
+    sizes = {name: len(ISAL.compress(data)) for name, data in trials.items()}
+    chosen = min(sizes, key=sizes.__getitem__)
+    isal_size = sizes[chosen]
+    foretold = isal_size / trials[chosen].size
     # zlib on "up" comes within about 10 % of Pillow's file (0.90-1.11x on the
-    # drawings and photographs measured), in half Pillow's time.
-    zlib_up = len(_ZLIB.compress(up_input))
-    if isal_size <= zlib_up:
-        return Plan(chosen, ISAL)
+    # drawings and photographs measured), in half Pillow's time; on pictures "sub"
+    # suits, Pillow's rows are mostly "sub" too.
+    zlib_size = len(_ZLIB.compress(trials["sub" if chosen == "sub" else "up"]))
+    if isal_size <= zlib_size:
+        return Plan(chosen, ISAL), foretold
     # ISA-L loses to zlib (by 15-30 % on grey screentone through JPEG, whose repeats are
     # short). What matters is how far it is from Pillow's file: far enough already, or
     # else Pillow, asked to write the sample, tells. Most pictures never get here.
-    if isal_size > _CLEARLY_WORSE * zlib_up:
-        return Plan(chosen, LIBDEFLATE)
+    if isal_size > _CLEARLY_WORSE * zlib_size:
+        return Plan(chosen, LIBDEFLATE), foretold
+    sample = np.concatenate([rows[s : s + band_rows] for s in starts])
     if isal_size <= _TOLERANCE * _pillow_size(sample, channels):
-        return Plan(chosen, ISAL)
-    return Plan(chosen, LIBDEFLATE)
+        return Plan(chosen, ISAL), foretold
+    return Plan(chosen, LIBDEFLATE), foretold
 
 
 def _pillow_size(rows: NDArray[np.uint8], channels: int) -> int:
@@ -173,29 +238,20 @@ def _pillow_size(rows: NDArray[np.uint8], channels: int) -> int:
 
 
 def _band_starts(h: int) -> list[int]:
-    if h <= _SAMPLE_BANDS * _SAMPLE_ROWS:
-        return [0]
     last = h - _SAMPLE_ROWS
     return [i * last // (_SAMPLE_BANDS - 1) for i in range(_SAMPLE_BANDS)]
 
 
-def _sample_rows(rows: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    h = rows.shape[0]
-    starts = _band_starts(h)
-    if starts == [0]:
-        return rows
-    return np.concatenate([rows[s : s + _SAMPLE_ROWS] for s in starts])
-
-
-def _filtered_bands(rows: NDArray[np.uint8], filter_type: int) -> NDArray[np.uint8]:
-    h = rows.shape[0]
-    starts = _band_starts(h)
-    if starts == [0]:
-        return _filtered(rows, filter_type)
+def _filtered_bands(
+    rows: NDArray[np.uint8], filter_type: int, channels: int, starts: list[int], band_rows: int
+) -> NDArray[np.uint8]:
+    """Each band filtered as it is in the whole picture (against the row above it)."""
+    if band_rows >= rows.shape[0]:
+        return _filtered(rows, filter_type, channels)
     bands = []
     for s in starts:
         top = max(s - 1, 0)
-        band = _filtered(rows[top : s + _SAMPLE_ROWS], filter_type)
+        band = _filtered(rows[top : s + band_rows], filter_type, channels)
         bands.append(band[s - top :])
     return np.concatenate(bands)
 
