@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 import zlib
 from functools import cache
 
@@ -318,3 +319,27 @@ def test_gradients_stay_small(channels: int) -> None:
         # runs of zeros leaves up to 1.3x on files of 10 KiB: a few KiB allowed.
         assert len(data) <= 1.10 * len(_pillow_png(pixels)) + 4096
         assert np.array_equal(_pillow_reads(data), pixels)
+
+
+@pytest.mark.parametrize("with_alpha", [False, True])
+def test_no_copy_of_the_whole_picture_is_made(with_alpha: bool) -> None:
+    # A view of a larger array, and RGB with its alpha apart (how the workers hand
+    # results over), are taken a strip at a time: before, a contiguous copy, an RGBA
+    # copy and a filtered copy of the whole picture were made (peak 2-3x the picture).
+    big = np.asarray(
+        cv2.resize(_photo(640), (2050, 2048), interpolation=cv2.INTER_LINEAR), np.uint8
+    )
+    pixels = big[:, 1:-1]
+    assert not pixels.flags.c_contiguous
+    alpha = np.full(pixels.shape[:2], 200, np.uint8) if with_alpha else None
+    tracemalloc.start()
+    try:
+        data = png.encode(pixels, alpha)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    picture_bytes = pixels.shape[0] * pixels.shape[1] * (4 if with_alpha else 3)
+    # Two copies of the file (the stream and the PNG around it) and a few strips.
+    assert peak < 2 * len(data) + picture_bytes // 4, (peak, len(data), picture_bytes)
+    expected = pixels if alpha is None else np.dstack([pixels, alpha])
+    assert np.array_equal(_pillow_reads(data), expected)

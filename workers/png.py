@@ -58,6 +58,8 @@ _CLEARLY_WORSE = 1.15
 # Several IDAT chunks rather than one of many megabytes: a streaming reader that checks
 # each chunk's CRC before using it need not hold the whole picture's data.
 _IDAT_BYTES = 1 << 18
+# The filtered rows ISA-L is given at a time.
+_STRIP_BYTES = 1 << 20
 # The spec's limit on width and height (IHDR holds them in 31 bits).
 _MAX_SIDE = (1 << 31) - 1
 
@@ -72,7 +74,8 @@ def encode(
     after the header (keywords and values in Latin-1)."""
     # Text first: a bad keyword is refused before the picture's work is done.
     texts = [_text(key, value) for key, value in (text or {}).items()]
-    rows, channels = _scanlines(pixels, alpha)
+    rows = _Scanlines(pixels, alpha)
+    channels = rows.channels
     data = _idat(rows, channels)[1]
 
     h, w = pixels.shape[:2]
@@ -87,46 +90,54 @@ def encode(
     return b"".join(parts)
 
 
-def _scanlines(
-    pixels: NDArray[np.uint8], alpha: NDArray[np.uint8] | None
-) -> tuple[NDArray[np.uint8], int]:
+class _Scanlines:
     """The picture as PNG scanlines without their filter byte, height x (width *
-    channels), and its number of channels."""
-    if not isinstance(pixels, np.ndarray) or (
-        alpha is not None and not isinstance(alpha, np.ndarray)
-    ):
-        raise TypeError("pixels and alpha are numpy arrays")
-    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
-        raise ValueError(
-            f"expected uint8 height x width x 3 or 4, got {pixels.dtype} {pixels.shape}"
-        )
-    h, w, channels = pixels.shape
-    if h == 0 or w == 0:
-        raise ValueError("a PNG has at least one pixel")
-    if max(h, w) > _MAX_SIDE:
-        raise ValueError(f"a PNG is at most {_MAX_SIDE} pixels wide and high, got {w}x{h}")
-    if alpha is None:
-        return np.ascontiguousarray(pixels).reshape(h, -1), channels
-    if channels != 3 or alpha.shape != (h, w) or alpha.dtype != np.uint8:
-        raise ValueError("alpha goes with RGB pixels and has their height and width")
-    # OpenCV interleaves the alpha channel 8x faster than numpy's strided assignment.
-    rgba = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2RGBA)
-    rgba = cv2.insertChannel(np.ascontiguousarray(alpha), rgba, 3)
-    return np.asarray(rgba, np.uint8).reshape(h, -1), 4
+    channels), made a strip at a time where they are not the picture's own memory: a
+    view of a larger array, or RGB with its alpha apart, is never copied whole."""
+
+    def __init__(self, pixels: NDArray[np.uint8], alpha: NDArray[np.uint8] | None) -> None:
+        if not isinstance(pixels, np.ndarray) or (
+            alpha is not None and not isinstance(alpha, np.ndarray)
+        ):
+            raise TypeError("pixels and alpha are numpy arrays")
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+            raise ValueError(
+                f"expected uint8 height x width x 3 or 4, got {pixels.dtype} {pixels.shape}"
+            )
+        h, w, channels = pixels.shape
+        if h == 0 or w == 0:
+            raise ValueError("a PNG has at least one pixel")
+        if max(h, w) > _MAX_SIDE:
+            raise ValueError(f"a PNG is at most {_MAX_SIDE} pixels wide and high, got {w}x{h}")
+        if alpha is not None and (
+            channels != 3 or alpha.shape != (h, w) or alpha.dtype != np.uint8
+        ):
+            raise ValueError("alpha goes with RGB pixels and has their height and width")
+        self._pixels, self._alpha = pixels, alpha
+        self.channels = 4 if alpha is not None else channels
+        self.shape = (h, w * self.channels)
+
+    def __getitem__(self, rows: slice) -> NDArray[np.uint8]:
+        pixels = self._pixels[rows]
+        n = pixels.shape[0]
+        if self._alpha is None:
+            return np.ascontiguousarray(pixels).reshape(n, -1)
+        # OpenCV interleaves the alpha channel 8x faster than numpy's strided assignment.
+        rgba = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2RGBA)
+        rgba = cv2.insertChannel(np.ascontiguousarray(self._alpha[rows]), rgba, 3)
+        return np.asarray(rgba, np.uint8).reshape(n, -1)
 
 
-def _idat(rows: NDArray[np.uint8], channels: int) -> tuple[Plan, bytes | bytearray]:
+def _idat(rows: _Scanlines, channels: int) -> tuple[Plan, bytes | bytearray]:
     """The plan for ``rows`` and their zlib stream."""
     h = rows.shape[0]
     small = h <= _SAMPLE_BANDS * _SAMPLE_ROWS
     # A small picture is its own sample.
     starts, band_rows = ([0], h) if small else (_band_starts(h), _SAMPLE_ROWS)
     chosen, foretold = _plan(rows, channels, starts, band_rows)
-    filtered = _filtered(rows, _FILTERS[chosen.filter], channels)
-    data = chosen.deflate.compress(filtered)
-    size = filtered.size
+    data = _compress(rows, _FILTERS[chosen.filter], chosen.deflate)
+    size = h * (1 + rows.shape[1])
     ratio = len(data) / (foretold * size)
-    del filtered
     if small:
         return chosen, data
     tiny = len(data) <= size // _TINY
@@ -138,7 +149,7 @@ def _idat(rows: NDArray[np.uint8], channels: int) -> tuple[Plan, bytes | bytearr
         # Pillow's, a few KiB more; libdeflate, tried too, cost 2-4x the encode.)
         for name, filter_type in _FILTERS.items():
             if name != chosen.filter:
-                other = ISAL.compress(_filtered(rows, filter_type, channels))
+                other = _compress(rows, filter_type, ISAL)
                 if len(other) < len(data):
                     chosen, data = Plan(name, ISAL), other
         return chosen, data
@@ -149,8 +160,32 @@ def _idat(rows: NDArray[np.uint8], channels: int) -> tuple[Plan, bytes | bytearr
     second = _plan(rows, channels, starts, _DENSE_ROWS)[0]
     if second == chosen:
         return chosen, data
-    other = second.deflate.compress(_filtered(rows, _FILTERS[second.filter], channels))
+    other = _compress(rows, _FILTERS[second.filter], second.deflate)
     return (second, other) if len(other) < len(data) else (chosen, data)
+
+
+def _compress(rows: _Scanlines, filter_type: int, with_: Deflate) -> bytes:
+    """The zlib stream of ``rows`` filtered with ``filter_type``. ISA-L takes them a
+    strip at a time (the same bytes as at once), so that no filtered copy of the whole
+    picture is made; libdeflate has no streaming interface."""
+    h = rows.shape[0]
+    if with_ is not ISAL:
+        return bytes(with_.compress(_filtered_rows(rows, 0, h, filter_type)))
+    step = max(1, _STRIP_BYTES // rows.shape[1])
+    stream = isal_zlib.compressobj(_ISAL_LEVEL)
+    pieces = [
+        stream.compress(_filtered_rows(rows, top, min(top + step, h), filter_type).data)
+        for top in range(0, h, step)
+    ]
+    pieces.append(stream.flush())
+    return b"".join(pieces)
+
+
+def _filtered_rows(rows: _Scanlines, top: int, end: int, filter_type: int) -> NDArray[np.uint8]:
+    """Rows ``top`` to ``end`` filtered as they are in the whole picture (against the
+    row above ``top``)."""
+    above = max(top - 1, 0)
+    return _filtered(rows[above:end], filter_type, rows.channels)[top - above :]
 
 
 def _filtered(rows: NDArray[np.uint8], filter_type: int, channels: int) -> NDArray[np.uint8]:
@@ -180,7 +215,8 @@ class Deflate(NamedTuple):
 
 # ISA-L's level 2 costs a few per cent more time than its level 1 and makes files up to
 # 10 % smaller (fine grey textures); both are several times faster than zlib's level 1.
-ISAL = Deflate("isal", lambda data: isal_zlib.compress(data.data, 2))
+_ISAL_LEVEL = 2
+ISAL = Deflate("isal", lambda data: isal_zlib.compress(data.data, _ISAL_LEVEL))
 # libdeflate's level 2 searches harder (hash chains): about half zlib level 1's time,
 # files as small. For the few pictures where ISA-L's quick search does badly.
 LIBDEFLATE = Deflate("libdeflate", lambda data: deflate.zlib_compress(data.data, 2))
@@ -196,12 +232,11 @@ class Plan(NamedTuple):
 def plan(pixels: NDArray[np.uint8], alpha: NDArray[np.uint8] | None = None) -> Plan:
     """The filter and the deflate :func:`encode` uses for this picture (found by
     encoding it)."""
-    return _idat(*_scanlines(pixels, alpha))[0]
+    rows = _Scanlines(pixels, alpha)
+    return _idat(rows, rows.channels)[0]
 
 
-def _plan(
-    rows: NDArray[np.uint8], channels: int, starts: list[int], band_rows: int
-) -> tuple[Plan, float]:
+def _plan(rows: _Scanlines, channels: int, starts: list[int], band_rows: int) -> tuple[Plan, float]:
     """The filter and the deflate for ``rows``, from trials on bands of ``band_rows``
     rows from each of ``starts``, and the compressed size per input byte the sample
     foretells."""
@@ -243,16 +278,12 @@ def _band_starts(h: int) -> list[int]:
 
 
 def _filtered_bands(
-    rows: NDArray[np.uint8], filter_type: int, channels: int, starts: list[int], band_rows: int
+    rows: _Scanlines, filter_type: int, channels: int, starts: list[int], band_rows: int
 ) -> NDArray[np.uint8]:
     """Each band filtered as it is in the whole picture (against the row above it)."""
     if band_rows >= rows.shape[0]:
-        return _filtered(rows, filter_type, channels)
-    bands = []
-    for s in starts:
-        top = max(s - 1, 0)
-        band = _filtered(rows[top : s + band_rows], filter_type, channels)
-        bands.append(band[s - top :])
+        return _filtered_rows(rows, 0, rows.shape[0], filter_type)
+    bands = [_filtered_rows(rows, s, s + band_rows, filter_type) for s in starts]
     return np.concatenate(bands)
 
 
