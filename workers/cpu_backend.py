@@ -45,6 +45,11 @@ _CROP_AREA = 8.0
 # at with the suspect restored as mosaic, which a run does not survive.
 _RUN = 0.5
 _MAYBE_RUN = 0.3
+# ... unless the grid lines inside it show no colour step (summed over channels) at under
+# this share of their pixels: like cells that merged step at nearly all of them, a bar's
+# one colour at none (its suspect may still hold a few cells merged with it).
+_STEP_INSIDE = 3
+_STEPPED = 0.5
 
 
 def _on_grid(comp: Mask, grid: MosaicGrid) -> float:
@@ -58,6 +63,28 @@ def _on_grid(comp: Mask, grid: MosaicGrid) -> float:
     on_y = (np.arange(1, comp.shape[0]) - grid.phase_y) % b == 0
     steps = int(sx.sum() + sy.sum())
     return float(sx[on_x].sum() + sy[on_y].sum()) / max(steps, 1)
+
+
+def _steps_inside(rgb: Image, comp: Mask, grid: MosaicGrid) -> bool:
+    """Whether the colour steps at the grid lines inside ``comp``, as between like but
+    unequal cells; a bar is one colour across them. Too few lines inside to tell count as
+    steps."""
+    inner = cv2.erode(comp.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    b = grid.block
+    on_x = (np.arange(1, comp.shape[1]) - grid.phase_x) % b == 0
+    on_y = (np.arange(1, comp.shape[0]) - grid.phase_y) % b == 0
+    across_x = inner[:, 1:] & inner[:, :-1] & on_x[None, :]
+    across_y = inner[1:] & inner[:-1] & on_y[:, None]
+    pairs = int(np.count_nonzero(across_x) + np.count_nonzero(across_y))
+    if pairs < 2 * b:
+        return True
+    px = rgb.astype(np.int16)
+    dx = np.abs(px[:, 1:] - px[:, :-1]).sum(axis=2)
+    dy = np.abs(px[1:] - px[:-1]).sum(axis=2)
+    stepped = np.count_nonzero(dx[across_x] >= _STEP_INSIDE) + np.count_nonzero(
+        dy[across_y] >= _STEP_INSIDE
+    )
+    return bool(stepped >= _STEPPED * pairs)
 
 
 def _crop_box(
@@ -154,7 +181,7 @@ def _settle(rgb: Image, bars: Mask, mosaic: Mask, grid: MosaicGrid) -> tuple[Ima
         share = _on_grid(comp, part) if np.count_nonzero(comp & on_mosaic) * 2 >= area else 0.0
         if share >= _RUN:
             keep[k] = False
-        elif share >= _MAYBE_RUN:
+        elif share >= _MAYBE_RUN and _steps_inside(rgb[y0:y1, x0:x1], comp, part):
             under = imageops.restore_mosaic(
                 np.ascontiguousarray(rgb[y0:y1, x0:x1]), on_mosaic, part
             )
