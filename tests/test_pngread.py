@@ -203,10 +203,12 @@ def test_one_pixel_and_too_small_pictures_go_to_pillow_and_are_refused() -> None
     [(NONE,), (SUB,), (UP,), (NONE, UP, UP, SUB, UP), (UP, SUB), (SUB, SUB, NONE, UP)],
 )
 @pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("shape", [(33, 21), (130, 90)])
 def test_rows_of_none_sub_and_up_in_any_order_are_read_exactly(
-    filters: tuple[int, ...], channels: int
+    filters: tuple[int, ...], channels: int, shape: tuple[int, int]
 ) -> None:
-    pixels = noise(33, 21, channels, seed=len(filters))
+    # Few 'sub' rows are summed along the row, many on the transposed picture.
+    pixels = noise(*shape, channels, seed=len(filters))
     data = build(pixels, filters)
     assert same_as_pillow(data)
     assert np.array_equal(fast(data)[0], pixels[..., :3])
@@ -520,3 +522,10 @@ def test_a_stream_that_ends_on_a_row_boundary_is_pillows_half_black_picture() ->
     # Pillow's leniency, kept as it was: the rows the stream lacks come out black.
     rgb = pipeline._split(_damaged()["IDAT too short"], LIMITS)[0]
     assert rgb[:16].any() and not rgb[16:].any()
+
+
+def test_tall_narrow_pictures_go_to_pillow() -> None:
+    # One Python step per row would cost more than Pillow's decode.
+    for shape, read_fast in [((300, 80), False), ((300, 90), True), ((256, 8), True)]:
+        pixels = noise(*shape)
+        assert same_as_pillow(png.encode(pixels)) == read_fast, shape

@@ -40,6 +40,7 @@ past the picture's size, so a decompression bomb costs nothing.
 from __future__ import annotations
 
 import struct
+import zlib
 
 import cv2
 import deflate
@@ -68,6 +69,11 @@ _PILLOW_KEYS = frozenset(
     b"default_image,disposal,blend,duration,loop,transparency,dpi,aspect,gamma,srgb,"
     b"chromaticity,cicp".split(b",")
 )
+# The first rows' filters are looked at before the whole stream is inflated.
+_PEEK_ROWS, _PEEK_BYTES = 32, 1 << 17
+# Below this many bytes, a row (or a column of 'sub' rows) is too short for one numpy
+# addition per row to beat Pillow's row-by-row C (each addition costs about 1 us).
+_WIDE_BYTES = 256
 # More chunks than any sane PNG has: a file made of tiny chunks is left to Pillow
 # rather than parsed twice.
 _MAX_CHUNKS = 4096
@@ -81,6 +87,8 @@ def read(data: bytes, limits: Limits) -> tuple[Pixels, Pixels | None] | None:
         return None
     width, height, channels, stream = layout
     stride = width * channels
+    if not _plain_rows_ahead(stream, stride):
+        return None
     expected = height * (1 + stride)
     try:
         # libdeflate writes into a buffer of exactly this size and fails where the
@@ -101,6 +109,18 @@ def read(data: bytes, limits: Limits) -> tuple[Pixels, Pixels | None] | None:
     # numpy's strided copy.
     rgb = np.asarray(cv2.cvtColor(pixels, cv2.COLOR_RGBA2RGB), np.uint8)
     return rgb, np.asarray(cv2.extractChannel(pixels, 3), np.uint8)
+
+
+def _plain_rows_ahead(stream: bytes | memoryview, stride: int) -> bool:
+    """Whether the first rows are all filtered 'none', 'sub' or 'up'. Pillow's and
+    libpng's adaptive filtering puts 'avg' and 'paeth' rows everywhere: a few rows,
+    inflated from the stream's first bytes, tell so before the whole picture is
+    inflated only to be handed to Pillow, which inflates it again."""
+    try:
+        head = zlib.decompressobj().decompress(stream[:_PEEK_BYTES], _PEEK_ROWS * (1 + stride))
+    except zlib.error:
+        return False
+    return max(head[:: 1 + stride], default=0) <= _UP
 
 
 def _layout(data: bytes, limits: Limits) -> tuple[int, int, int, bytes | memoryview] | None:
@@ -181,6 +201,10 @@ def _unfilter(filtered: Pixels, types: Pixels, channels: int) -> Pixels | None:
     """The scanlines with their 'none', 'sub' and 'up' filters undone (height x
     width * channels, contiguous), or None if a row has another filter."""
     height, stride = filtered.shape
+    if stride < _WIDE_BYTES and height > _WIDE_BYTES:
+        # 'up' rows take a Python step each: on a tall, narrow picture those steps
+        # would cost more than Pillow's whole decode.
+        return None
     kinds = set(np.unique(types).tolist())
     if not kinds <= {_NONE, _SUB, _UP}:
         return None
@@ -217,9 +241,13 @@ def _undo_sub(rows: Pixels, channels: int) -> Pixels:
     """'sub' rows undone: each byte plus the finished byte one pixel to its left, a
     running sum along the row. Done on the transposed picture, where a pixel column is
     one contiguous row and each step is one wide addition (numpy's cumsum along the
-    row runs one byte at a time, 3-4x slower)."""
+    row runs one byte at a time, 3-4x slower), unless the rows are too few for the
+    additions to outweigh a Python step per column."""
     n, stride = rows.shape
     width = stride // channels
+    if n * channels < _WIDE_BYTES:
+        by_pixel = rows.reshape(n, width, channels)
+        return np.cumsum(by_pixel, axis=1, dtype=np.uint8).reshape(n, stride)
     columns = np.asarray(cv2.transpose(rows.reshape(n, width, channels)), np.uint8)
     flat = columns.reshape(width, n * channels)
     add = np.add
