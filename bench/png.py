@@ -2,7 +2,9 @@
 
 Run from the repository root: ``python bench/png.py``; ``--held-out`` adds pictures the
 encoder's choices were not tuned on: other drawings, drawings through JPEG, more
-photographs and textures, two with an alpha channel. Each encoder writes the same
+photographs and textures, two with an alpha channel; ``--hostile`` adds pictures built
+against the encoder's sample of rows (another picture in the rows between its sample
+bands), rows smooth only along themselves, gradients and noise. Each encoder writes the same
 8-bit picture at 1024x1024 and 2048x2048: drawn art (drawn in code by
 ``workers.imageops.drawn``) and photographs (scikit-image's chelsea and coffee,
 upscaled). Times are CPU seconds of this process (``time.process_time``), one thread,
@@ -84,6 +86,37 @@ def _jpeg(rgb: Pixels, quality: int) -> Pixels:
     return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
 
 
+def _between_bands(inside: Pixels, outside: Pixels) -> Pixels:
+    """``outside`` with ``inside``'s rows where workers/png.py samples the picture."""
+    out = outside.copy()
+    for start in png._band_starts(out.shape[0]):
+        top = max(start - 1, 0)
+        out[top : start + png._SAMPLE_ROWS] = inside[top : start + png._SAMPLE_ROWS]
+    return out
+
+
+def hostile(size: int) -> dict[str, tuple[str, Pixels]]:
+    rng = np.random.default_rng(size)
+    art = drawn.draw_art(61, (size, size), "plain").image
+    manga = _jpeg(drawn.draw_art(62, (size, size), "manga").image, 80)
+    photo = _photo("coffee", size)
+    flat = np.full_like(art, 90)
+    x = np.linspace(0, 255, size)
+    ramp = np.stack([x, x[::-1], x / 2], -1).astype(np.uint8)
+    knots = rng.integers(0, 256, (size, 8, 3), dtype=np.uint8)
+    return {
+        "photo between flat bands": ("photo", _between_bands(flat, photo)),
+        "drawn between photo bands": ("drawn", _between_bands(photo, art)),
+        "manga jpeg between drawn": ("drawn", _between_bands(art, manga)),
+        "rows smooth along only": (
+            "photo",
+            np.asarray(cv2.resize(knots, (size, size)), np.uint8),
+        ),
+        "horizontal gradient": ("drawn", np.ascontiguousarray(np.broadcast_to(ramp, art.shape))),
+        "noise": ("photo", rng.integers(0, 256, art.shape, dtype=np.uint8)),
+    }
+
+
 def pictures(size: int, held_out: bool) -> dict[str, tuple[str, Pixels]]:
     """name -> (kind, picture); kind is "drawn" or "photo"."""
     out: dict[str, tuple[str, Pixels]] = {
@@ -115,12 +148,16 @@ def pictures(size: int, held_out: bool) -> dict[str, tuple[str, Pixels]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--held-out", action="store_true", help="more pictures")
+    parser.add_argument("--hostile", action="store_true", help="pictures built to mislead")
     parser.add_argument("--runs", type=int, default=RUNS)
     args = parser.parse_args()
     cv2.setNumThreads(1)
     rows: list[dict[str, object]] = []
     for size in SIZES:
-        for name, (kind, rgb) in pictures(size, args.held_out).items():
+        chosen_pictures = pictures(size, args.held_out)
+        if args.hostile:
+            chosen_pictures |= hostile(size)
+        for name, (kind, rgb) in chosen_pictures.items():
             encoded = {n: enc(rgb) for n, enc in ENCODERS.items()}
             mode = "RGBA" if rgb.shape[2] == 4 else "RGB"
             for n, data in encoded.items():

@@ -34,19 +34,19 @@ __all__ = ["ISAL", "LIBDEFLATE", "Deflate", "Plan", "encode", "plan"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _NONE, _SUB, _UP = 0, 1, 2
-# In order of preference where the trials tie.
 _FILTERS = {"none": _NONE, "up": _UP, "sub": _SUB}
+_DECODE_COST = {"none": 1.0, "up": 1.01, "sub": 1.02}
 # The sample the choices are made on: bands of rows spread over the picture, which is
 # its own sample when it has no more rows than they.
 _SAMPLE_BANDS, _SAMPLE_ROWS = 8, 8
 # A picture whose file is this far from what its sample foretold (either way) was not
 # like its sample: a photograph in the rows between flat bands, say. It is planned again
-# on a dense sample, rows in 4s every 32 (an eighth of the picture), and the smaller
+# on a dense sample, rows in 4s every 64 (a sixteenth of the picture), and the smaller
 # of the two files kept. On bench/png.py's pictures the sample foretold the file within
 # 0.78-1.14x; on pictures built to mislead it, 0.17x (drawing between photographed
 # bands) to 190x (noise between flat bands).
 _MISLED = 2.0
-_DENSE_EVERY, _DENSE_ROWS = 32, 4
+_DENSE_EVERY, _DENSE_ROWS = 64, 4
 # A file at most this fraction of the picture's bytes is tiny (a gradient, one colour).
 _TINY = 64
 # ISA-L's file may be this much larger than Pillow's before libdeflate is used instead:
@@ -245,7 +245,9 @@ def _plan(rows: _Scanlines, channels: int, starts: list[int], band_rows: int) ->
         for name, filter_type in _FILTERS.items()
     }
     sizes = {name: len(ISAL.compress(data)) for name, data in trials.items()}
-    chosen = min(sizes, key=sizes.__getitem__)
+    # Unfiltering costs the reader: "none" is kept unless a filter saves 1 %, "up"
+    # unless "sub" (a reader's slowest here) saves 1 % more (noise: all within 0.1 %).
+    chosen = min(sizes, key=lambda name: sizes[name] * _DECODE_COST[name])
     isal_size = sizes[chosen]
     foretold = isal_size / trials[chosen].size
     # zlib on "up" comes within about 10 % of Pillow's file (0.90-1.11x on the
