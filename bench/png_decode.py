@@ -27,6 +27,7 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
@@ -127,10 +128,10 @@ def main() -> None:
                 best = {"before": float("inf"), "after": float("inf")}
                 for _ in range(args.runs):
                     best["before"] = min(
-                        best["before"], cpu_ms(lambda d=data: pipeline._split_pillow(d, LIMITS))
+                        best["before"], cpu_ms(partial(pipeline._split_pillow, data, LIMITS))
                     )
                     best["after"] = min(
-                        best["after"], cpu_ms(lambda d=data: pipeline._split(d, LIMITS))
+                        best["after"], cpu_ms(partial(pipeline._split, data, LIMITS))
                     )
                 rows.append({
                     "size": size, "kind": kind, "picture": name, "writer": writer,
