@@ -156,3 +156,51 @@ def test_green_mask_and_paint_green_match_the_per_pixel_forms(tolerance: int) ->
     want = img.copy()
     want[edge] = (0, 255, 0)
     assert np.array_equal(fast.paint_green(img, edge), want)
+
+
+@pytest.mark.parametrize("side", [1, 33, 65, 97])
+def test_paint_green_in_a_one_pixel_corner_square(side: int) -> None:
+    """A picture 1 px past a multiple of the 32 px squares has a 1x1 square in its
+    corner; OpenCV took a 1x1 picture for a scalar and raised."""
+    img = np.random.default_rng(side).integers(0, 256, (side, side + 32, 3), np.uint8)
+    for y, x in ((side - 1, side + 31), (side - 1, 0)):
+        mask = np.zeros(img.shape[:2], bool)
+        mask[y, x] = True
+        want = img.copy()
+        want[y, x] = (0, 255, 0)
+        assert np.array_equal(fast.paint_green(img, mask), want)
+    square = np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8)
+    mask = np.zeros(square.shape[:2], bool)
+    mask[-1, -1] = True
+    want = square.copy()
+    want[-1, -1] = (0, 255, 0)
+    assert np.array_equal(fast.paint_green(square, mask), want)
+
+
+def test_paint_green_into_views_whose_pixels_are_not_packed() -> None:
+    """The picture painted in place may be a view OpenCV cannot write into: the RGB of
+    an RGBA array, channels reversed, rows flipped. Each is painted, in place."""
+    rng = np.random.default_rng(4)
+    rgba = rng.integers(0, 256, (90, 130, 4), np.uint8)
+    mask = np.zeros((90, 130), bool)
+    mask[10:40, 20:90] = True
+    mask[70, 5] = True
+    for view in (
+        rgba.copy()[:, :, :3],
+        rgba[:, :, :3].copy()[:, :, ::-1],
+        rgba[:, :, :3].copy()[::-1],
+        rgba[:, :, :3].copy()[:, ::-1],
+    ):
+        want = view.copy()
+        want[mask] = (0, 255, 0)
+        assert fast.paint_green_into(view, mask) is view
+        assert np.array_equal(view, want)
+
+
+def test_green_mask_of_an_rgba_picture_reads_its_colour_only() -> None:
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 3] = np.arange(30, dtype=np.uint8)
+    rgba[5:9, 3:20, :3] = (0, 255, 0)
+    rgba[12, 7, :3] = (3, 252, 2)
+    assert np.array_equal(fast.green_mask(rgba), reference.green_mask(rgba))
+    assert np.array_equal(fast.green_mask(rgba, 3), reference.green_mask(rgba[:, :, :3], 3))

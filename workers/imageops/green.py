@@ -28,7 +28,9 @@ def green_mask(rgb: Image, tolerance: int = 0) -> Mask:
     t = max(tolerance, 0)
     lo = np.array([0, 255 - t, 0], np.uint8)
     hi = np.array([t, 255, t], np.uint8)
-    return _as_mask(np.asarray(cv2.inRange(np.ascontiguousarray(rgb), lo, hi), np.uint8))
+    # Red, green and blue only: an RGBA picture's alpha says nothing of the paint.
+    rgb = np.ascontiguousarray(rgb[:, :, :3])
+    return _as_mask(np.asarray(cv2.inRange(rgb, lo, hi), np.uint8))
 
 
 def bounds(mask: Mask | NDArray[np.uint8], pad: int = 0) -> tuple[int, int, int, int] | None:
@@ -61,11 +63,20 @@ def paint_green_into(rgb: Image, mask: Mask) -> Image:
         return rgb
     h, w = mask.shape
     c = _PAINT_CELL
+    # OpenCV writes into a view only when its pixels are packed (a picture cut from an
+    # RGBA array or one flipped is not: OpenCV refuses it).
+    packed = rgb.strides[2] == rgb.itemsize and rgb.strides[1] == rgb.itemsize * rgb.shape[2]
+    packed = packed and rgb.strides[0] > 0
     _, _, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
     for x, y, bw, bh, _ in stats[1:]:
         x0, y0 = int(x) * c, int(y) * c
         x1, y1 = min(int(x + bw) * c, w), min(int(y + bh) * c, h)
         part = rgb[y0:y1, x0:x1]
+        if not packed or part.shape[:2] == (1, 1):
+            # OpenCV takes a 1x1 picture for a scalar operand (a 1 px square at the
+            # picture's corner, when its sides are 1 past a multiple of 32).
+            part[mask[y0:y1, x0:x1]] = GREEN
+            continue
         where = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
         # A scalar second operand (OpenCV's stubs only list arrays there).
         cv2.bitwise_and(part, (0.0, 0.0, 0.0, 0.0), dst=part, mask=where)  # type: ignore[call-overload]
