@@ -246,3 +246,27 @@ def test_a_small_mosaic_on_a_blocky_photo_is_found_in_its_quarter() -> None:
     assert not (mask & ~truth).any()
     # The same picture unpixelated shows no mosaic in any quarter.
     assert not detect_mosaic(img)[0].any()
+
+
+def test_comb_scores_fold_every_block_size_as_a_plain_loop_does() -> None:
+    """The one-bincount fold gives exactly the loop's scores and residues, at every
+    profile length (including those too short for some or all block sizes)."""
+    from workers.imageops import mosaic as m
+
+    rng = np.random.default_rng(7)
+    for n in [5, 11, 12, 13, 119, 120, 121, 257, 1024, 2047]:
+        profile = rng.integers(0, 40, n).astype(np.float64)
+        if n > 60:
+            profile[3::9] += 50  # a comb to find
+        mean = max(float(profile.mean()), 1e-9) if n else 1e-9
+        want_s = np.zeros(m.MAX_BLOCK + 1)
+        want_r = np.zeros(m.MAX_BLOCK + 1, np.int64)
+        for b in range(m.MIN_BLOCK, m.MAX_BLOCK + 1):
+            if n < 3 * b:
+                break
+            folded = profile[: (n // b) * b].reshape(-1, b).mean(axis=0)
+            want_r[b] = int(folded.argmax())
+            want_s[b] = folded[want_r[b]] / mean
+        got_s, got_r = m._comb_scores(profile)
+        assert np.array_equal(got_r, want_r), n
+        assert np.allclose(got_s, want_s, rtol=1e-12, atol=0), n
