@@ -220,27 +220,26 @@ def _windows(paint: NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def _read_rim(
+# Rim pixels read at once (see _read_rim).
+_RIM_SLICE = 1 << 18
+
+
+def _rim_blends(
     channels: Channels,
-    core: NDArray[np.uint8],
+    dist: NDArray[np.float32],
+    rim: NDArray[np.intp],
+    d: NDArray[np.float32],
     first: bool,
-    edge_px: float = _EDGE_PX,
-    reaches: tuple[int, ...] | None = None,
-    min_alpha: float | None = None,
-) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
-    """``core`` and the blends around it that reach it (one round), and the distances
-    from ``core`` of the pixels added. Pixels are addressed by flat index."""
-    # Distance of every pixel from the paint: the rim and the rings beyond are its levels.
-    dist = np.asarray(cv2.distanceTransform((core == 0).view(np.uint8), cv2.DIST_L2, 3), np.float32)
+    edge_px: float,
+    reaches: tuple[int, ...],
+    min_alpha: float | None,
+) -> NDArray[np.bool_]:
+    """Which of the rim pixels ``rim`` (flat indices, at distances ``d`` from the
+    paint) read as blends of paint."""
     h, w = dist.shape
     flat = dist.reshape(-1)
-    # Outside the paint every distance is at least 0.955: (0, edge_px] is [0.5, edge_px].
-    rim = np.flatnonzero(np.asarray(cv2.inRange(dist, 0.5, float(edge_px))))
-    if not len(rim):
-        return core, np.zeros(0, np.float32)
     rim_y, rim_x = np.divmod(rim, w)
     px = _planes(channels, rim)
-    d = flat[rim]
     ok = np.zeros(len(d), bool)
     if first:
         rb = np.maximum(px[0], px[2])
@@ -255,8 +254,6 @@ def _read_rim(
     )
     norm = np.maximum(np.hypot(up_y, up_x), 1e-3)
     up_y, up_x = up_y / norm, up_x / norm
-    if reaches is None:
-        reaches = _REACHES if first else _FEATHER_REACHES
     for reach in reaches:
         # In the first round a look-up counts only for pixels up to 2 px past its reach:
         # the others are not looked up at all.
@@ -280,6 +277,38 @@ def _read_rim(
             ok |= _blends(px, bg)
         else:
             ok |= _blends(px, bg, _FEATHER_ALPHA)
+    return ok
+
+
+def _read_rim(
+    channels: Channels,
+    core: NDArray[np.uint8],
+    first: bool,
+    edge_px: float = _EDGE_PX,
+    reaches: tuple[int, ...] | None = None,
+    min_alpha: float | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+    """``core`` and the blends around it that reach it (one round), and the distances
+    from ``core`` of the pixels added. Pixels are addressed by flat index."""
+    # Distance of every pixel from the paint: the rim and the rings beyond are its levels.
+    dist = np.asarray(cv2.distanceTransform((core == 0).view(np.uint8), cv2.DIST_L2, 3), np.float32)
+    flat = dist.reshape(-1)
+    # Outside the paint every distance is at least 0.955: (0, edge_px] is [0.5, edge_px].
+    rim = np.flatnonzero(np.asarray(cv2.inRange(dist, 0.5, float(edge_px))))
+    if not len(rim):
+        return core, np.zeros(0, np.float32)
+    d = flat[rim]
+    if reaches is None:
+        reaches = _REACHES if first else _FEATHER_REACHES
+    # Each rim pixel is read on its own, so a rim covering most of a large picture
+    # (specks or a checkerboard of paint all over) is read a slice at a time: its
+    # float temporaries, some 200 bytes a pixel, would otherwise all be held at once.
+    ok = np.empty(len(rim), bool)
+    for at in range(0, len(rim), _RIM_SLICE):
+        part = slice(at, at + _RIM_SLICE)
+        ok[part] = _rim_blends(
+            channels, dist, rim[part], d[part], first, edge_px, reaches, min_alpha
+        )
     added, add_d = rim[ok], d[ok]
     if not len(added):
         return core, add_d
