@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import random
 import socket
 import sys
@@ -126,7 +127,7 @@ class _Redis(Redis):
 # A command with a piece this large goes out from its own buffers: below it,
 # the join is cheaper than what it saves.
 DIRECT_MIN_BYTES = 32 * 1024
-# Buffers handed to one sendmsg call (IOV_MAX is 1024 on Linux).
+# Buffers handed to one writev call (IOV_MAX is 1024 on Linux).
 _IOV_BATCH = 64
 ZERO_COPY_BUILTIN = sys.version_info >= (3, 12)
 
@@ -134,13 +135,18 @@ ZERO_COPY_BUILTIN = sys.version_info >= (3, 12)
 class _DirectWriter(asyncio.StreamWriter):
     """A StreamWriter that sends large commands from the caller's buffers.
 
-    It writes to a duplicate of the transport's socket, and only while the
-    transport has nothing buffered, so bytes go out in the order they were
-    written. Until they are all sent it keeps views of them (not copies) and
-    ``drain()`` waits on the duplicate's writability; redis-py awaits drain
-    after every write and reads no reply before, so nothing is written in
-    between. Errors surface as OSError from writelines or drain, where
-    redis-py expects them (it then disconnects and raises ConnectionError).
+    Only while the transport has nothing buffered, so bytes go out in the
+    order they were written; until they are all sent, later writes queue
+    behind them, as views (not copies). What the socket takes at once goes
+    out from ``writelines`` on the transport's own descriptor, which is open
+    for as long as the transport is not closing. Waiting for room needs a
+    descriptor of our own (the event loop refuses to watch a transport's):
+    a duplicate made for that wait and closed when it ends, so no descriptor
+    outlives a send, and a fork or a close elsewhere meets only the
+    transport's own socket. redis-py awaits ``drain()`` after every write and
+    reads no reply before; it drops the connection on any error or cancel
+    there, so half a command is never followed by another. Errors surface as
+    OSError from writelines or drain, where redis-py expects them.
     """
 
     def __init__(
@@ -148,17 +154,17 @@ class _DirectWriter(asyncio.StreamWriter):
         writer: asyncio.StreamWriter,
         reader: asyncio.StreamReader | None,
         loop: asyncio.AbstractEventLoop,
-        sock: socket.socket,
+        fd: int,
     ) -> None:
         transport = writer.transport
         super().__init__(transport, transport.get_protocol(), reader, loop)
         # Kept alive: a StreamWriter closes its transport when it is collected.
         self._replaced = writer
-        self._sock = sock
-        self._fd = sock.fileno()
+        self._fd = fd  # the transport's: valid only while it is not closing
         self._event_loop = loop
         self._unsent: deque[memoryview] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._dup: int | None = None
 
     def writelines(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
         chunks = data if isinstance(data, list) else list(data)
@@ -171,7 +177,9 @@ class _DirectWriter(asyncio.StreamWriter):
             return
         self._unsent.extend(memoryview(c) for c in chunks if len(c))
         if self._waiter is None:
-            self._push()
+            if self.transport.is_closing():
+                raise ConnectionResetError("the connection was closed while sending")
+            self._push(self._fd)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._unsent:
@@ -179,12 +187,12 @@ class _DirectWriter(asyncio.StreamWriter):
         else:
             super().write(data)
 
-    def _push(self) -> None:
+    def _push(self, fd: int) -> None:
         """Send what the socket takes now; raises OSError if the connection broke."""
         unsent = self._unsent
         while unsent:
             try:
-                sent = self._sock.sendmsg(list(itertools.islice(unsent, _IOV_BATCH)))
+                sent = os.writev(fd, list(itertools.islice(unsent, _IOV_BATCH)))
             except (BlockingIOError, InterruptedError):
                 return
             while sent:
@@ -198,31 +206,48 @@ class _DirectWriter(asyncio.StreamWriter):
 
     async def drain(self) -> None:
         if self._unsent:
-            waiter = self._waiter = self._event_loop.create_future()
-            self._event_loop.add_writer(self._fd, self._on_writable)
+            if self.transport.is_closing():
+                raise ConnectionResetError("the connection was closed while sending")
+            loop = self._event_loop
+            waiter = self._waiter = loop.create_future()
+            # A transport closed under us (by asyncio on a fatal error, or by
+            # anyone's close()) ends the wait: our duplicate must not keep the
+            # connection open for the server. Python 3.11's stream protocol
+            # resolves this future in connection_lost.
+            closed: asyncio.Future[None] = self.transport.get_protocol()._get_close_waiter(self)  # type: ignore[attr-defined]
+            closed.add_done_callback(self._on_transport_closed)
             try:
+                self._dup = os.dup(self._fd)
+                loop.add_writer(self._dup, self._on_writable)
                 await waiter
             finally:
+                closed.remove_done_callback(self._on_transport_closed)
                 self._stop_waiting(None)
         await super().drain()
 
     def _on_writable(self) -> None:
         try:
-            self._push()
+            if self._dup is not None:
+                self._push(self._dup)
         except OSError as exc:
             self._stop_waiting(exc)
             return
         if not self._unsent:
             self._stop_waiting(None)
 
+    def _on_transport_closed(self, _: object) -> None:
+        self._stop_waiting(ConnectionResetError("the connection was closed while sending"))
+
     def _stop_waiting(self, exc: BaseException | None) -> None:
         waiter, self._waiter = self._waiter, None
-        if waiter is None:
-            return
-        # Before the duplicate is closed: a closed fd cannot be taken out of
-        # epoll, and its registration would go on firing.
-        self._event_loop.remove_writer(self._fd)
-        if not waiter.done():
+        dup, self._dup = self._dup, None
+        if dup is not None:
+            # Taken out of epoll before it is closed: the transport's socket
+            # keeps the file open, and a registration of a closed number
+            # would go on firing.
+            self._event_loop.remove_writer(dup)
+            os.close(dup)
+        if waiter is not None and not waiter.done():
             if exc is None:
                 waiter.set_result(None)
             else:
@@ -231,7 +256,6 @@ class _DirectWriter(asyncio.StreamWriter):
     def close(self) -> None:
         self._stop_waiting(ConnectionResetError("the connection was closed while sending"))
         self._unsent.clear()
-        self._sock.close()
         super().close()
 
 
@@ -249,7 +273,7 @@ def _direct_writer(
         or not isinstance(loop, asyncio.SelectorEventLoop)
     ):
         return writer
-    return _DirectWriter(writer, reader, loop, sock.dup())
+    return _DirectWriter(writer, reader, loop, sock.fileno())
 
 
 class _TcpConnection(Connection):
