@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
+from workers.onnx import regions
 from workers.onnx.esrgan import _feather
-from workers.onnx.regions import Components, bounds, grow, resize_window
+from workers.onnx.regions import Components, Labels, bounds, grow, resize_window
 
 
 def random_mask(rng: np.random.Generator) -> NDArray[np.bool_]:
@@ -72,6 +74,39 @@ def test_components_in_pieces_match_the_whole_picture() -> None:
             mask[specks] = 1
         for connectivity in (4, 8):
             same_regions(mask.astype(bool), connectivity)
+
+
+def test_pieces_whose_boxes_cover_the_mask_are_labelled_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nested rings, long parallel strokes and one piece filling the mask's box: each
+    piece's box holds most of the others, so labelling piece by piece labelled (and
+    copied) the box several times over (12 nested rings at 4000x3000: 0.08 -> 0.54 s
+    of CPU). At most the box's pixels are labelled, and the regions are OpenCV's."""
+    labelled: list[int] = []
+    label = regions._label
+
+    def counted(part: NDArray[np.uint8], connectivity: int) -> tuple[int, Labels, Labels]:
+        labelled.append(part.size)
+        return label(part, connectivity)
+
+    monkeypatch.setattr(regions, "_label", counted)
+    rings = np.zeros((700, 900), np.uint8)
+    for i in range(6):
+        cv2.rectangle(rings, (10 + 60 * i, 10 + 60 * i), (889 - 60 * i, 689 - 60 * i), 1, 2)
+    strokes = np.zeros((600, 800), np.uint8)
+    for i in range(5):
+        cv2.line(strokes, (0, 120 * i - 300), (799, 120 * i + 300), 1, 2)
+    one = np.zeros((300, 400), np.uint8)
+    cv2.circle(one, (200, 150), 140, 1, 3)
+    for mask in (rings, strokes, one):
+        box = bounds(mask.astype(bool))
+        assert box is not None
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        for connectivity in (4, 8):
+            labelled.clear()
+            same_regions(mask.astype(bool), connectivity)
+            assert sum(labelled) <= area
 
 
 def test_grow_and_components_match_the_whole_picture() -> None:

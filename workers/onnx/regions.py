@@ -48,7 +48,8 @@ def grow(mask: Mask, px: int) -> Mask:
 # they touch), so a few bars across a large picture cost what their own area costs.
 CELL = 32
 # Beyond this many separate groups of squares (specks all over), one labelling of the
-# mask's box costs less than one per group.
+# mask's box costs less than one per group; so it does when the groups' boxes together
+# are as large as the mask's.
 MAX_PIECES = 12
 
 
@@ -71,10 +72,17 @@ class Components:
         pieces, cell_labels, cell_stats, _ = cv2.connectedComponentsWithStats(
             occupied, connectivity=8
         )
-        if pieces - 1 > MAX_PIECES:
+        h, w = part.shape
+        # Pieces whose boxes together cover the mask's box (one piece filling it, nested
+        # rings, long parallel strokes: each box holds the others) would label and copy
+        # the same pixels several times over; one labelling of the box does it once.
+        cx0, cy0 = cell_stats[1:, 0] * CELL, cell_stats[1:, 1] * CELL
+        cx1 = np.minimum((cell_stats[1:, 0] + cell_stats[1:, 2]) * CELL, w)
+        cy1 = np.minimum((cell_stats[1:, 1] + cell_stats[1:, 3]) * CELL, h)
+        covered = int(((cx1 - cx0).astype(np.int64) * (cy1 - cy0)).sum())
+        if pieces - 1 > MAX_PIECES or covered >= h * w:
             self.count, self.labels, self.stats = _label(np.ascontiguousarray(part), connectivity)
             return
-        h, w = part.shape
         # Zeroed lazily by the system: only the pieces' squares are ever written.
         labels = np.zeros((h, w), np.int32)
         stats = [self.stats]
