@@ -236,3 +236,26 @@ def test_paint_all_over_a_picture_is_read_in_bounded_memory() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 100 << 20, f"{peak >> 20} MB"
+
+
+def test_paint_green_over_specks_in_every_other_square_is_one_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A speck in every other 32 px square: 256 separate groups in a 1024 px picture,
+    painted with two OpenCV calls each, cost 2.5x the whole-picture numpy assignment
+    (4000x3000: 18 -> 45 ms of CPU). Past 64 groups their box is painted in one pass."""
+    calls: list[int] = []
+    bitwise_and = cv2.bitwise_and
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return bitwise_and(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(cv2, "bitwise_and", counted)
+    img = np.random.default_rng(8).integers(0, 256, (1024, 1000, 3), np.uint8)
+    mask = np.zeros(img.shape[:2], bool)
+    mask[7::64, 9::64] = True
+    want = img.copy()
+    want[mask] = (0, 255, 0)
+    assert np.array_equal(fast.paint_green(img, mask), want)
+    assert len(calls) == 1
