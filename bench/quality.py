@@ -4,7 +4,10 @@ Run from the repository root: ``python bench/quality.py`` (``PYTHONPATH=.`` unti
 is installed). ``--only bars,mosaic`` runs some sections (bars, mosaic, green, uncensored,
 both) for a quicker look while tuning one detector. ``--legacy`` adds the older section on
 synthetic scenes and scikit-image samples that calls the detectors directly (detection IoU,
-fill methods compared).
+fill methods compared). ``--seed-base N`` (default 1000) moves every seed: pictures are drawn
+from N + i, bars from N + 1000 + i, and so on, so ``--seed-base 5000`` is a held-out set no
+detector was tuned on; the default run's pictures stay as they were. ``--variety`` also
+jitters the bar colours off the fixed list and draws JPEG qualities from 80-95.
 
 Pictures come from ``workers.imageops.drawn`` (fixed seeds, drawn in code: ink outlines of
 varying width, hatching, screentone, cel shading, hair masses, speech balloons; no real
@@ -108,6 +111,44 @@ BOTH_CASES = 12
 PHOTOS = ("coffee", "chelsea", "rocket", "immunohistochemistry")
 PHOTO_BLOCKS = ((8, 16, 24), (6, 12, 20), (10, 14, 18), (8, 12, 24))
 SECTIONS = ("bars", "mosaic", "green", "uncensored", "both")
+DEFAULT_SEED_BASE = 1000
+
+
+@dataclass
+class Options:
+    """What ``--seed-base`` and ``--variety`` change; the defaults give the reference run."""
+
+    # Added to every seed a section uses (pictures 1000+i, bars 2000+i, ... by default), so
+    # that a held-out run draws pictures and censors no detector was tuned on.
+    shift: int = 0
+    # Bar colours jittered off the fixed list (up to 48 levels a channel) and JPEG quality
+    # drawn from 80-95 instead of 80/90/95 in turn: colours and codings never tuned on.
+    variety: bool = False
+
+
+OPTS = Options()
+
+
+def seed(n: int) -> int:
+    return n + OPTS.shift
+
+
+def jpeg_variant(i: int, salt: int) -> str:
+    """The JPEG variant of case ``i``: 80/90/95 in turn, or (variety) any quality 80-95."""
+    if not OPTS.variety:
+        return f"jpeg{JPEG_QS[i % len(JPEG_QS)]}"
+    return f"jpeg{int(np.random.default_rng(seed(salt + i)).integers(80, 96))}"
+
+
+def bar_colour(i: int, name: str) -> tuple[str, drawn.RGB]:
+    """Case ``i``'s bar colour: the named one, or (variety) one near it; (label, RGB)."""
+    rgb = drawn.BAR_COLOURS[name]
+    if not OPTS.variety:
+        return name, rgb
+    rng = np.random.default_rng(seed(7000 + i))
+    d = rng.integers(-48, 49, size=3)
+    r, g, b = (int(np.clip(rgb[k] + d[k], 0, 255)) for k in range(3))
+    return name, (r, g, b)
 
 
 # -- running the pipeline ------------------------------------------------------------------
@@ -262,7 +303,7 @@ def pictures() -> list[drawn.Drawing]:
     out = []
     for i in range(BAR_CASES):
         theme = SCHEMES[_scheme(i)][0]
-        out.append(drawn.draw_art(1000 + i, SIZES[i % len(SIZES)], theme))
+        out.append(drawn.draw_art(seed(1000 + i), SIZES[i % len(SIZES)], theme))
     return out
 
 
@@ -275,9 +316,9 @@ def bench_bars(pics: list[drawn.Drawing], auto: Section | None) -> Section:
     sec = Section("bars (bar mode: mask_bars + inpaint_green)", ("recall", "gain dB", "out %"))
     for i, pic in enumerate(pics[:BAR_CASES]):
         layout = drawn.LAYOUTS[i % len(drawn.LAYOUTS)]
-        colour = SCHEMES[_scheme(i)][1]
-        cen = drawn.censor_bars(pic, 2000 + i, layout, colour)
-        for variant in ("png", f"jpeg{JPEG_QS[i % len(JPEG_QS)]}"):
+        colour, rgb = bar_colour(i, SCHEMES[_scheme(i)][1])
+        cen = drawn.censor_bars(pic, seed(2000 + i), layout, rgb)
+        for variant in ("png", jpeg_variant(i, 8000)):
             data, inp = bytes_of(cen.image, variant)
             res = run_bar(data, inp)
             name = f"{i:02d} {layout}/{colour}/{pic.theme}/{variant}"
@@ -288,7 +329,8 @@ def bench_bars(pics: list[drawn.Drawing], auto: Section | None) -> Section:
             }
             stray = changed(res.out, inp) & far_from(cen.bar_touch)
             note = f"false: {where(stray, pic)}" if stray.mean() > 0.0005 else ""
-            sec.add(name, f, " ".join(x for x in (res.error, note) if x))
+            shade = f"rgb{rgb}".replace(" ", "") if OPTS.variety else ""
+            sec.add(name, f, " ".join(x for x in (res.error, note, shade) if x))
             if auto is not None and variant == "png":
                 res = run_auto(data, inp)
                 f = {
@@ -305,8 +347,8 @@ def bench_mosaic_drawn(pics: list[drawn.Drawing]) -> Section:
     for i in range(MOSAIC_CASES):
         pic = pics[(i * 7) % len(pics)]
         block = MOSAIC_BLOCKS[i % len(MOSAIC_BLOCKS)]
-        cen = drawn.censor_mosaic(pic, 3000 + i, block)
-        for variant in ("png", f"jpeg{JPEG_QS[i % len(JPEG_QS)]}"):
+        cen = drawn.censor_mosaic(pic, seed(3000 + i), block)
+        for variant in ("png", jpeg_variant(i, 8100)):
             data, inp = bytes_of(cen.image, variant)
             res = run_mosaic(data, inp)
             f = {
@@ -332,7 +374,7 @@ def bench_mosaic_photo(shots: list[tuple[str, Image]]) -> Section:
     sec = Section("mosaic on photo-like samples (restore_mosaic)", ("gain dB", "recall", "out %"))
     for k, (name, img) in enumerate(shots):
         for j, block in enumerate(PHOTO_BLOCKS[k]):
-            cen = drawn.censor_mosaic(img, 4000 + 10 * k + j, block)
+            cen = drawn.censor_mosaic(img, seed(4000 + 10 * k + j), block)
             data, inp = bytes_of(cen.image, "png")
             res = run_mosaic(data, inp)
             f = {
@@ -351,13 +393,13 @@ def bench_green(pics: list[drawn.Drawing]) -> tuple[Section, Section]:
         pic = pics[(i * 5 + 3) % len(pics)]
         if i % 2 == 0:
             # Green painted over a censor bar, the brush a little wider than the bar.
-            cen = drawn.censor_bars(pic, 5000 + i, drawn.LAYOUTS[i % 10], "black")
-            painted, alpha = drawn.brush_green(cen.image, 5100 + i, cen.bar_touch)
+            cen = drawn.censor_bars(pic, seed(5000 + i), drawn.LAYOUTS[i % 10], "black")
+            painted, alpha = drawn.brush_green(cen.image, seed(5100 + i), cen.bar_touch)
             how = "over-bar"
         else:
-            painted, alpha = drawn.brush_green(pic.image, 5100 + i)
+            painted, alpha = drawn.brush_green(pic.image, seed(5100 + i))
             how = "stroke"
-        variant = "png" if i % 4 == 0 else f"jpeg{JPEG_QS[i % len(JPEG_QS)]}"
+        variant = "png" if i % 4 == 0 else jpeg_variant(i, 8200)
         data, inp = bytes_of(painted, variant)
         res = run_masked(data, inp)
         region = alpha > 0.02
@@ -416,8 +458,7 @@ def bench_uncensored(pics: list[drawn.Drawing], shots: list[tuple[str, Image]]) 
     inputs: list[tuple[str, Image, str, drawn.Drawing | None]] = []
     for i, pic in enumerate(pics[:UNCENSORED]):
         inputs.append((f"{i:02d} {pic.theme}", pic.image, "png", pic))
-        q = JPEG_QS[i % len(JPEG_QS)]
-        inputs.append((f"{i:02d} {pic.theme}", pic.image, f"jpeg{q}", pic))
+        inputs.append((f"{i:02d} {pic.theme}", pic.image, jpeg_variant(i, 8300), pic))
     inputs += [(f"photo {n}", img, "png", None) for n, img in shots]
     for name, img, variant, pic in inputs:
         data, inp = bytes_of(img, variant)
@@ -446,10 +487,10 @@ def bench_both(pics: list[drawn.Drawing]) -> Section:
         colour = SCHEMES[_scheme(i + 5)][1] if pic.theme == SCHEMES[_scheme(i + 5)][0] else None
         block = MOSAIC_BLOCKS[(i * 2) % len(MOSAIC_BLOCKS)]
         try:
-            cen = drawn.censor_both(pic, 6000 + i, layout, colour, block)
+            cen = drawn.censor_both(pic, seed(6000 + i), layout, colour, block)
         except ValueError:
             continue
-        variant = "png" if i % 2 == 0 else f"jpeg{JPEG_QS[i % len(JPEG_QS)]}"
+        variant = "png" if i % 2 == 0 else jpeg_variant(i, 8400)
         data, inp = bytes_of(cen.image, variant)
         res = run_auto(data, inp)
         f = {
@@ -472,6 +513,21 @@ def bench_both(pics: list[drawn.Drawing]) -> Section:
 # -- report -------------------------------------------------------------------------------
 
 
+def _codings() -> tuple[str, ...]:
+    if OPTS.variety:
+        return ("png", "jpeg80-87", "jpeg88-95")
+    return ("png", *(f"jpeg{q}" for q in JPEG_QS))
+
+
+def _coded(name: str, coding: str) -> bool:
+    """Whether case ``name`` was fed as ``coding`` (a variant, or a range of JPEG qualities)."""
+    v = name.rsplit("/", 1)[-1]
+    if "-" not in coding:
+        return v == coding
+    lo, hi = (int(x) for x in coding.removeprefix("jpeg").split("-"))
+    return v.startswith("jpeg") and lo <= int(v.removeprefix("jpeg")) <= hi
+
+
 def summary(secs: dict[str, Section], seconds: float, cpu: float) -> dict[str, Any]:
     lines: list[tuple[str, str, str]] = []
     fig: dict[str, Any] = {}
@@ -489,8 +545,8 @@ def summary(secs: dict[str, Section], seconds: float, cpu: float) -> dict[str, A
         row("bar recall, min", "bars:recall_min", min(rec), f"{min(rec):.3f}", ">= 0.8")
         low = sum(r < 0.8 for r in rec)
         row("  pictures below 0.8", "bars:below_0.8", low, f"{low} of {len(rec)}", "0")
-        for v in ("png", *(f"jpeg{q}" for q in JPEG_QS)):
-            m = bars.mean("recall", lambda n, v=v: n.endswith("/" + v))
+        for v in _codings():
+            m = bars.mean("recall", lambda n, v=v: _coded(n, v))
             row(f"  {v}", f"bars/{v}:recall", m, f"{m:.3f}")
         for lay in drawn.LAYOUTS:
             m = bars.mean("recall", lambda n, lay=lay: n.split()[1].startswith(lay + "/"))
@@ -502,8 +558,8 @@ def summary(secs: dict[str, Section], seconds: float, cpu: float) -> dict[str, A
         row("bar PSNR gain inside bars", "bars:gain_db", g, f"{g:+.2f} dB", ">= +3 dB")
         g = float(np.median(bars.values("gain dB")))
         row("  median", "bars:gain_db_median", g, f"{g:+.2f} dB")
-        for v in ("png", *(f"jpeg{q}" for q in JPEG_QS)):
-            m = bars.mean("gain dB", lambda n, v=v: n.endswith("/" + v))
+        for v in _codings():
+            m = bars.mean("gain dB", lambda n, v=v: _coded(n, v))
             row(f"  {v}", f"bars/{v}:gain_db", m, f"{m:+.2f} dB")
         o = bars.values("out %")
         row(
@@ -605,6 +661,8 @@ def summary(secs: dict[str, Section], seconds: float, cpu: float) -> dict[str, A
             row(f"auto, bars + mosaic: {label}", f"both:{key.replace(' ', '_')}", m, shown, target)
     if AUTO is None:
         lines.append(("auto mode", "skipped: no workers.pipeline.auto", ""))
+    fig["seed_base"] = DEFAULT_SEED_BASE + OPTS.shift
+    fig["variety"] = OPTS.variety
     fig["seconds"] = round(seconds, 1)
     fig["cpu_seconds"] = round(cpu, 1)
     # Wall time depends on what else runs; CPU time is the bench's own cost.
@@ -625,7 +683,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--legacy", action="store_true", help="also the older direct-call section")
     ap.add_argument("--only", help=f"comma-separated sections to run: {', '.join(SECTIONS)}")
+    ap.add_argument(
+        "--seed-base",
+        type=int,
+        default=DEFAULT_SEED_BASE,
+        help=f"first picture seed (default {DEFAULT_SEED_BASE}); every other seed moves with"
+        " it: another value is a held-out set of pictures and censors",
+    )
+    ap.add_argument(
+        "--variety",
+        action="store_true",
+        help="bar colours jittered off the fixed list and JPEG quality anywhere in 80-95",
+    )
     args = ap.parse_args()
+    OPTS.shift = args.seed_base - DEFAULT_SEED_BASE
+    OPTS.variety = args.variety
+    print(f"seed base {args.seed_base}" + (", variety" if args.variety else ""))
     t0, c0 = time.perf_counter(), time.process_time()
     pics = pictures()
     shots = photos()

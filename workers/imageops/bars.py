@@ -42,7 +42,21 @@ _GROW = 3.0
 _MIN_ASPECT = 3.0
 _MIN_COMPOUND_FRAC = 0.006
 # Widest gap between stacked parallel bars that still joins them into one block, in px.
-_STACK_GAP = 9
+_STACK_GAP = 13
+# Traced to a pixel, a gently bowed side (a limb's shadow, a crescent) turns by less than
+# this at each vertex; a bar's corners turn by 40 degrees and more, a JPEG notch sharply.
+_GENTLE_TURN = 7.0
+# Share of a bar's area that may be holes in its colour (JPEG specks); lettering is more.
+_MAX_HOLES = 0.02
+# Edges within this many degrees of a pair of perpendicular directions count as its sides.
+_PAIR_TOL = 7.0
+# Share of a compound bar's outline (its cut by the picture's edge aside) that the sides of
+# at most two rectangles must explain: ink touching the bar and JPEG notches take the rest.
+_MIN_RECTILINEAR = 0.9
+# Smallest compound bar (share of the picture) judged by its outline's sides alone.
+_MIN_RECTILINEAR_FRAC = 0.012
+# Share of a bar's rim that may run along a bar of another colour (two bars overlapping).
+_MAX_SHARED_RIM = 0.25
 # Pictures larger than this (px, longer side) are searched downscaled: bars are large.
 _SEARCH_SIZE = 768
 # Strips are examined with their thickness scaled to about this many pixels.
@@ -523,7 +537,16 @@ def _examine(
     num, lab, cstats, _ = cv2.connectedComponentsWithStats(region, connectivity=4)
     if num < 2:
         return "empty"
-    region = _fill_holes((lab == 1 + int(np.argmax(cstats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8))
+    solid = (lab == 1 + int(np.argmax(cstats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    region = _fill_holes(solid)
+    # A bar is opaque: nothing of the picture shows through it. A white box with lettering
+    # inside (a narration box), a fill with ink marks on it, is not one.
+    # Marks reaching in from its rim (lettering near the box's edge) leave narrow bays,
+    # which a closing fills; a bar's rim has none.
+    closed = _fill_holes(_u8(cv2.morphologyEx(solid, cv2.MORPH_CLOSE, _ELLIPSE9)))
+    holes = np.count_nonzero(closed) - np.count_nonzero(solid)
+    if not stacked and holes > _MAX_HOLES * np.count_nonzero(region):
+        return f"holed {holes / np.count_nonzero(region):.3f}"
     # Just past a fence of ink (a few px) a fenced patch's colour is back.
     outer = _u8(cv2.dilate(region, _square(25))) & ~_u8(cv2.dilate(region, _square(13)))
     outer_d = dist[outer.astype(bool)]
@@ -533,6 +556,8 @@ def _examine(
     at_border = x0 == 0 or y0 == 0 or x1 == w or y1 == h
     rect_bar = _filled_rect(core, region)
     if rect_bar is not None:
+        # Opaque all over: lettering in a narration box may reach its rim and so leave no
+        # hole, but it still lies inside the box's rectangle.
         shape = rect_bar
     else:
         # Patches fenced off by crossing strokes are small; a compound bar, meant to hide
@@ -541,8 +566,16 @@ def _examine(
             return "small for a compound bar"
         strips = _compound(region, at_border)
         if strips is None:
-            return "not bar-shaped"
+            sides = (x0 == 0, y0 == 0, x1 == w, y1 == h)
+            # A small fill cut by one straight line (a cel shadow's edge) and a gentle curve
+            # can pass for straight sides; a compound bar hiding something is larger.
+            big = np.count_nonzero(region) >= _MIN_RECTILINEAR_FRAC * h * w
+            if not big or not _rectilinear(region, sides):
+                return "not bar-shaped"
+            strips = region
         shape = strips
+    if _curved(region):
+        return "curved"
     # Slivers of fill between parallel strokes are straight strips too, but thinner than
     # any bar meant to hide something at this picture size.
     # Thick ink strokes crossing make compound shapes too, but not this thick.
@@ -557,6 +590,104 @@ def _examine(
     # near them wins it back.
     grown = _u8(cv2.dilate(shape, _ELLIPSE5)) & region
     return grown | shape, x0, y0, cut
+
+
+def _rectilinear(region: U8, sides: tuple[bool, bool, bool, bool]) -> bool:
+    """Whether the outline of ``region`` runs along the sides of at most two rectangles.
+
+    Every edge of a union of rectangles is parallel to a side of one of them, so a bar, an
+    X, T, L or a bent pair of fused bars has straight edges in at most two pairs of
+    perpendicular directions. Curves (hair, balloons, cel shadows, fills fenced by strokes)
+    need many edges in many directions; a trapezoid's or parallelogram's sides are not
+    perpendicular. Edges along the picture's border (``sides``: left, top, right, bottom)
+    are where a bar was cut, not its own.
+    """
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return False
+    contour = max(contours, key=cv2.contourArea)
+    thick = _thickness(region)
+    if thick < 3.0:
+        return False
+    # Traced to 1.5 px a JPEG'd side stays one straight piece, while a curve needs a piece
+    # per 20-30 degrees of turn; a coarser trace would straighten curves into few sides.
+    poly = cv2.approxPolyDP(contour, 1.5, True)[:, 0, :].astype(np.float64)
+    n = len(poly)
+    if n < 4 or n > 40:
+        return False
+    a, b = poly, np.roll(poly, -1, axis=0)
+    vec = b - a
+    length = np.hypot(vec[:, 0], vec[:, 1])
+    ang = np.degrees(np.arctan2(vec[:, 1], vec[:, 0])) % 180.0
+    hgt, wid = region.shape
+    cut = np.zeros(n, bool)
+    for on, coord, limit in (
+        (sides[0], 0, 0.0),
+        (sides[1], 1, 0.0),
+        (sides[2], 0, wid - 1.0),
+        (sides[3], 1, hgt - 1.0),
+    ):
+        if on:
+            cut |= (np.abs(a[:, coord] - limit) <= 2.0) & (np.abs(b[:, coord] - limit) <= 2.0)
+    length = np.where(cut, 0.0, length)
+    total = float(length.sum())
+    if total <= 0.0:
+        return False
+    left = length.copy()
+    explained = 0.0
+    for _ in range(2):
+        best, best_w = 0.0, 0.0
+        for k in np.nonzero(left > 0)[0]:
+            off = (ang - ang[k] + 45.0) % 90.0 - 45.0
+            wgt = float(left[np.abs(off) <= _PAIR_TOL].sum())
+            if wgt > best_w:
+                best, best_w = float(ang[k]), wgt
+        if best_w <= 0.0:
+            break
+        off = (ang - best + 45.0) % 90.0 - 45.0
+        left[np.abs(off) <= _PAIR_TOL] = 0.0
+        explained += best_w
+        if explained >= _MIN_RECTILINEAR * total:
+            return True
+    return False
+
+
+def _curved(region: U8) -> bool:
+    """Whether the outline of ``region`` has a side that bends gradually: three or more
+    straight pieces in a row, each turning a few degrees, bowing off their chord. A bar's
+    sides are straight; two bars fused at a slight angle make a kink of two pieces."""
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return False
+    contour = max(contours, key=cv2.contourArea)
+    poly = cv2.approxPolyDP(contour, 1.0, True)[:, 0, :].astype(np.float64)
+    n = len(poly)
+    if n < 4:
+        return False
+    vec = np.roll(poly, -1, axis=0) - poly
+    ang = np.degrees(np.arctan2(vec[:, 1], vec[:, 0])) % 180.0
+    turn = np.abs((np.roll(ang, -1) - ang + 90.0) % 180.0 - 90.0)  # edge k to edge k + 1
+    gentle = turn < _GENTLE_TURN
+    if gentle.all():
+        return True
+    slack = max(2.0, 0.1 * _thickness(region))
+    start = int(np.argmin(gentle)) + 1  # an edge that follows a sharp turn
+    k = 0
+    while k < n:
+        first = (start + k) % n
+        m = 1
+        while m < n and gentle[(first + m - 1) % n]:
+            m += 1
+        if m >= 3:
+            pts = poly[[(first + j) % n for j in range(m + 1)]]
+            chord = pts[-1] - pts[0]
+            norm = float(np.hypot(chord[0], chord[1]))
+            rel = pts[1:-1] - pts[0]
+            dev = np.abs(rel[:, 0] * chord[1] - rel[:, 1] * chord[0]) / max(norm, 1e-6)
+            if float(dev.max()) > slack:
+                return True
+        k += m
+    return False
 
 
 def _along_border(shape: U8, left: bool, top: bool, right: bool, bottom: bool) -> bool:
@@ -589,6 +720,7 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
     min_area = max(48, int(2e-4 * h * w))
     found: list[tuple[U8, int, int, NDArray[np.float32], float]] = []
     held: list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]] = []
+    lone: list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]] = []
     for k in np.nonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)[0]:
         if k == 0:
             continue
@@ -597,14 +729,47 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
             bar = _examine(rgb, med, colour, core, x, y, min_area)
             if not isinstance(bar, str):
                 found.append((bar[0], bar[1], bar[2], colour, bar[3]))
+                if _long_box(core):
+                    # Its neighbours in a stack see its colour past a thin gap: it joins
+                    # them there.
+                    lone.append((colour, core, x, y))
             elif bar.startswith("colour continues") or (
-                bar == "small for a compound bar" and _long_box(core)
+                bar in ("small for a compound bar", "thinner than a bar") and _long_box(core)
             ):
                 # Either may be one bar of a stack: the others' colour across a thin gap
                 # shows outside it, or joins its region.
                 held.append((colour, core, x, y))
-    found += _stacks(rgb, med, held, min_area)
-    return found
+    found += _stacks(rgb, med, held, lone, min_area)
+    return _not_cut_by_others(found, h, w)
+
+
+def _not_cut_by_others(
+    found: list[tuple[U8, int, int, NDArray[np.float32], float]], h: int, w: int
+) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
+    """The bars whose outline is their own: a fill that a bar of another colour cuts off
+    has that bar's straight edges along a good part of its outline, not contrast of its own.
+    """
+    if len(found) < 2:
+        return found
+    canvases = []
+    for region, x0, y0, _, _ in found:
+        full = np.zeros((h, w), np.uint8)
+        rh, rw = region.shape
+        full[y0 : y0 + rh, x0 : x0 + rw] = region
+        canvases.append(full)
+    keep = []
+    for i, (region, x0, y0, colour, cut) in enumerate(found):
+        others = np.zeros((h, w), np.uint8)
+        for j, (_, _, _, c2, _) in enumerate(found):
+            if j != i and float(np.abs(c2 - colour).max()) >= _SAME_COLOUR:
+                others |= canvases[j]
+        if others.any():
+            rim = _u8(cv2.dilate(canvases[i], _square(7))) & ~canvases[i]
+            shared = float(np.count_nonzero(rim & others)) / max(float(np.count_nonzero(rim)), 1.0)
+            if shared > _MAX_SHARED_RIM:
+                continue
+        keep.append((region, x0, y0, colour, cut))
+    return keep
 
 
 def _long_box(core: NDArray[np.bool_]) -> bool:
@@ -624,6 +789,7 @@ def _stacks(
     rgb: Image,
     med: Image,
     held: list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]],
+    lone: list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]],
     min_area: int,
 ) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
     """Parallel bars stacked with small gaps each see the others' colour just outside; taken
@@ -637,11 +803,11 @@ def _stacks(
             continue
         group = [j for j in range(i, len(held)) if not used[j]]
         group = [j for j in group if float(np.abs(held[j][0] - colour).max()) < _CORE_DIST]
-        if len(group) < 2:
+        mates = [m for m in lone if float(np.abs(m[0] - colour).max()) < _CORE_DIST]
+        if len(group) + len(mates) < 2:
             continue
         canvas = np.zeros((h, w), np.uint8)
-        for j in group:
-            _, core, x, y = held[j]
+        for _, core, x, y in [held[j] for j in group] + mates:
             ch, cw = core.shape
             canvas[y : y + ch, x : x + cw] |= core.astype(np.uint8)
         joined = _u8(cv2.morphologyEx(canvas, cv2.MORPH_CLOSE, _square(_STACK_GAP)))
