@@ -54,7 +54,7 @@ _PAIR_TOL = 7.0
 # at most two rectangles must explain: ink touching the bar and JPEG notches take the rest.
 _MIN_RECTILINEAR = 0.9
 # Smallest compound bar (share of the picture) judged by its outline's sides alone.
-_MIN_RECTILINEAR_FRAC = 0.012
+_MIN_RECTILINEAR_FRAC = 0.006
 # Share of a bar's rim that may run along a bar of another colour (two bars overlapping).
 _MAX_SHARED_RIM = 0.25
 # Pictures larger than this (px, longer side) are searched downscaled: bars are large.
@@ -645,6 +645,13 @@ def _rectilinear(region: U8, sides: tuple[bool, bool, bool, bool]) -> bool:
         if best_w <= 0.0:
             break
         off = (ang - best + 45.0) % 90.0 - 45.0
+        if explained == 0.0 and not any(sides):
+            # A rectangle has two sides each way: a fill cut by one straight line and
+            # closed by a curve has one straight side and pieces of curve.
+            along = (ang - best + 90.0) % 180.0 - 90.0
+            for way in (np.abs(along) <= _PAIR_TOL, np.abs(np.abs(along) - 90.0) <= _PAIR_TOL):
+                if np.count_nonzero(way & (length >= 3.0)) < 2:
+                    return False
         left[np.abs(off) <= _PAIR_TOL] = 0.0
         explained += best_w
         if explained >= _MIN_RECTILINEAR * total:
