@@ -529,3 +529,24 @@ def test_tall_narrow_pictures_go_to_pillow() -> None:
     for shape, read_fast in [((300, 80), False), ((300, 90), True), ((256, 8), True)]:
         pixels = noise(*shape)
         assert same_as_pillow(png.encode(pixels)) == read_fast, shape
+
+
+def test_adaptively_filtered_files_are_watched_as_they_inflate() -> None:
+    # Mixed filters in the first rows: inflated IDAT by IDAT (ISA-L), given up at the
+    # first 'avg' or 'paeth' row, however late, or at any damage.
+    pixels = noise(200, 100)
+    mixed = (SUB, UP, NONE, UP)
+    rows = filtered(pixels, mixed)
+    late_paeth = filtered(pixels, mixed[:-1] * 50 + (PAETH,))
+    stream = zlib.compress(rows)
+    files = {
+        "mixed": build(pixels, mixed, parts=7),
+        "a paeth row at row 150": build(pixels, stream=zlib.compress(late_paeth), parts=7),
+        "too short": build(pixels, stream=zlib.compress(rows[:-1]), parts=7),
+        "too long": build(pixels, stream=zlib.compress(rows + rows[:301]), parts=7),
+        "bad adler32": build(pixels, stream=_bad_adler(stream), parts=7),
+        "bad stream": build(pixels, stream=stream[:3000] + bytes(50) + stream[3050:], parts=7),
+    }
+    assert same_as_pillow(files.pop("mixed"))
+    for name, data in files.items():
+        assert not same_as_pillow(data), name

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import cast
 
 import cv2
 import deflate
@@ -74,6 +75,8 @@ _PEEK_ROWS, _PEEK_BYTES = 32, 1 << 17
 # Below this many bytes, a row (or a column of 'sub' rows) is too short for one numpy
 # addition per row to beat Pillow's row-by-row C (each addition costs about 1 us).
 _WIDE_BYTES = 256
+# isal's stubs declare its exception as an instance of Exception, not a class.
+_ISAL_ERROR = cast(type[Exception], isal_zlib.error)
 # More chunks than any sane PNG has: a file made of tiny chunks is left to Pillow
 # rather than parsed twice.
 _MAX_CHUNKS = 4096
@@ -85,18 +88,20 @@ def read(data: bytes, limits: Limits) -> tuple[Pixels, Pixels | None] | None:
     layout = _layout(data, limits)
     if layout is None:
         return None
-    width, height, channels, stream = layout
+    width, height, channels, idat = layout
     stride = width * channels
-    if not _plain_rows_ahead(stream, stride):
-        return None
     expected = height * (1 + stride)
-    try:
-        # libdeflate writes into a buffer of exactly this size and fails where the
-        # stream would need more: nothing past the picture is ever allocated.
-        raw = deflate.zlib_decompress(stream, expected)
-    except deflate.DeflateError:
+    ahead = _filters_ahead(idat[0] if len(idat) == 1 else b"".join(idat[:4]), stride)
+    if ahead is None or max(ahead, default=0) > _UP:
         return None
-    if len(raw) != expected:
+    if len(set(ahead)) > 1:
+        # Several filters in the first rows: an adaptive writer (Pillow, libpng), whose
+        # 'avg' and 'paeth' rows may start anywhere. Inflated a chunk at a time and
+        # looked at as it comes, so such a file goes to Pillow early.
+        raw = _inflate_watching(idat, expected, stride)
+    else:
+        raw = _inflate(idat, expected)
+    if raw is None:
         return None
     scanlines = np.frombuffer(raw, np.uint8).reshape(height, 1 + stride)
     rows = _unfilter(scanlines[:, 1:], scanlines[:, 0], channels)
@@ -111,20 +116,55 @@ def read(data: bytes, limits: Limits) -> tuple[Pixels, Pixels | None] | None:
     return rgb, np.asarray(cv2.extractChannel(pixels, 3), np.uint8)
 
 
-def _plain_rows_ahead(stream: bytes | memoryview, stride: int) -> bool:
-    """Whether the first rows are all filtered 'none', 'sub' or 'up'. Pillow's and
-    libpng's adaptive filtering puts 'avg' and 'paeth' rows everywhere: a few rows,
-    inflated from the stream's first bytes, tell so before the whole picture is
-    inflated only to be handed to Pillow, which inflates it again."""
+def _filters_ahead(start: bytes | memoryview, stride: int) -> bytes | None:
+    """The filters of the first rows, inflated from the stream's first bytes (a few
+    hundredths of a millisecond), or None if those bytes do not inflate. A picture
+    with 'avg' or 'paeth' rows among them goes to Pillow before anything else is
+    inflated; one filter throughout is workers/png.py's way."""
     try:
-        head = zlib.decompressobj().decompress(stream[:_PEEK_BYTES], _PEEK_ROWS * (1 + stride))
+        head = zlib.decompressobj().decompress(start[:_PEEK_BYTES], _PEEK_ROWS * (1 + stride))
     except zlib.error:
-        return False
-    return max(head[:: 1 + stride], default=0) <= _UP
+        return None
+    return bytes(head[:: 1 + stride])
 
 
-def _layout(data: bytes, limits: Limits) -> tuple[int, int, int, bytes | memoryview] | None:
-    """Width, height, channels and the zlib stream of a PNG the fast path can read."""
+def _inflate(idat: list[memoryview], expected: int) -> bytearray | None:
+    """The stream inflated at once by libdeflate, which writes into a buffer of exactly
+    ``expected`` bytes and fails where the stream would need more: nothing past the
+    picture is ever allocated."""
+    try:
+        raw = deflate.zlib_decompress(idat[0] if len(idat) == 1 else b"".join(idat), expected)
+    except deflate.DeflateError:
+        return None
+    return raw if len(raw) == expected else None
+
+
+def _inflate_watching(idat: list[memoryview], expected: int, stride: int) -> bytearray | None:
+    """The stream inflated IDAT by IDAT with ISA-L (2x zlib's speed, libdeflate has
+    no streaming), or None as soon as a row is filtered 'avg' or 'paeth', the stream
+    is damaged, or it holds more or less than the picture."""
+    out = bytearray(expected)
+    inflater = isal_zlib.decompressobj()
+    row = 1 + stride
+    done = 0
+    try:
+        for part in idat:
+            # At most one byte past the picture: enough to tell that there is more.
+            piece = inflater.decompress(part, expected - done + 1)
+            if inflater.unconsumed_tail or done + len(piece) > expected:
+                return None
+            if max(piece[-done % row :: row], default=0) > _UP:
+                return None
+            out[done : done + len(piece)] = piece
+            done += len(piece)
+    except _ISAL_ERROR:
+        return None
+    return out if inflater.eof and done == expected else None
+
+
+def _layout(data: bytes, limits: Limits) -> tuple[int, int, int, list[memoryview]] | None:
+    """Width, height, channels and the IDAT chunks' bodies of a PNG the fast path can
+    read."""
     if len(data) > limits.max_bytes or not data.startswith(_SIGNATURE):
         return None
     view = memoryview(data)
@@ -159,8 +199,7 @@ def _layout(data: bytes, limits: Limits) -> tuple[int, int, int, bytes | memoryv
         elif kind == b"IEND":
             if not idat:
                 return None
-            stream = idat[0] if len(idat) == 1 else b"".join(idat)
-            return (*header, stream)
+            return (*header, idat)
         elif kind in _PASSIVE:
             idat_over = bool(idat)
             if kind == b"pHYs" and length != 9:
