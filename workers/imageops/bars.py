@@ -645,12 +645,15 @@ def _rectilinear(region: U8, sides: tuple[bool, bool, bool, bool]) -> bool:
         if best_w <= 0.0:
             break
         off = (ang - best + 45.0) % 90.0 - 45.0
-        if explained == 0.0 and not any(sides):
+        if explained == 0.0:
             # A rectangle has two sides each way: a fill cut by one straight line and
-            # closed by a curve has one straight side and pieces of curve.
+            # closed by a curve has one straight side and pieces of curve. Cut by the
+            # picture's edge, a bar still shows a side each way (its long sides and an end,
+            # or a long side and its ends); a corner cut off by one straight line does not.
+            need = 1 if any(sides) else 2
             along = (ang - best + 90.0) % 180.0 - 90.0
             for way in (np.abs(along) <= _PAIR_TOL, np.abs(np.abs(along) - 90.0) <= _PAIR_TOL):
-                if np.count_nonzero(way & (length >= 3.0)) < 2:
+                if np.count_nonzero(way & (length >= 3.0)) < need:
                     return False
         left[np.abs(off) <= _PAIR_TOL] = 0.0
         explained += best_w
