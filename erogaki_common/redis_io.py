@@ -205,25 +205,38 @@ class _DirectWriter(asyncio.StreamWriter):
                     sent = 0
 
     async def drain(self) -> None:
-        if self._unsent:
+        while self._unsent:
             if self.transport.is_closing():
                 raise ConnectionResetError("the connection was closed while sending")
-            loop = self._event_loop
-            waiter = self._waiter = loop.create_future()
-            # A transport closed under us (by asyncio on a fatal error, or by
-            # anyone's close()) ends the wait: our duplicate must not keep the
-            # connection open for the server. Python 3.11's stream protocol
-            # resolves this future in connection_lost.
-            closed: asyncio.Future[None] = self.transport.get_protocol()._get_close_waiter(self)  # type: ignore[attr-defined]
-            closed.add_done_callback(self._on_transport_closed)
-            try:
-                self._dup = os.dup(self._fd)
-                loop.add_writer(self._dup, self._on_writable)
-                await waiter
-            finally:
-                closed.remove_done_callback(self._on_transport_closed)
-                self._stop_waiting(None)
+            if self._waiter is not None:
+                # Another task already waits for room for the same bytes
+                # (redis-py drains from one task, but a StreamWriter allows
+                # more): share its wait; a second one would orphan the first.
+                await asyncio.shield(self._waiter)
+            else:
+                await self._wait_for_room()
         await super().drain()
+
+    async def _wait_for_room(self) -> None:
+        loop = self._event_loop
+        waiter = self._waiter = loop.create_future()
+        # A transport closed under us (by asyncio on a fatal error, or by
+        # anyone's close()) ends the wait: our duplicate must not keep the
+        # connection open for the server. Python 3.11's stream protocol
+        # resolves this future in connection_lost.
+        protocol = self.transport.get_protocol()
+        closed: asyncio.Future[None] = protocol._get_close_waiter(self)  # type: ignore[attr-defined]
+        closed.add_done_callback(self._on_transport_closed)
+        try:
+            self._dup = os.dup(self._fd)
+            loop.add_writer(self._dup, self._on_writable)
+            # Shielded: cancelling this drain must not cancel a wait that
+            # other drains share; they take over with a wait of their own.
+            await asyncio.shield(waiter)
+        finally:
+            closed.remove_done_callback(self._on_transport_closed)
+            if self._waiter is waiter:
+                self._stop_waiting(None)
 
     def _on_writable(self) -> None:
         try:

@@ -418,3 +418,44 @@ async def test_no_duplicate_descriptor_outlives_a_send(
         assert descriptors() == 1
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+async def test_two_tasks_draining_one_writer_both_finish(
+    redis_factory: Callable[..., EmbeddedRedis], cancel_first: bool
+) -> None:
+    # redis-py drains from one task at a time, but a StreamWriter allows more
+    # (a pubsub connection is written from any task): a second drain while a
+    # large send waits must wait for the same bytes, not orphan the first.
+    server = redis_factory()
+    client = connect(server.url(), max_connections=1)
+    a, b = os.urandom(16 * MiB), os.urandom(16 * MiB)
+    try:
+        conn = await _connection_of(client)
+        await client.ping()
+        writer = conn._writer  # type: ignore[attr-defined]
+        this = os.readlink(f"/proc/self/fd/{writer.get_extra_info('socket').fileno()}")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        writer.writelines(conn.pack_command("SET", "a", a))  # type: ignore[attr-defined]
+        first = asyncio.create_task(writer.drain())
+        done, _ = await asyncio.wait({first}, timeout=0.2)
+        assert not done
+        writer.writelines(conn.pack_command("SET", "b", b))  # type: ignore[attr-defined]
+        second = asyncio.create_task(writer.drain())
+        done, _ = await asyncio.wait({second}, timeout=0.2)
+        assert not done
+        if cancel_first:
+            # The second drain takes over the wait; the bytes stay queued.
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            await wait_for(lambda: _fd_targets().count(this) == 2, what="the second's wait")
+        server.process.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(asyncio.gather(second, *([] if cancel_first else [first])), 20)
+        assert await conn.read_response() == b"OK"  # type: ignore[attr-defined]
+        assert await conn.read_response() == b"OK"  # type: ignore[attr-defined]
+        assert _fd_targets().count(this) == 1
+        assert await client.mget("a", "b") == [a, b]
+    finally:
+        await client.aclose()
