@@ -75,6 +75,8 @@ _PEEK_ROWS, _PEEK_BYTES = 32, 1 << 17
 # Below this many bytes, a row (or a column of 'sub' rows) is too short for one numpy
 # addition per row to beat Pillow's row-by-row C (each addition costs about 1 us).
 _WIDE_BYTES = 256
+# Rows inflated at a time where every row's filter is looked at as it comes.
+_WATCH_ROWS = 32
 # isal's stubs declare its exception as an instance of Exception, not a class.
 _ISAL_ERROR = cast(type[Exception], isal_zlib.error)
 # More chunks than any sane PNG has: a file made of tiny chunks is left to Pillow
@@ -140,26 +142,35 @@ def _inflate(idat: list[memoryview], expected: int) -> bytearray | None:
 
 
 def _inflate_watching(idat: list[memoryview], expected: int, stride: int) -> bytearray | None:
-    """The stream inflated IDAT by IDAT with ISA-L (2x zlib's speed, libdeflate has
-    no streaming), or None as soon as a row is filtered 'avg' or 'paeth', the stream
-    is damaged, or it holds more or less than the picture."""
+    """The stream inflated a few rows at a time with ISA-L (2x zlib's speed; libdeflate
+    has no streaming), or None as soon as a row is filtered 'avg' or 'paeth', the
+    stream is damaged, or it holds more or less than the picture."""
     out = bytearray(expected)
     inflater = isal_zlib.decompressobj()
     row = 1 + stride
-    done = 0
+    step = _WATCH_ROWS * row
+    done = taken = 0
+    data: bytes | memoryview = b""
     try:
-        for part in idat:
+        while True:
+            if not data and taken < len(idat):
+                data, taken = idat[taken], taken + 1
             # At most one byte past the picture: enough to tell that there is more.
-            piece = inflater.decompress(part, expected - done + 1)
-            if inflater.unconsumed_tail or done + len(piece) > expected:
+            piece = inflater.decompress(data, min(step, expected - done + 1))
+            data = inflater.unconsumed_tail
+            if done + len(piece) > expected:
                 return None
             if max(piece[-done % row :: row], default=0) > _UP:
                 return None
             out[done : done + len(piece)] = piece
             done += len(piece)
+            if inflater.eof:
+                break
+            if not piece and not data and taken == len(idat):
+                return None  # the stream ends before its end
     except _ISAL_ERROR:
         return None
-    return out if inflater.eof and done == expected else None
+    return out if done == expected else None
 
 
 def _layout(data: bytes, limits: Limits) -> tuple[int, int, int, list[memoryview]] | None:
