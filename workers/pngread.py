@@ -5,7 +5,10 @@ DeepCreamPy, the bot's next hop): 8-bit RGB or RGBA, one row filter per picture.
 inflates them with zlib and unfilters them row by row; here libdeflate inflates the
 whole stream at once into a buffer of the picture's exact size (2-4x faster than zlib,
 faster than ISA-L's inflate too), and the 'none', 'sub' and 'up' filters are undone with
-wide numpy additions that wrap modulo 256, as PNG's arithmetic does.
+wide numpy additions that wrap modulo 256, as PNG's arithmetic does. Files whose first
+rows mix filters come from adaptive writers (Pillow, libpng), which use 'avg' and
+'paeth' anywhere: those are inflated by ISA-L 32 rows at a time and handed to Pillow at
+the first such row, so looking costs them a fraction of a millisecond.
 
 :func:`read` answers only where its answer is the one ``erogaki_common.images.decode``
 (then ``pipeline._split``) would give, bit for bit: anything else returns ``None`` and
@@ -14,7 +17,8 @@ reader never raises on a bad file, and a damaged one ends in exactly the Process
 it always did. It declines:
 
 - colour types other than RGB and RGBA, bit depths other than 8, interlacing: Pillow
-  converts those, and they are rare;
+  converts those, and they are rare; tall narrow pictures (rows under 256 bytes and
+  over 256 of them), where a numpy step per row would cost more than Pillow;
 - any chunk besides IHDR, IDAT, IEND, tEXt, pHYs and tIME: iCCP, sRGB, gAMA, cHRM, cICP
   (colour conversion or its meta), PLTE, tRNS (transparency), eXIf (orientation), acTL
   (animation); zTXt and iTXt too, because Pillow's handling of them can fail (bad
