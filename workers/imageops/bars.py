@@ -55,8 +55,6 @@ _PAIR_TOL = 7.0
 _MIN_RECTILINEAR = 0.9
 # Smallest compound bar (share of the picture) judged by its outline's sides alone.
 _MIN_RECTILINEAR_FRAC = 0.006
-# Share of a bar's rim that may run along a bar of another colour (two bars overlapping).
-_MAX_SHARED_RIM = 0.25
 # Pictures larger than this (px, longer side) are searched downscaled: bars are large.
 _SEARCH_SIZE = 768
 # Strips are examined with their thickness scaled to about this many pixels.
@@ -750,36 +748,7 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
                 # shows outside it, or joins its region.
                 held.append((colour, core, x, y))
     found += _stacks(rgb, med, held, lone, min_area)
-    return _not_cut_by_others(found, h, w)
-
-
-def _not_cut_by_others(
-    found: list[tuple[U8, int, int, NDArray[np.float32], float]], h: int, w: int
-) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
-    """The bars whose outline is their own: a fill that a bar of another colour cuts off
-    has that bar's straight edges along a good part of its outline, not contrast of its own.
-    """
-    if len(found) < 2:
-        return found
-    canvases = []
-    for region, x0, y0, _, _ in found:
-        full = np.zeros((h, w), np.uint8)
-        rh, rw = region.shape
-        full[y0 : y0 + rh, x0 : x0 + rw] = region
-        canvases.append(full)
-    keep = []
-    for i, (region, x0, y0, colour, cut) in enumerate(found):
-        others = np.zeros((h, w), np.uint8)
-        for j, (_, _, _, c2, _) in enumerate(found):
-            if j != i and float(np.abs(c2 - colour).max()) >= _SAME_COLOUR:
-                others |= canvases[j]
-        if others.any():
-            rim = _u8(cv2.dilate(canvases[i], _square(7))) & ~canvases[i]
-            shared = float(np.count_nonzero(rim & others)) / max(float(np.count_nonzero(rim)), 1.0)
-            if shared > _MAX_SHARED_RIM:
-                continue
-        keep.append((region, x0, y0, colour, cut))
-    return keep
+    return found
 
 
 def _long_box(core: NDArray[np.bool_]) -> bool:
