@@ -75,6 +75,16 @@ return 1
 """
 
 
+# KEYS: an answer's key, then the job's other keys. The others go only if the
+# answer is there: a set event can outlive its write (a Redis that syncs its
+# append-only file once a second, restarted), and the job is then done again
+# from its input. No image passes through it: the GET beside it reads the answer.
+_DROP_THE_REST = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('DEL', unpack(KEYS, 2))
+"""
+
+
 def missing_flags(flags: str) -> str:
     """The flags to add to ``notify-keyspace-events`` for string keyevents."""
     missing = "" if "E" in flags else "E"
@@ -450,8 +460,8 @@ class Submitter:
     async def _fetch(self, pending: _Pending, kind: str) -> None:
         """GET the answer, retried until it comes; only then DEL the answer's key.
 
-        The job's other keys go with the GET: a set event means the job is
-        over. The answer's own key goes only once its bytes are here: a DEL
+        The job's other keys go in the same round trip, if the answer is
+        there. The answer's own key goes only once its bytes are here: a DEL
         whose reply was lost would have taken the answer with it.
         """
         job_id = pending.job_id
@@ -462,9 +472,9 @@ class Submitter:
         while True:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.eval(_DROP_THE_REST, 1 + len(others), key, *others)
                     pipe.get(key)
-                    pipe.delete(*others)
-                    value = cast(bytes | None, (await pipe.execute())[0])
+                    value = cast(bytes | None, (await pipe.execute())[1])
                 break
             except REDIS_ERRORS:
                 if pending.future.done() or loop.time() >= pending.deadline:
