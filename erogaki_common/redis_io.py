@@ -329,6 +329,10 @@ def connect(url: str, *, max_connections: int | None = None) -> Redis:
         "socket_keepalive_options": _KEEPALIVE,
         "retry": Retry(NoBackoff(), 0),
     }
+    if url.lower().startswith("unix:"):
+        # A local socket has no peer to vanish, and redis-py's unix
+        # connections refuse keepalive options.
+        del options["socket_keepalive"], options["socket_keepalive_options"]
     if max_connections is None:
         client = _Redis.from_url(url, **options)
     else:

@@ -16,13 +16,19 @@ import gc
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 from redis.asyncio import Redis
 
 from erogaki_common.embedded_redis import EmbeddedRedis
+from erogaki_common.errors import Component
+from erogaki_common.keys import Queue
+from erogaki_common.protocol import Mode
 from erogaki_common.redis_io import CONNECTION_ERRORS, REDIS_ERRORS, connect
+from erogaki_common.submit import Submitter
+from erogaki_common.worker import Done, Job, Outcome, Worker
 
 from .conftest import wait_for
 
@@ -459,3 +465,47 @@ async def test_two_tasks_draining_one_writer_both_finish(
         assert await client.mget("a", "b") == [a, b]
     finally:
         await client.aclose()
+
+
+async def test_a_unix_socket_connection_sends_large_commands_whole(
+    redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    path = tmp_path / "redis.sock"
+    server = redis_factory(extra_args=["--unixsocket", str(path), "--unixsocketperm", "700"])
+    client = connect(f"unix://{path}", max_connections=1)
+    trap = _trap(8 * MiB)
+    try:
+        conn = await _connection_of(client)
+        assert type(conn._writer).__name__ == "_DirectWriter"  # type: ignore[attr-defined]
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        sending = asyncio.create_task(client.set("trap", trap))
+        done, _ = await asyncio.wait({sending}, timeout=0.3)
+        assert not done
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        server.process.send_signal(signal.SIGCONT)
+        assert await client.set("k", trap) and await client.get("k") == trap
+        assert await client.exists("PWNED", "trap") == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_job_goes_round_over_a_unix_socket(
+    redis_factory: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    # REDIS_URL may be unix:// (settings accept it); every component connects with it.
+    path = tmp_path / "redis.sock"
+    redis_factory(extra_args=["--unixsocket", str(path), "--unixsocketperm", "700"])
+    url = f"unix://{path}?db=0"
+    payload = os.urandom(MiB)
+
+    async def echo(job: Job) -> Outcome:
+        return Done(job.data[::-1])
+
+    worker = Worker(url, [Queue.HENTAI_MOSAIC], echo, component=Component.HENTAI, burst=True)
+    async with Submitter(url) as sub:
+        job_id = await sub.submit(payload, Mode.MOSAIC, timeout=30)
+        await asyncio.wait_for(worker.run(), 30)
+        assert await asyncio.wait_for(sub.result(job_id), 30) == payload[::-1]
