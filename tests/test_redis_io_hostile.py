@@ -509,3 +509,30 @@ async def test_a_job_goes_round_over_a_unix_socket(
         job_id = await sub.submit(payload, Mode.MOSAIC, timeout=30)
         await asyncio.wait_for(worker.run(), 30)
         assert await asyncio.wait_for(sub.result(job_id), 30) == payload[::-1]
+
+
+async def test_a_pool_reset_during_a_send_fails_it_cleanly(
+    redis_factory: Callable[..., EmbeddedRedis],
+) -> None:
+    server = redis_factory()
+    client = connect(server.url(), max_connections=1)
+    try:
+        conn = await _connection_of(client)
+        await client.ping()
+        sock = conn._writer.get_extra_info("socket")  # type: ignore[attr-defined]
+        this = os.readlink(f"/proc/self/fd/{sock.fileno()}")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        sending = asyncio.create_task(client.set("trap", _trap(32 * MiB)))
+        done, _ = await asyncio.wait({sending}, timeout=0.3)
+        assert not done
+        await client.connection_pool.disconnect()
+        done, _ = await asyncio.wait({sending}, timeout=5)
+        assert done, "the send outlived its connection"
+        assert isinstance(sending.exception(), CONNECTION_ERRORS)
+        server.process.send_signal(signal.SIGCONT)
+        assert await client.set("k", b"v") and await client.get("k") == b"v"
+        assert await client.exists("PWNED", "trap") == 0
+        await wait_for(lambda: this not in _fd_targets(), what="the first socket to close")
+    finally:
+        await client.aclose()
