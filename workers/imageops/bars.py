@@ -741,11 +741,21 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
                     # Its neighbours in a stack see its colour past a thin gap: it joins
                     # them there.
                     lone.append((colour, core, x, y))
+                continue
+            # The median filter bridges gaps of a few px between stacked bars, so a stack
+            # can come as one core; the picture itself still shows the gaps, and each bar
+            # on its own is a long box.
+            pieces = (
+                [] if bar in ("spans", "thin", "small") else _split_stack(rgb, colour, core, x, y)
+            )
+            if pieces:
+                held += pieces
             elif bar.startswith("colour continues") or (
-                bar in ("small for a compound bar", "thinner than a bar") and _long_box(core)
+                bar in ("small for a compound bar", "thinner than a bar", "low contrast")
+                and _long_box(core)
             ):
                 # Either may be one bar of a stack: the others' colour across a thin gap
-                # shows outside it, or joins its region.
+                # shows outside it (in its ring, too, for a middle bar), or joins its region.
                 held.append((colour, core, x, y))
     found += _stacks(rgb, med, held, lone, min_area)
     return found
@@ -762,6 +772,38 @@ def _long_box(core: NDArray[np.bool_]) -> bool:
     if short_side < 3.0 or long_side < 3.0 * short_side:
         return False
     return bool(np.count_nonzero(core) >= 0.75 * (rw + 1.0) * (rh + 1.0))
+
+
+def _split_stack(
+    rgb: Image, colour: NDArray[np.float32], core: NDArray[np.bool_], x: int, y: int
+) -> list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]]:
+    """The bars of a stack that came as one ``core`` (at ``x, y``): its pixels of ``colour``
+    in the picture itself, when they split into two or more parallel long boxes; else []."""
+    ch, cw = core.shape
+    roi = rgb[y : y + ch, x : x + cw].astype(np.float32)
+    own = core & (((roi - colour) ** 2).sum(axis=2) < _CORE_DIST**2)
+    own_u8 = _u8(cv2.morphologyEx(own.astype(np.uint8), cv2.MORPH_OPEN, _square(3)))
+    n, lab, st, _ = cv2.connectedComponentsWithStats(own_u8, connectivity=4)
+    if n < 3 or n > 12:
+        return []
+    pieces: list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]] = []
+    angles: list[float] = []
+    for k in range(1, n):
+        if st[k, cv2.CC_STAT_AREA] < 0.1 * np.count_nonzero(own_u8):
+            continue
+        piece = lab == k
+        rect = _rect_of(piece.astype(np.uint8))
+        if rect is None or not _long_box(piece):
+            return []
+        (_, _), (rw, rh), ang = rect
+        angles.append((ang + (90.0 if rw < rh else 0.0)) % 180.0)
+        pieces.append((colour, piece, x, y))
+    if len(pieces) < 2:
+        return []
+    # Stacked bars run side by side; fenced-off slivers of one fill seldom all do.
+    if any(abs((a - angles[0] + 90.0) % 180.0 - 90.0) > _PAIR_TOL for a in angles):
+        return []
+    return pieces
 
 
 def _stacks(
