@@ -466,8 +466,13 @@ def _examine(
     y: int,
     min_area: int,
     stacked: bool = False,
+    parallel: bool = False,
 ) -> tuple[U8, int, int, float] | str:
-    """The bar of ``colour`` around ``core_full`` (a mask at ``x, y``), or why it is none."""
+    """The bar of ``colour`` around ``core_full`` (a mask at ``x, y``), or why it is none.
+
+    ``stacked``: the core joins bars of a stack across their gaps; ``parallel``: those bars
+    are parallel long boxes, so the stack's outline (staggered ends) needs no other shape.
+    """
     h, w = rgb.shape[:2]
     ys, xs = np.nonzero(core_full)
     cx0, cy0 = x + int(xs.min()), y + int(ys.min())
@@ -568,7 +573,7 @@ def _examine(
             # A small fill cut by one straight line (a cel shadow's edge) and a gentle curve
             # can pass for straight sides; a compound bar hiding something is larger.
             big = np.count_nonzero(region) >= _MIN_RECTILINEAR_FRAC * h * w
-            if not big or not _rectilinear(region, sides):
+            if not parallel and (not big or not _rectilinear(region, sides)):
                 return "not bar-shaped"
             strips = region
         shape = strips
@@ -757,8 +762,17 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
                 # Either may be one bar of a stack: the others' colour across a thin gap
                 # shows outside it (in its ring, too, for a middle bar), or joins its region.
                 held.append((colour, core, x, y))
+            elif bar == "opened away" and _long_box(_closed(core)):
+                # The thinnest bars of a JPEG'd stack keep a core too thin and ragged for
+                # the opening; closed, it is a long box again.
+                held.append((colour, core, x, y))
     found += _stacks(rgb, med, held, lone, min_area)
     return found
+
+
+def _closed(core: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    shut = _u8(cv2.morphologyEx(core.astype(np.uint8), cv2.MORPH_CLOSE, _square(3)))
+    return shut.astype(bool)
 
 
 def _long_box(core: NDArray[np.bool_]) -> bool:
@@ -783,13 +797,20 @@ def _split_stack(
     roi = rgb[y : y + ch, x : x + cw].astype(np.float32)
     own = core & (((roi - colour) ** 2).sum(axis=2) < _CORE_DIST**2)
     own_u8 = _u8(cv2.morphologyEx(own.astype(np.uint8), cv2.MORPH_OPEN, _square(3)))
-    n, lab, st, _ = cv2.connectedComponentsWithStats(own_u8, connectivity=4)
+    return [(colour, piece, x, y) for piece in _parallel_boxes(own_u8)]
+
+
+def _parallel_boxes(mask: U8) -> list[NDArray[np.bool_]]:
+    """The pieces of ``mask`` when they are two or more parallel long boxes (specks aside),
+    as the bars of a stack are; else []."""
+    n, lab, st, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
     if n < 3 or n > 12:
         return []
-    pieces: list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]] = []
+    pieces: list[NDArray[np.bool_]] = []
     angles: list[float] = []
+    total = np.count_nonzero(mask)
     for k in range(1, n):
-        if st[k, cv2.CC_STAT_AREA] < 0.1 * np.count_nonzero(own_u8):
+        if st[k, cv2.CC_STAT_AREA] < 0.1 * total:
             continue
         piece = lab == k
         rect = _rect_of(piece.astype(np.uint8))
@@ -797,7 +818,7 @@ def _split_stack(
             return []
         (_, _), (rw, rh), ang = rect
         angles.append((ang + (90.0 if rw < rh else 0.0)) % 180.0)
-        pieces.append((colour, piece, x, y))
+        pieces.append(piece)
     if len(pieces) < 2:
         return []
     # Stacked bars run side by side; fenced-off slivers of one fill seldom all do.
@@ -838,7 +859,9 @@ def _stacks(
             part = lab[y : y + bh, x : x + bw] == k
             if np.count_nonzero(canvas[y : y + bh, x : x + bw] & part) == np.count_nonzero(part):
                 continue  # nothing was joined: a lone patch, already judged
-            bar = _examine(rgb, med, colour, part, x, y, min_area, stacked=True)
+            members = _closed(canvas[y : y + bh, x : x + bw].astype(bool) & part)
+            parallel = bool(_parallel_boxes(members.astype(np.uint8)))
+            bar = _examine(rgb, med, colour, part, x, y, min_area, True, parallel)
             if isinstance(bar, str):
                 continue
             region, x0, y0, cut = bar
