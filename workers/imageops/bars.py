@@ -533,6 +533,11 @@ def _examine(
     # the boundary lands where a blurred (JPEG) edge crosses its midpoint. Growth stays
     # within a few pixels of the core, so touching ink adds only short stubs, which the
     # opening then removes.
+    # Against a neighbour closer in colour than the rest (a grey bar over a grey fill), the
+    # midpoint is nearer: the closest fifth of the ring sets a lower cut.
+    near_side = float(np.percentile(ring_d, 30))
+    if near_side >= _MIN_CONTRAST:
+        contrast = min(contrast, near_side)
     cut = float(np.clip(0.5 * contrast, 10.0, 60.0))
     near = _u8(cv2.dilate(core, _ELLIPSE9))
     region = _u8((dist < cut) & near.astype(bool)) | core
@@ -750,9 +755,9 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
             # The median filter bridges gaps of a few px between stacked bars, so a stack
             # can come as one core; the picture itself still shows the gaps, and each bar
             # on its own is a long box.
-            pieces = (
-                [] if bar in ("spans", "thin", "small") else _split_stack(rgb, colour, core, x, y)
-            )
+            # (In the median-filtered picture a stack is one colour, gaps and all.)
+            hopeless = bar in ("spans", "thin", "small") or bar.startswith("not one colour")
+            pieces = [] if hopeless else _split_stack(rgb, colour, core, x, y)
             if pieces:
                 held += pieces
             elif bar.startswith("colour continues") or (
@@ -793,6 +798,11 @@ def _split_stack(
 ) -> list[tuple[NDArray[np.float32], NDArray[np.bool_], int, int]]:
     """The bars of a stack that came as one ``core`` (at ``x, y``): its pixels of ``colour``
     in the picture itself, when they split into two or more parallel long boxes; else []."""
+    rows, cols = np.nonzero(core.any(axis=1))[0], np.nonzero(core.any(axis=0))[0]
+    if not rows.size:
+        return []
+    core = core[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    x, y = x + int(cols[0]), y + int(rows[0])
     ch, cw = core.shape
     roi = rgb[y : y + ch, x : x + cw].astype(np.float32)
     own = core & (((roi - colour) ** 2).sum(axis=2) < _CORE_DIST**2)
