@@ -303,6 +303,13 @@ HELD_OUT_BARS = {
     "L of a long and a short arm": (3000, 14),
     "fused end to end with a slight kink and two thicknesses": (3000, 16),
     "L over screentone, its arms of two lengths": (1100, 4),
+    # Stacks: gaps of a few px that the median filter bridges, so the stack comes as one
+    # fill; bars of staggered lengths, whose joined outline is no rectangle.
+    "stack of black bars bridged by the median filter": (3000, 15),
+    "stack of grey bars with staggered ends": (11000, 35),
+    # Bars close in colour to a fill they cross, whose colour cut once grew into it.
+    "grey X over a grey fill": (3000, 22),
+    "navy X on a night sky": (11000, 2),
 }
 
 
