@@ -467,13 +467,11 @@ def _examine(
     min_area: int,
     stacked: bool = False,
     parallel: bool = False,
-    narrow: bool = False,
 ) -> tuple[U8, int, int, float] | str:
     """The bar of ``colour`` around ``core_full`` (a mask at ``x, y``), or why it is none.
 
     ``stacked``: the core joins bars of a stack across their gaps; ``parallel``: those bars
     are parallel long boxes, so the stack's outline (staggered ends) needs no other shape.
-    ``narrow``: the rim is won back against the closest neighbour colour (see below).
     """
     h, w = rgb.shape[:2]
     ys, xs = np.nonzero(core_full)
@@ -538,7 +536,7 @@ def _examine(
     # Against a neighbour closer in colour than the rest (a grey bar over a grey fill), the
     # midpoint is nearer: the closest fifth of the ring sets a lower cut.
     near_side = float(np.percentile(ring_d, 30))
-    if narrow and near_side >= _MIN_CONTRAST:
+    if near_side >= _MIN_CONTRAST:
         contrast = min(contrast, near_side)
     cut = float(np.clip(0.5 * contrast, 10.0, 60.0))
     near = _u8(cv2.dilate(core, _ELLIPSE9))
@@ -727,12 +725,6 @@ def _along_border(shape: U8, left: bool, top: bool, right: bool, bottom: bool) -
     return bool(touching > 1.6 * _thickness(shape))
 
 
-# Rejections that a region grown into a fill of a close colour can cause: the bar is looked
-# at again with the narrow colour cut. Tried first, the wide cut keeps the anti-aliased
-# rims of thin rotated (fused) bars, which the narrow one loses.
-_SHAPE_FAILS = ("not bar-shaped", "small for a compound bar")
-
-
 def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
     """Every accepted bar: (mask, x, y of its ROI, colour, colour cut)."""
     h, w = rgb.shape[:2]
@@ -753,8 +745,6 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
         x, y = int(stats[k, 0]), int(stats[k, 1])
         for colour, core in _candidates(med, codes, labels, int(k), stats[k], min_area):
             bar = _examine(rgb, med, colour, core, x, y, min_area)
-            if bar in _SHAPE_FAILS:
-                bar = _examine(rgb, med, colour, core, x, y, min_area, narrow=True)
             if not isinstance(bar, str):
                 found.append((bar[0], bar[1], bar[2], colour, bar[3]))
                 if _long_box(core):
@@ -882,8 +872,6 @@ def _stacks(
             members = _closed(canvas[y : y + bh, x : x + bw].astype(bool) & part)
             parallel = bool(_parallel_boxes(members.astype(np.uint8)))
             bar = _examine(rgb, med, colour, part, x, y, min_area, True, parallel)
-            if bar in _SHAPE_FAILS:
-                bar = _examine(rgb, med, colour, part, x, y, min_area, True, parallel, True)
             if isinstance(bar, str):
                 continue
             region, x0, y0, cut = bar
