@@ -12,21 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from workers.backend import Mask
-from workers.imageops.green import cells
+from workers.imageops.green import bounds, cells
 
 Labels = NDArray[np.int32]
-
-
-def bounds(mask: Mask, pad: int = 0) -> tuple[int, int, int, int] | None:
-    """The mask's bounding box (x0, y0, x1, y1), grown by ``pad`` and cut to the picture;
-    None when the mask is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if not len(rows):
-        return None
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    h, w = mask.shape
-    return (max(int(cols[0]) - pad, 0), max(int(rows[0]) - pad, 0),
-            min(int(cols[-1]) + 1 + pad, w), min(int(rows[-1]) + 1 + pad, h))  # fmt: skip
 
 
 def grow(mask: Mask, px: int) -> Mask:
