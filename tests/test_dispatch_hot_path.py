@@ -107,21 +107,12 @@ async def test_a_restart_before_the_last_delete_loses_nothing_and_leaves_ttls(
         await client.lpop(Queue.HENTAI_MOSAIC)
         # The final delete is the only request with LREM in it.
         proxy.cut_request_with = b"LREM"
-        stop = asyncio.Event()
-
-        async def keep_cutting() -> None:
-            while not stop.is_set():
-                if proxy.cut_request_with is None:
-                    proxy.cut_request_with = b"LREM"
-                await asyncio.sleep(0.005)
-
-        cutter = asyncio.create_task(keep_cutting())
+        proxy.keep_cutting = True
         try:
             await client.set(keys.result_key(job_id), answer, ex=60)
             assert await sub.result(job_id) == answer
         finally:
-            stop.set()
-            await cutter
+            proxy.keep_cutting = False
         assert proxy.cuts >= 1
         await asyncio.to_thread(server.restart)
         await client.aclose()

@@ -300,6 +300,8 @@ class CuttingProxy:
     containing them is not forwarded and its connection is cut.
     ``delay_reply_with``: the first reply chunk containing them arrives
     ``delay_seconds`` late (a slow network), its connection kept.
+    ``keep_cutting``: the cut rules stay armed after a cut (every matching
+    chunk is cut, not only the first).
     """
 
     def __init__(self, target_port: int) -> None:
@@ -308,6 +310,7 @@ class CuttingProxy:
         self.cut_request_with: bytes | None = None
         self.delay_reply_with: bytes | None = None
         self.delay_seconds = 0.0
+        self.keep_cutting = False
         self.cuts = 0
         self.delays = 0
         self._server: asyncio.Server | None = None
@@ -364,7 +367,8 @@ class CuttingProxy:
                 await asyncio.sleep(self.delay_seconds)  # the slow network itself
             needle = getattr(self, rule)
             if needle is not None and needle in data:
-                setattr(self, rule, None)
+                if not self.keep_cutting:
+                    setattr(self, rule, None)
                 self.cuts += 1
                 raise _Cut
             dst.write(data)
