@@ -85,23 +85,8 @@ MARGIN_PX = 4
 # bar over a flat background (err ~ 0) would outweigh dozens of cases in a mean of dB.
 PSNR_CAP_DB = 40.0
 JPEG_QS = (80, 90, 95)
-SIZES = ((640, 640), (768, 512), (512, 768), (704, 576))
-# (theme, bar colour): white over light colours, navy on a dark sky, light pink on pink,
-# grey, saturated colours and black, each on art it is used on.
-SCHEMES = (
-    ("plain", "black"),
-    ("pastel", "white"),
-    ("night", "navy"),
-    ("pink", "light_pink"),
-    ("manga", "grey"),
-    ("plain", "red"),
-    ("manga", "black"),
-    ("plain", "blue"),
-    ("pastel", "grey"),
-    ("plain", "yellow"),
-    ("pastel", "white"),
-    ("pink", "black"),
-)
+SIZES = drawn.BENCH_SIZES
+SCHEMES = drawn.BENCH_SCHEMES
 BAR_CASES = 40
 MOSAIC_CASES = 24
 MOSAIC_BLOCKS = (6, 8, 10, 12, 14, 16, 18, 20, 24)
@@ -308,8 +293,7 @@ def pictures() -> list[drawn.Drawing]:
 
 
 def _scheme(i: int) -> int:
-    # Each layout (i % 10) meets four different schemes over the 40 cases.
-    return (i + 3 * (i // len(drawn.LAYOUTS))) % len(SCHEMES)
+    return drawn.bench_scheme(i)
 
 
 def bench_bars(pics: list[drawn.Drawing], auto: Section | None) -> Section:

@@ -276,22 +276,8 @@ def test_cel_shadow_crescents_and_limbs_are_not_bars(seed: int, size: tuple[int,
 
 def _bench_case(base: int, i: int) -> drawn.Censored:
     """Case ``i`` of ``bench/quality.py --seed-base base`` (its bar section, fixed colours)."""
-    size = ((640, 640), (768, 512), (512, 768), (704, 576))[i % 4]
-    scheme = (i + 3 * (i // len(drawn.LAYOUTS))) % 12
-    theme, colour = (
-        ("plain", "black"),
-        ("pastel", "white"),
-        ("night", "navy"),
-        ("pink", "light_pink"),
-        ("manga", "grey"),
-        ("plain", "red"),
-        ("manga", "black"),
-        ("plain", "blue"),
-        ("pastel", "grey"),
-        ("plain", "yellow"),
-        ("pastel", "white"),
-        ("pink", "black"),
-    )[scheme]
+    size = drawn.BENCH_SIZES[i % len(drawn.BENCH_SIZES)]
+    theme, colour = drawn.BENCH_SCHEMES[drawn.bench_scheme(i)]
     art = drawn.draw_art(base + i, size, theme)
     return drawn.censor_bars(art, base + 1000 + i, drawn.LAYOUTS[i % len(drawn.LAYOUTS)], colour)
 

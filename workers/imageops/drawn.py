@@ -53,6 +53,34 @@ RGB = tuple[int, int, int]
 
 THEMES = ("plain", "pastel", "night", "pink", "manga")
 LAYOUTS = ("single", "rotated", "x", "t", "l", "stacked", "fused", "edge", "outline", "hatch")
+
+# The drawn-art benchmark's bar cases (bench/quality.py), here so the tests that pin some of
+# them draw exactly the same pictures. Picture sizes, taken in turn:
+BENCH_SIZES = ((640, 640), (768, 512), (512, 768), (704, 576))
+# (theme, bar colour): white over light colours, navy on a dark sky, light pink on pink,
+# grey, saturated colours and black, each on art it is used on.
+BENCH_SCHEMES = (
+    ("plain", "black"),
+    ("pastel", "white"),
+    ("night", "navy"),
+    ("pink", "light_pink"),
+    ("manga", "grey"),
+    ("plain", "red"),
+    ("manga", "black"),
+    ("plain", "blue"),
+    ("pastel", "grey"),
+    ("plain", "yellow"),
+    ("pastel", "white"),
+    ("pink", "black"),
+)
+
+
+def bench_scheme(i: int) -> int:
+    """The scheme of bar case ``i``: each layout (i % 10) meets four different schemes over
+    the 40 cases."""
+    return (i + 3 * (i // len(LAYOUTS))) % len(BENCH_SCHEMES)
+
+
 BAR_COLOURS: dict[str, RGB] = {
     "black": (0, 0, 0),
     "white": (255, 255, 255),
