@@ -12,7 +12,7 @@ import numpy as np
 
 from workers import imageops
 from workers.backend import Image, Mask
-from workers.imageops.bars import _SEARCH_SIZE
+from workers.imageops.bars import SEARCH_SIZE
 from workers.imageops.mosaic import MosaicGrid
 
 # Bars found on JPEG inputs have a ringing fringe one or two pixels wide that
@@ -151,7 +151,7 @@ def _settle(rgb: Image, bars: Mask, mosaic: Mask, grid: MosaicGrid) -> tuple[Ima
     close = np.bincount(labels[near], minlength=n)
     keep = np.ones(n, bool)
     keep[0] = False
-    scale = min(1.0, _SEARCH_SIZE / max(h, w))
+    scale = min(1.0, SEARCH_SIZE / max(h, w))
     b = grid.block
 
     def seen(picture: Image, s: _Suspect) -> bool:

@@ -56,7 +56,7 @@ _MIN_RECTILINEAR = 0.9
 # Smallest compound bar (share of the picture) judged by its outline's sides alone.
 _MIN_RECTILINEAR_FRAC = 0.006
 # Pictures larger than this (px, longer side) are searched downscaled: bars are large.
-_SEARCH_SIZE = 768
+SEARCH_SIZE = 768
 # Strips are examined with their thickness scaled to about this many pixels.
 _NORM_THICK = 20.0
 
@@ -897,7 +897,7 @@ def detect_bars(rgb: Image, grow: int = 0) -> Mask:
     """
     h, w = rgb.shape[:2]
     out = np.zeros((h, w), np.uint8)
-    scale = min(1.0, _SEARCH_SIZE / max(h, w))
+    scale = min(1.0, SEARCH_SIZE / max(h, w))
     if scale == 1.0:
         for region, x0, y0, _, _ in _find(rgb):
             rh, rw = region.shape
