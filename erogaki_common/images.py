@@ -14,7 +14,9 @@ green mask that hent-AI hands to DeepCreamPy only survives lossless formats.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps
@@ -102,6 +104,10 @@ def decode(data: bytes, limits: Limits = Limits()) -> Image.Image:
                 )
             image.seek(0)  # animated GIF/WebP: the first frame
             image.load()
+            if fmt == "PNG" and not _png_rows_complete(data):
+                # Pillow stops quietly where the pixel stream stops on a row
+                # boundary and leaves the rest black: refuse, don't answer half a picture.
+                raise ValueError("PNG pixel data ends early")
             icc = image.info.get("icc_profile")
             return _to_srgb(_to_8bit(ImageOps.exif_transpose(image)), icc)
     except ImageError:
@@ -117,6 +123,59 @@ def decode(data: bytes, limits: Limits = Limits()) -> Image.Image:
             f"The {fmt} file is damaged or truncated and cannot be decoded.",
             ErrorName.INVALID_IMAGE,
         ) from None
+
+
+# Channels per PNG colour type (grey, RGB, palette, grey+alpha, RGBA).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Adam7 passes: (x start, y start, x step, y step).
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+
+
+def _png_rows_complete(data: bytes) -> bool:
+    """Whether the first frame's compressed pixel data holds every row.
+
+    Inflates the IDAT stream once, counting bytes without keeping them (a few
+    ms per megapixel). An unparseable file answers True: Pillow has judged it.
+    """
+    try:
+        width, height, depth, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+        bits = _PNG_CHANNELS[colour] * depth
+    except (struct.error, KeyError):
+        return True
+    passes = _ADAM7 if interlace == 1 else ((0, 0, 1, 1),)
+    expected = 0
+    for x0, y0, dx, dy in passes:
+        cols, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if cols > 0 and rows > 0:
+            expected += rows * (1 + (cols * bits + 7) // 8)
+    inflater = zlib.decompressobj()
+    got, pos = 0, 8
+    view = memoryview(data)
+    while pos + 8 <= len(data) and got < expected:
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            # 16 KiB of input inflates to at most ~16 MiB: no bomb, no copies of the rest.
+            end = min(pos + 8 + length, len(data))
+            try:
+                for at in range(pos + 8, end, 1 << 14):
+                    if got >= expected or inflater.eof:
+                        break
+                    got += len(inflater.decompress(view[at : min(at + (1 << 14), end)]))
+            except zlib.error:
+                return False
+        elif kind == b"IEND" or inflater.eof:
+            break
+        pos += 12 + length
+    return got >= expected
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -159,6 +161,51 @@ def test_truncated_files_are_refused(fmt: str) -> None:
     data = encode(gradient(size=(256, 256)), fmt)
     with pytest.raises(ImageError, match="damaged or truncated"):
         decode(data[: len(data) // 2])
+
+
+def _png_with_rows(width: int, height: int, rows: bytes, interlace: int = 0) -> bytes:
+    """A well-formed RGB PNG (CRCs right, IEND present) around the given filtered rows."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, interlace)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("kept", [1, 32, 63])
+def test_png_whose_pixel_stream_ends_on_a_row_boundary_is_refused(kept: int) -> None:
+    # Pillow decodes such a file without complaint and leaves the missing rows
+    # black: a worker would answer half a picture as a success.
+    pixels = np.random.default_rng(kept).integers(1, 255, (64, 64, 3), dtype=np.uint8)
+    rows = b"".join(b"\0" + pixels[y].tobytes() for y in range(64))
+    assert np.array_equal(np.asarray(decode(_png_with_rows(64, 64, rows))), pixels)
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        decode(_png_with_rows(64, 64, rows[: kept * (1 + 64 * 3)]))
+
+
+def test_interlaced_and_low_bit_pngs_still_decode_whole() -> None:
+    # The completeness check counts Adam7 passes and sub-byte rows exactly: an
+    # off-by-one there would refuse good files.
+    for image, options in [
+        (gradient(size=(61, 37)), {"interlace": 1}),
+        (gradient(size=(61, 37)).convert("1"), {}),
+        (
+            gradient(size=(61, 37)).convert("P", palette=Image.Palette.ADAPTIVE, colors=4),
+            {"bits": 2},
+        ),
+        (gradient(size=(9, 13)).convert("L"), {"interlace": 1}),
+    ]:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG", **options)
+        assert decode(buffer.getvalue()).size == image.size
 
 
 def test_byte_limit_checked_before_decoding() -> None:
