@@ -19,7 +19,7 @@ from PIL import Image, ImageCms
 from skimage import data as skdata
 
 from erogaki_common.errors import ErrorName, ProcessingError
-from erogaki_common.images import Limits
+from erogaki_common.images import ImageError, Limits
 from workers import pipeline, png, pngread
 from workers.imageops import drawn
 
@@ -518,10 +518,10 @@ def test_the_limits_are_the_pillow_paths() -> None:
     assert same_as_pillow(data, Limits(max_pixels=2000, max_bytes=len(data)))
 
 
-def test_a_stream_that_ends_on_a_row_boundary_is_pillows_half_black_picture() -> None:
-    # Pillow's leniency, kept as it was: the rows the stream lacks come out black.
-    rgb = pipeline._split(_damaged()["IDAT too short"], LIMITS)[0]
-    assert rgb[:16].any() and not rgb[16:].any()
+def test_a_stream_that_ends_on_a_row_boundary_is_refused_on_both_paths() -> None:
+    # Pillow alone would leave the rows the stream lacks black and call it a picture.
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        pipeline._split(_damaged()["IDAT too short"], LIMITS)
 
 
 def test_tall_narrow_pictures_go_to_pillow() -> None:
