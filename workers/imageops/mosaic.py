@@ -22,6 +22,8 @@ MAX_BLOCK = 40
 # A small mosaic on a textured photo dilutes its comb; the cell tests after it still hold.
 _MIN_COMB = 2.2
 _MIN_AXIS_COMB = 1.8
+# A grid is only looked for along a side of at least three of the smallest cells.
+_MIN_SIDE = 3 * MIN_BLOCK
 # At most this many more grids from the picture's quarters (each costs a look at its cells).
 _TILE_GRIDS = 2
 # A cell counts as flat when every channel's standard deviation inside it is below this
@@ -85,6 +87,14 @@ def _abs_steps(rgb: Image) -> tuple[FloatArray, FloatArray]:
     OpenCV's saturating absdiff is exact on uint8 and its channel sum is vectorised;
     numpy's sum over a last axis of three is several times slower on big pictures.
     """
+    h, w = rgb.shape[:2]
+    if h < 2 or w < 2:
+        # OpenCV returns None for an empty array; a picture one pixel high (or wide) has
+        # no pairs across that axis, and those along the other are summed by numpy.
+        px = rgb.astype(np.int16)
+        sx = np.abs(px[:, 1:] - px[:, :-1]).sum(axis=2, dtype=np.float32)
+        sy = np.abs(px[1:, :] - px[:-1, :]).sum(axis=2, dtype=np.float32)
+        return np.asarray(sx, np.float32), np.asarray(sy, np.float32)
     # (transform keeps its input's depth, so the sum is taken in float32, not uint8.)
     ax = cv2.absdiff(rgb[:, 1:], rgb[:, :-1]).astype(np.float32)
     ay = cv2.absdiff(rgb[1:, :], rgb[:-1, :]).astype(np.float32)
@@ -228,11 +238,13 @@ def _grid_candidates(
     A small mosaic on a big, busy picture (a photo with JPEG blocking of its own) barely
     moves the whole picture's comb; in the quarter that holds it, it stands out.
     """
+    h, w = rgb.shape[:2]
+    if min(h, w) < _MIN_SIDE:
+        return [], []
     ex, ey = _isolated_steps(rgb, steps)
     px = np.count_nonzero(ex, axis=0).astype(np.float64)
     py = np.count_nonzero(ey, axis=1).astype(np.float64)
     whole = [g for _, g in _candidates_of(px, py, limit, (0, 0))]
-    h, w = rgb.shape[:2]
     extra: list[tuple[float, MosaicGrid]] = []
     for r0, r1 in ((0, h // 2), (h // 2, h)):
         for c0, c1 in ((0, w // 2), (w // 2, w)):
@@ -502,6 +514,8 @@ def _refines(fine: MosaicGrid, coarse: MosaicGrid) -> bool:
 
 def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
     found: list[tuple[int, NDArray[np.uint8], MosaicGrid]] = []
+    if min(rgb.shape[:2]) < _MIN_SIDE:
+        return np.zeros(rgb.shape[:2], bool), None
     planes = _Planes(rgb)
     # A drawn checkerboard or a multiple of the block can outscore the real mosaic's
     # periodicity; the candidate whose cells survive the texture tests and cover most wins.
