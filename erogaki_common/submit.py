@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from erogaki_common import keys
 from erogaki_common.errors import (
@@ -477,7 +477,13 @@ class Submitter:
                     # 8 MiB: about 15 ms per job with the script first, 10 ms so).
                     pipe.get(key)
                     pipe.eval(_DROP_THE_REST, 1 + len(others), key, *others)
-                    value = cast(bytes | None, (await pipe.execute())[0])
+                    # A full or read-only Redis refuses the script but still
+                    # answers the GET: take the answer; _collect's plain DELs
+                    # (allowed when full) or the TTLs do the cleanup.
+                    replies = await pipe.execute(raise_on_error=False)
+                if isinstance(replies[0], Exception):
+                    raise replies[0]
+                value = cast(bytes | None, replies[0])
                 break
             except REDIS_ERRORS:
                 if pending.future.done() or loop.time() >= pending.deadline:
@@ -504,6 +510,10 @@ class Submitter:
                     pipe.lrem(pending.mode.queue, 0, job_id)
                     pipe.lrem(keys.Queue.DEEPCREAMPY_BAR, 0, job_id)
                     await pipe.execute()
+                return
+            except ReadOnlyError:
+                # A replica refuses every delete until someone fails it back:
+                # the answer must not wait for that. The TTLs clean up.
                 return
             except REDIS_ERRORS:
                 if asyncio.get_running_loop().time() >= give_up:

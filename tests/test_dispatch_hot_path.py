@@ -151,6 +151,39 @@ async def test_a_set_event_whose_write_redis_lost_leaves_the_job_to_be_done(
     await client.aclose()
 
 
+@pytest.mark.parametrize("state", ["full", "read-only"])
+async def test_an_answer_stored_before_redis_refused_writes_is_still_read(
+    redis_factory: Callable[..., EmbeddedRedis], state: str
+) -> None:
+    # The answer is in Redis; then Redis fills up (or fails over to a replica)
+    # before the submitter reads it. Writes are refused from then on, reads are
+    # not: the user gets the picture instead of a timeout.
+    server = redis_factory()
+    client = aioredis.Redis.from_url(server.url())
+    async with Submitter(server.url()) as sub:
+        job_id = "answered-then-refusing"
+        await sub.submit(b"img", Mode.MOSAIC, timeout=20, job_id=job_id)
+        await client.config_set("notify-keyspace-events", "")
+        await client.set(keys.result_key(job_id), b"done:img", ex=60)
+        if state == "full":
+            await client.config_set("maxmemory", 1)
+            with pytest.raises(aioredis.ResponseError, match="maxmemory"):
+                await client.set("probe", b"x")
+        else:
+            # A replica of a primary that never answers keeps its data, read-only.
+            await client.replicaof("127.0.0.1", 1)
+            with pytest.raises(aioredis.ResponseError, match=r"READONLY|read only"):
+                await client.eval("return redis.call('DEL', KEYS[1])", 1, "probe")
+        await client.publish(keys.keyevent_channel(0), keys.result_key(job_id))
+        assert await asyncio.wait_for(sub.result(job_id), 10) == b"done:img"
+    if state == "full":
+        # Plain DELs are allowed on a full Redis: nothing of the job is left.
+        assert await job_keys_left(client, job_id) == []
+    await client.config_set("maxmemory", 0)
+    await client.replicaof("NO", "ONE")
+    await client.aclose()
+
+
 async def _calls(client: aioredis.Redis, command: str) -> int:
     stats = await client.info("commandstats")
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
