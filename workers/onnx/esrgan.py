@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from erogaki_common.errors import ConfigError
 from workers.backend import Image, Mask
-from workers.imageops.mosaic import MosaicGrid, estimate_grid
+from workers.imageops.mosaic import MAX_BLOCK, MIN_BLOCK, MosaicGrid, estimate_grid
 from workers.onnx.config import EsrganModel
 from workers.onnx.regions import Components
 from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
@@ -127,17 +127,7 @@ def restore(rgb: Image, mask: Mask, esrgan: Esrgan, *, feather: int, default_blo
     ax, ay = regions.box[:2]
     for label, (x, y, rx1, ry1) in regions.boxes():
         bw, bh = rx1 - x, ry1 - y
-        # Measured where the mosaic is: at most GRID_SAMPLE px square at the region's
-        # centre (a larger window costs more and, on synthetic mosaics, was right no more
-        # often), then the whole region, then as much context again on every side (never
-        # the whole picture, whose cost would not follow the mosaic's size).
-        cx, cy, half = (x + rx1) // 2, (y + ry1) // 2, GRID_SAMPLE // 2
-        centre = (max(x, cx - half), max(y, cy - half), min(rx1, cx + half), min(ry1, cy + half))
-        grid = _grid_near(rgb, centre, GRID_MARGIN)
-        if grid is None and centre != (x, y, rx1, ry1):
-            grid = _grid_near(rgb, (x, y, rx1, ry1), GRID_MARGIN)
-        if grid is None:
-            grid = _grid_near(rgb, (x, y, rx1, ry1), max(bw, bh))
+        grid = region_grid(rgb, mask, (x, y, rx1, ry1))
         b = grid.block if grid is not None else default_block
         px = grid.phase_x if grid is not None else x
         py = grid.phase_y if grid is not None else y
@@ -151,14 +141,223 @@ def restore(rgb: Image, mask: Mask, esrgan: Esrgan, *, feather: int, default_blo
         up = esrgan.upscale(cells * np.float32(1.0 / 255.0))
         interp = cv2.INTER_CUBIC if up.shape[0] < y1 - y0 else cv2.INTER_AREA
         redrawn = cv2.resize(up, (x1 - x0, y1 - y0), interpolation=interp) * np.float32(255.0)
-        # Pasted over the region's own box only.
+        # Pasted over the region's own box only, all of it at once: elsewhere in the box
+        # the weight is 0, which gives back each pixel as it was (a boolean gather and
+        # scatter of the region's pixels cost twice the blend).
         region = regions.region(label, x, y, rx1, ry1)
-        a = alpha[y - ay : ry1 - ay, x - ax : rx1 - ax][region][:, None]
-        new = redrawn[y - y0 : ry1 - y0, x - x0 : rx1 - x0][region]
-        old = out[y:ry1, x:rx1][region].astype(np.float32)
-        blended = np.clip(np.rint(a * new + (1.0 - a) * old), 0, 255).astype(np.uint8)
-        out[y:ry1, x:rx1][region] = blended
+        a = np.multiply(alpha[y - ay : ry1 - ay, x - ax : rx1 - ax], region)[:, :, None]
+        new = redrawn[y - y0 : ry1 - y0, x - x0 : rx1 - x0]
+        old = out[y:ry1, x:rx1].astype(np.float32)
+        blended = a * new
+        blended += (1.0 - a) * old
+        np.rint(blended, out=blended)
+        np.clip(blended, 0, 255, out=blended)
+        out[y:ry1, x:rx1] = blended
     return out
+
+
+def _centre(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """At most GRID_SAMPLE px square at the middle of ``box``."""
+    x, y, x1, y1 = box
+    cx, cy, half = (x + x1) // 2, (y + y1) // 2, GRID_SAMPLE // 2
+    return (max(x, cx - half), max(y, cy - half), min(x1, cx + half), min(y1, cy + half))
+
+
+def region_grid(rgb: Image, mask: Mask, box: tuple[int, int, int, int]) -> MosaicGrid | None:
+    """The mosaic grid of the region of ``mask`` whose box is ``box``, in whole-image
+    coordinates (None when none is found): read off the steps under the mask where they
+    leave no doubt (``quick_grid``), else measured as ``estimate_grid`` measures it."""
+    grid = quick_grid(rgb, mask, _centre(box))
+    return grid if grid is not None else measured_grid(rgb, box)
+
+
+# The quick reading (quick_grid). A step between two pixels counts when its colours differ
+# by this much (summed over channels) and the steps beside it are quiet: JPEG's ringing
+# and anti-aliased edges spread over several pixels, a mosaic's step does not.
+_STEP = 6.0
+_QUIET = 6.0
+_QUIET_DIV = 4.0
+_RING_X = np.array([[1, 1, 0, 1, 1]], np.uint8)
+_RING_Y = _RING_X.T.copy()
+# Periodicity (steps on the grid's lines over their mean) both axes must show, and
+# the share of the best block's above which a divisor of it is the block.
+_MIN_COMB = 2.5
+_DIVISOR = 0.65
+# The lines must hold at least this many steps and this share of all steps under the
+# mask; every line's share (folded by any whole number of lines) at least _LINE_BALANCE
+# of the best line's; and lines of a finer grid taking these in (halfway between them,
+# at a third...) on average under _BETWEEN of their steps.
+_MIN_LINE_STEPS = 40
+_ON_LINES = 0.3
+_LINE_BALANCE = 0.4
+_BETWEEN = 0.3
+# At least _MIN_CELLS whole cells under the mask, at most _MAX_ROUGH of them not flat
+# (a channel's deviation over _FLAT_STD: JPEG beside a strong step), and at least
+# _MIN_STEPS neighbours on each axis whose mean colours differ by _CELL_STEP.
+_MIN_CELLS = 9
+_MAX_ROUGH = 0.4
+_FLAT_STD = 8.0
+_MIN_STEPS = 8
+_CELL_STEP = 6.0
+
+
+def quick_grid(rgb: Image, mask: Mask, box: tuple[int, int, int, int]) -> MosaicGrid | None:
+    """The mosaic grid under ``mask`` around ``box`` (whole-image coordinates) when the
+    steps between its pixels show it beyond doubt, else None.
+
+    Steps are counted under the mask only, where the detector saw a mosaic: one comb
+    over those counts proposes a block and phase, and the proposal stands when the cells
+    it draws are flat, step between one another, and do so on every line (a grid at a
+    fraction of the block would have lines without steps; one at a multiple of it, or
+    out of phase, cells with steps inside)."""
+    h, w = rgb.shape[:2]
+    x0, y0 = max(box[0] - GRID_MARGIN, 0), max(box[1] - GRID_MARGIN, 0)
+    x1, y1 = min(box[2] + GRID_MARGIN, w), min(box[3] + GRID_MARGIN, h)
+    if min(x1 - x0, y1 - y0) < 3 * MIN_BLOCK:
+        return None
+    win = rgb[y0:y1, x0:x1]
+    inside = mask[y0:y1, x0:x1]
+    px = _step_counts(win, inside, 1)
+    py = _step_counts(win, inside, 0)
+    proposal = _comb(px, py)
+    if proposal is None:
+        return None
+    b, phase_x, phase_y = proposal
+    if not (_lines_agree(px, b, phase_x) and _lines_agree(py, b, phase_y)):
+        return None
+    if not _cells_agree(win, inside, b, phase_x, phase_y):
+        return None
+    return MosaicGrid(b, (phase_x + x0) % b, (phase_y + y0) % b)
+
+
+def _step_counts(win: Image, inside: Mask, axis: int) -> NDArray[np.float64]:
+    """Per line between two pixels across ``axis`` (1: columns), how many isolated
+    steps lie there under the mask."""
+    if axis == 1:
+        a, b_, ring = win[:, 1:], win[:, :-1], _RING_X
+        both = inside[:, 1:] & inside[:, :-1]
+    else:
+        a, b_, ring = win[1:], win[:-1], _RING_Y
+        both = inside[1:] & inside[:-1]
+    d = np.asarray(
+        cv2.transform(cv2.absdiff(a, b_).astype(np.float32), np.ones((1, 3), np.float32)),
+        np.float32,
+    )
+    side = cv2.dilate(d, ring, borderType=cv2.BORDER_CONSTANT, borderValue=255)
+    isolated = ((side <= _QUIET) | (side * _QUIET_DIV <= d)) & (d >= _STEP) & both
+    counts: NDArray[np.float64] = np.count_nonzero(isolated, axis=1 - axis).astype(np.float64)
+    return counts
+
+
+def _fold(counts: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """Per block size, the comb score of the best line position and that position."""
+    n = counts.size
+    scores = np.zeros(MAX_BLOCK + 1)
+    where = np.zeros(MAX_BLOCK + 1, np.intp)
+    mean = float(counts.mean()) if n else 0.0
+    if mean <= 0:
+        return scores, where
+    for b in range(MIN_BLOCK, min(MAX_BLOCK, n // 3) + 1):
+        folded = counts[: n // b * b].reshape(-1, b).mean(axis=0)
+        r = int(folded.argmax())
+        scores[b], where[b] = folded[r] / mean, r
+    return scores, where
+
+
+def _comb(px: NDArray[np.float64], py: NDArray[np.float64]) -> tuple[int, int, int] | None:
+    """(block, phase x, phase y) of the best comb over both axes' counts, or None."""
+    sx, rx = _fold(px)
+    sy, ry = _fold(py)
+    both = np.where(np.minimum(sx, sy) >= _MIN_COMB, np.sqrt(sx * sy), 0.0)
+    best = int(both.argmax())
+    if both[best] <= 0:
+        return None
+    # Multiples of the block score as high as it does; the smallest that does is it.
+    b = next(
+        d for d in range(MIN_BLOCK, best + 1) if best % d == 0 and both[d] >= _DIVISOR * both[best]
+    )
+    # The step at index i lies between pixels i and i + 1: a line starts cells at i + 1.
+    return b, int(rx[b] + 1) % b, int(ry[b] + 1) % b
+
+
+def _lines_agree(counts: NDArray[np.float64], b: int, phase: int) -> bool:
+    """Whether most steps lie on the grid's lines, and every line holds its share: a
+    grid at a multiple of the block leaves steps between its lines; one at a fraction
+    of it has lines without any (k - 1 in k at 1/k)."""
+    lines = counts[(phase - 1) % b :: b]
+    on = float(lines.sum())
+    if on < _MIN_LINE_STEPS or on < _ON_LINES * float(counts.sum()):
+        return False
+    # Lines of a finer grid that takes in these: at a multiple of the block, they step
+    # as often as these do.
+    first = (phase - 1) % b
+    per_line = on / lines.size
+    for d in range(MIN_BLOCK, b // 2 + 1):
+        if b % d == 0:
+            between = counts[first % d :: d]
+            others = np.ones(between.size, bool)
+            others[(first - first % d) // d :: b // d] = False
+            if others.any() and float(between[others].mean()) >= _BETWEEN * per_line:
+                return False
+    for k in range(2, MAX_BLOCK // b + 1):
+        n = lines.size // k * k
+        if n < 2 * k:
+            break
+        share = lines[:n].reshape(-1, k).sum(axis=0)
+        if share.min() < _LINE_BALANCE * share.max():
+            return False
+    return True
+
+
+def _cells_agree(win: Image, inside: Mask, b: int, phase_x: int, phase_y: int) -> bool:
+    """Whether the cells of the grid, where wholly under the mask, look pixelated: most
+    of them flat, stepping to their neighbours often enough on both axes."""
+    h, w = inside.shape
+    nw, nh = (w - phase_x) // b, (h - phase_y) // b
+    if nw < 3 or nh < 3:
+        return False
+    ys, xs = slice(phase_y, phase_y + nh * b), slice(phase_x, phase_x + nw * b)
+    crop = win[ys, xs].astype(np.float32)
+    mean = np.asarray(cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA), np.float32)
+    sq = np.asarray(
+        cv2.resize(cv2.multiply(crop, crop), (nw, nh), interpolation=cv2.INTER_AREA), np.float32
+    )
+    std = np.sqrt(np.maximum(sq - mean * mean, 0.0)).max(axis=2)
+    cover = cv2.resize(inside[ys, xs].astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+    full = cover >= 1.0
+    count = int(full.sum())
+    if count < _MIN_CELLS:
+        return False
+    rough = int((full & (std > _FLAT_STD)).sum())
+    if rough > _MAX_ROUGH * count:
+        return False
+    for axis in (1, 0):
+        if axis == 1:
+            pairs = full[:, 1:] & full[:, :-1]
+            step = np.abs(mean[:, 1:] - mean[:, :-1]).max(axis=2) >= _CELL_STEP
+        else:
+            pairs = full[1:] & full[:-1]
+            step = np.abs(mean[1:] - mean[:-1]).max(axis=2) >= _CELL_STEP
+        stepping = step & pairs
+        if int(stepping.sum()) < _MIN_STEPS:
+            return False
+    return True
+
+
+def measured_grid(rgb: Image, box: tuple[int, int, int, int]) -> MosaicGrid | None:
+    """The grid as ``estimate_grid`` measures it where the mosaic is: at most GRID_SAMPLE
+    px square at the region's centre (a larger window costs more and, on synthetic
+    mosaics, was right no more often), then the whole region, then as much context again
+    on every side (never the whole picture, whose cost would not follow the mosaic's
+    size)."""
+    x, y, x1, y1 = box
+    centre = _centre(box)
+    grid = _grid_near(rgb, centre, GRID_MARGIN)
+    if grid is None and centre != box:
+        grid = _grid_near(rgb, box, GRID_MARGIN)
+    if grid is None:
+        grid = _grid_near(rgb, box, max(x1 - x, y1 - y))
+    return grid
 
 
 def _grid_near(rgb: Image, bbox: tuple[int, int, int, int], margin: int) -> MosaicGrid | None:
