@@ -1,24 +1,24 @@
 """Per-job CPU of the onnx backend's own work around the model, step by step, PNG decode
 and encode included, for every onnx contract, at 1024x1024 and 2048x2048.
 
-Run from the repository root: ``python bench/onnx_speed.py [--runs N] [--heavy]``.
+Run from the repository root: ``python bench/onnx_speed.py [--runs N] [--heavy]
+[--sides 1024,2048] [--only esrgan --only painted_mask]``.
 
 On a GPU the model takes milliseconds, so the CPU work around it is what limits a GPU
 worker. Each job runs the steps workers/pipeline.py runs, timed one by one as CPU time
 of this thread, the model's own CPU taken out of the step that runs it:
 
-- ``decode``: the input PNG to RGB (``pipeline._split``), the PNG written by today's
-  encoder (``pipeline.encode_png``); ``decode*`` the same picture written by the new
-  encoder (``workers/png.py``), whose files decode faster;
+- ``decode``: the input PNG to RGB (``pipeline._split``), as the workers write it
+  (``pipeline.encode_png``, workers/png.py);
 - ``mask``: DeepCreamPy's mask read as the pipeline reads it (``pipeline.read_mask``):
   exactly (``green_mask``) for hent-AI's hand-off, forgivingly (``painted_mask``) for a
   user's own paint, with the pipeline's checks;
 - ``step``: the backend's work besides the model (the inpainter's crops, tensors and
   paste; detection's letterbox and masks; ESRGAN's grid, crops and blend);
 - ``paint``: hent-AI's bars painted green (``pipeline.paint_bars``);
-- ``encode``: the result PNG (``pipeline.encode_png``); ``encode*`` with workers/png.py;
+- ``encode``: the result PNG (``pipeline.encode_png``);
 - ``ours`` = mask + step + paint (everything but PNG), fastest and median of the runs;
-- ``total`` = decode + ours + encode; ``total*`` with the new encoder's decode and encode.
+- ``total`` = decode + ours + encode.
 
 Each step's figure is its fastest run (what an idle core spends; on a busy machine
 even CPU time swells). Three bars per picture; a many-holes case (200 small holes);
@@ -65,7 +65,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from erogaki_common.images import Limits  # noqa: E402
 from erogaki_common.settings import environment, parse_settings  # noqa: E402
 from workers import pipeline  # noqa: E402
-from workers import png as new_png  # noqa: E402
 from workers.imageops import synthetic as syn  # noqa: E402
 from workers.onnx import OnnxConfig, standins  # noqa: E402
 from workers.onnx.backends import OnnxHentai  # noqa: E402
@@ -80,12 +79,7 @@ SIDES = (1024, 2048)
 BUDGET_MS = {1024: 15.0, 2048: 50.0}
 MANY_HOLES = 200
 LIMITS = Limits()
-STEPS = ("decode", "decode_new", "mask", "step", "paint", "encode", "encode_new")
-
-
-def encode_new(rgb: Any, alpha: Any = None) -> bytes:
-    """The result PNG by the new encoder (issue 13)."""
-    return new_png.encode(rgb, alpha)
+STEPS = ("decode", "mask", "step", "paint", "encode")
 
 
 @dataclass
@@ -101,14 +95,11 @@ class Row:
     ours_wall_ms: float
     job_wall_ms: float
     decode_ms: float
-    decode_new_ms: float
     mask_ms: float
     step_ms: float
     paint_ms: float
     encode_ms: float
-    encode_new_ms: float
     total_ms: float
-    total_new_ms: float
 
 
 def gpu_name() -> str:
@@ -128,8 +119,7 @@ class Job:
     picture and returns the steps' results: it calls ``clock(step)`` when each step
     starts."""
 
-    data: bytes  # the input PNG, today's encoder
-    data_new: bytes | None  # the same picture, the new encoder
+    data: bytes  # the input PNG
     work: Callable[[Any, Callable[[str], None]], tuple[Any, Any]]  # -> (picture, alpha)
 
 
@@ -140,7 +130,8 @@ def timed(job: Job, models: list[Model], runs: int) -> dict[str, float]:
 
     def once() -> tuple[dict[str, float], float, float, float]:
         cpu: dict[str, float] = dict.fromkeys(STEPS, 0.0)
-        state = {"step": "", "cpu": 0.0, "model": 0.0}
+        current = [""]  # the step being timed
+        since = {"cpu": 0.0, "model": 0.0}
         model_wall = 0.0
 
         def model_cpu() -> float:
@@ -148,10 +139,11 @@ def timed(job: Job, models: list[Model], runs: int) -> dict[str, float]:
 
         def clock(step: str) -> None:
             now, inside = time.thread_time(), model_cpu()
-            if state["step"]:
-                spent = now - state["cpu"] - (inside - state["model"])
-                cpu[str(state["step"])] += spent * 1000
-            state.update(step=step, cpu=now, model=inside)
+            if current[0]:
+                spent = now - since["cpu"] - (inside - since["model"])
+                cpu[current[0]] += spent * 1000
+            current[0] = step
+            since.update(cpu=now, model=inside)
 
         busy = sum(m.busy for m in models)
         start = time.perf_counter()
@@ -164,12 +156,6 @@ def timed(job: Job, models: list[Model], runs: int) -> dict[str, float]:
         clock("")
         wall = time.perf_counter() - start
         model_wall = sum(m.busy for m in models) - busy
-        if job.data_new is not None:
-            clock("decode_new")
-            pipeline._split(job.data_new, LIMITS)
-            clock("encode_new")
-            encode_new(picture, alpha)
-            clock("")
         ours_wall = wall - model_wall - cpu["decode"] / 1000 - cpu["encode"] / 1000
         return cpu, model_wall * 1000, ours_wall * 1000, wall * 1000
 
@@ -237,16 +223,12 @@ def pictures(side: int) -> dict[str, Any]:
             "mosaic_mask": mosaic_mask, "specks": specks, "rgba": rgba}  # fmt: skip
 
 
-def png_of(rgb: Any, exact: bool = False) -> tuple[bytes, bytes | None]:
-    """The picture as today's encoder and the new one write it (hent-AI's hand-off marked
-    exact, as the pipeline marks it)."""
+def png_of(rgb: Any, exact: bool = False) -> bytes:
+    """The picture as the workers write it (hent-AI's hand-off marked exact, as the
+    pipeline marks it)."""
     planes = (rgb[..., :3].copy(), rgb[..., 3].copy()) if rgb.shape[2] == 4 else (rgb, None)
-    today = pipeline.encode_png(*planes)
-    new = encode_new(*planes)
-    if exact:
-        today = pipeline.mark_exact(today)
-        new = pipeline.mark_exact(new) if new is not None else None
-    return today, new
+    data = pipeline.encode_png(*planes)
+    return pipeline.mark_exact(data) if exact else data
 
 
 def build(config: OnnxConfig, models_dir: Path, scratch: Path, heavy: bool) -> dict[str, Any]:
@@ -342,7 +324,12 @@ def build(config: OnnxConfig, models_dir: Path, scratch: Path, heavy: bool) -> d
 
 
 def bench(
-    config: OnnxConfig, models: dict[str, Any], side: int, runs: int, scratch: Path
+    config: OnnxConfig,
+    models: dict[str, Any],
+    side: int,
+    runs: int,
+    scratch: Path,
+    only: tuple[str, ...] = (),
 ) -> list[Row]:
     rows: list[Row] = []
     pics = pictures(side)
@@ -351,16 +338,16 @@ def bench(
     user = png_of(pics["green"])
 
     def add(contract: str, job_name: str, job: Job, used: list[Any]) -> None:
+        if only and not any(o in f"{contract}: {job_name}" for o in only):
+            return
         t = timed(job, [u.model for u in used], runs)
         keys = [k for k in contract.split("+") if k in models]
         source = "/".join(sorted({models[k][1] for k in keys})) or "-"
         provider = used[0].model.provider if used else "-"
         total = t["decode"] + t["ours"] + t["encode"]
-        total_new = t["decode_new"] + t["ours"] + t["encode_new"]
         rows.append(Row(contract, job_name, side, source, provider, t["model"], t["ours"],
                         t["ours_median"], t["ours_wall"], t["job_wall"], t["decode"],
-                        t["decode_new"], t["mask"], t["step"], t["paint"], t["encode"],
-                        t["encode_new"], total, total_new))  # fmt: skip
+                        t["mask"], t["step"], t["paint"], t["encode"], total))  # fmt: skip
 
     # The DeepCreamPy worker's step (pipeline.inpaint_green): the mask read exactly for
     # hent-AI's hand-off, forgivingly for a user's own paint, then the model.
@@ -375,12 +362,12 @@ def bench(
         return work
 
     def job(key: str, work: Callable[[Any, Callable[[str], None]], Any]) -> Job:
-        return Job(files[key][0], files[key][1], work)
+        return Job(files[key], work)
 
     for key in ("deepcreampy", "lama-512", "lama-dynamic", "migan-raw", "migan-pipeline"):
         m = models[key][0]
         add(key, "hand-off: green_mask + 3 bars", job("green", inpaint(m, True)), [m])
-        add(key, "user: painted_mask + 3 bars", Job(*user, inpaint(m, False)), [m])
+        add(key, "user: painted_mask + 3 bars", Job(user, inpaint(m, False)), [m])
         add(key, f"hand-off: green_mask + {MANY_HOLES} holes", job("specks", inpaint(m, True)),
             [m])  # fmt: skip
         if side > 1024:
@@ -453,6 +440,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per job (fastest)")
     parser.add_argument("--heavy", action="store_true", help="stand-ins with conv layers")
     parser.add_argument("--sides", default="1024,2048", help="picture sides to time")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="time only the jobs whose 'contract: job' contains this (repeatable)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cv2.setNumThreads(1)
@@ -466,27 +459,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         models = build(config, models_dir, Path(scratch), args.heavy)
         for side in (int(s) for s in args.sides.split(",")):
-            rows += bench(config, models, side, args.runs, Path(scratch))
+            rows += bench(config, models, side, args.runs, Path(scratch), tuple(args.only))
     reference = reference_ms()
     print(f"onnxruntime {ort.__version__}; {device}; our work on 1 thread; {args.runs} runs; "
           "CPU ms per step (fastest run)")  # fmt: skip
     print(f"reference: area-resizing 2048x2048 to 1024x1024 takes {reference:.1f} ms CPU here")
-    print("* = PNG by workers/png.py; budget: total <= 15 ms at 1024, 50 ms at 2048")
+    print("PNG by workers/png.py and pngread.py; budget: total <= 15 ms at 1024, 50 ms at 2048")
     print(f"{'contract':21} {'job':38} {'side':>5} {'model':8} {'model ms':>8} "
           f"{'decode':>6} {'mask':>6} {'step':>6} {'paint':>6} {'encode':>6} "
-          f"{'ours':>6} {'(med)':>6} {'total':>6} {'decode*':>7} {'encode*':>7} "
-          f"{'total*':>6}")  # fmt: skip
+          f"{'ours':>6} {'(med)':>6} {'total':>6}")  # fmt: skip
     for r in rows:
         budget = BUDGET_MS.get(r.side)
-        flag = ""
-        if budget is not None:
-            flag = "  over" if r.total_new_ms > budget else "  met*"
-            flag += " (met today)" if r.total_ms <= budget else ""
+        flag = "" if budget is None else "  over" if r.total_ms > budget else "  met"
         print(f"{r.contract:21} {r.job:38} {r.side:5} {r.source:8} {r.model_ms:8.1f} "
               f"{r.decode_ms:6.1f} {r.mask_ms:6.1f} {r.step_ms:6.1f} {r.paint_ms:6.1f} "
               f"{r.encode_ms:6.1f} {r.ours_ms:6.1f} {r.ours_median_ms:6.1f} "
-              f"{r.total_ms:6.1f} {r.decode_new_ms:7.1f} {r.encode_new_ms:7.1f} "
-              f"{r.total_new_ms:6.1f}{flag}")  # fmt: skip
+              f"{r.total_ms:6.1f}{flag}")  # fmt: skip
     if any(r.source != "real" for r in rows):
         print("stand-in model times are not the real networks'; 'ours' does not depend on them")
     print(json.dumps({
