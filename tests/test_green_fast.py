@@ -259,3 +259,44 @@ def test_paint_green_over_specks_in_every_other_square_is_one_pass(
     want[mask] = (0, 255, 0)
     assert np.array_equal(fast.paint_green(img, mask), want)
     assert len(calls) == 1
+
+
+def test_transparent_pixels_are_never_paint() -> None:
+    # An RGBA upload: a painted bar (soft edges, opaque), beside it a fully transparent
+    # patch an editor filled with pure green, and a transparent green dab ringed by an
+    # opaque half-green halo (no paint on its own) close enough to share the bar's crop.
+    scene = syn.draw_scene(41, (320, 400))
+    share = np.zeros(scene.shape[:2], np.float32)
+    cv2.rectangle(share, (60, 80), (200, 130), 1.0, -1)
+    share = cv2.GaussianBlur(share, (0, 0), 2.0)
+    rgb = blend(scene, share)
+    alpha = np.full(scene.shape[:2], 255, np.uint8)
+    alpha[200:300, 250:380] = 0
+    rgb[200:300, 250:380] = syn.GREEN
+    alpha[140:150, 210:220] = 0
+    rgb[140:150, 210:220] = syn.GREEN
+    halo = np.zeros(scene.shape[:2], bool)
+    halo[136:154, 206:224] = True
+    halo[140:150, 210:220] = False
+    rgb[halo] = blend(rgb, np.full(scene.shape[:2], 0.5, np.float32))[halo]
+    # The bar's soft top edge hidden: its blends are unseen, so no part of the mask.
+    alpha[72:80, 60:200] = 0
+
+    mask = fast.painted_mask(rgb, alpha)
+    assert not mask[alpha == 0].any()
+    assert not mask[halo].any()
+    # The bar is read as it is without the transparent patches' green.
+    alone = blend(scene, share)
+    want = fast.painted_mask(alone)
+    assert want[100:110, 100:160].all()
+    assert want[72:80, 60:200].any()
+    np.testing.assert_array_equal(mask[80:, :200], want[80:, :200])
+    # Without the alpha plane the transparent green is paint (as before), and a fully
+    # opaque plane changes nothing.
+    assert fast.painted_mask(rgb)[200:300, 250:380].all()
+    opaque = np.full(scene.shape[:2], 255, np.uint8)
+    np.testing.assert_array_equal(fast.painted_mask(rgb, opaque), fast.painted_mask(rgb))
+    # Green only where nothing shows: no paint at all.
+    hidden = scene.copy()
+    hidden[alpha == 0] = syn.GREEN
+    assert not fast.painted_mask(hidden, alpha).any()

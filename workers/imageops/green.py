@@ -383,7 +383,7 @@ def _paint(rgb: Image, candidates: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return out
 
 
-def painted_mask(rgb: Image) -> Mask:
+def painted_mask(rgb: Image, alpha: NDArray[np.uint8] | None = None) -> Mask:
     """The regions a person painted green, forgiving how they were painted.
 
     Exact (0, 255, 0) is what DeepCreamPy asks for, but brushes have soft edges and
@@ -393,6 +393,10 @@ def painted_mask(rgb: Image) -> Mask:
     reaches the paint through other such pixels; a drawn green beside the paint is its
     own background, so it does not. Exact green is always paint, even a single pixel.
 
+    With the picture's ``alpha`` plane, fully transparent pixels are never paint (an
+    editor may keep any colour under them, pure green included): they neither start nor
+    join the mask.
+
     One pass over the picture finds candidates for paint; everything else is done around
     them, so the cost follows the painted area, not the picture.
     """
@@ -400,6 +404,12 @@ def painted_mask(rgb: Image) -> Mask:
     h, w = rgb.shape[:2]
     out = np.zeros((h, w), bool)
     candidates = np.asarray(cv2.inRange(rgb, _CANDIDATE_LO, _CANDIDATE_HI), np.uint8)
+    opaque = None
+    if alpha is not None:
+        # Where any of the pixel shows (255, then 1 in place).
+        shows = np.asarray(cv2.threshold(alpha, 0, 255, cv2.THRESH_BINARY)[1], np.uint8)
+        cv2.bitwise_and(candidates, shows, dst=candidates)
+        opaque = _as_mask(shows)
     cell = _CLUSTER_PX
     found = cells(candidates, cell)
     if not found.any():
@@ -414,6 +424,9 @@ def painted_mask(rgb: Image) -> Mask:
         x1, y1 = min(int(x + bw) * cell, w), min(int(y + bh) * cell, h)
         cx0, cy0, cx1, cy1 = max(x0 - 2, 0), max(y0 - 2, 0), min(x1 + 2, w), min(y1 + 2, h)
         part = _paint(rgb[cy0:cy1, cx0:cx1], candidates[cy0:cy1, cx0:cx1])
+        if opaque is not None:
+            # Exact green is paint even where it is no candidate: not where it is unseen.
+            part &= opaque[cy0:cy1, cx0:cx1]
         paint[y0:y1, x0:x1] |= part[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
     m = _EDGE_PX + _RIM_PX + 1
     for y0, y1, x0, x1 in _windows(paint):
@@ -428,6 +441,8 @@ def painted_mask(rgb: Image) -> Mask:
             wx1, wy1 = min(x0 + box[2] + reach, x1), min(y0 + box[3] + reach, y1)
             read = _read_window(rgb[wy0:wy1, wx0:wx1], paint[wy0:wy1, wx0:wx1], rounds)
             if read is not None:
+                if opaque is not None:
+                    read &= opaque[wy0:wy1, wx0:wx1]
                 out[wy0:wy1, wx0:wx1] |= read
                 break
     return out
