@@ -221,6 +221,28 @@ def test_a_rim_read_slice_by_slice_is_read_as_before(monkeypatch: pytest.MonkeyP
         same(syn.jpeg(painted, 85))
 
 
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_a_rim_read_outwards_a_few_steps_then_at_once_is_read_as_before(
+    monkeypatch: pytest.MonkeyPatch, steps: int
+) -> None:
+    """Rims are read outwards from the paint, blend by blend, and past a number of steps
+    all at once: either way the same pixels (feathers, JPEG fringes, strokes beside)."""
+    monkeypatch.setattr(fast, "_MAX_STEPS", steps)
+    scene = syn.draw_scene(13, (300, 340))
+    alpha = np.zeros(scene.shape[:2], np.float32)
+    cv2.line(alpha, (20, 40), (300, 200), 1.0, 24)
+    cv2.circle(alpha, (80, 220), 35, 1.0, -1)
+    cv2.rectangle(alpha, (220, 30), (320, 80), 1.0, -1)
+    for soft in (0.0, 2.0, 6.0):
+        shares = cv2.GaussianBlur(alpha, (0, 0), soft) if soft else alpha
+        painted = blend(scene, np.clip(shares * 1.3, 0, 1))
+        # A dark stroke into the paint, a green leaf beside it.
+        cv2.line(painted, (150, 140), (200, 250), (20, 30, 20), 3)
+        cv2.circle(painted, (270, 250), 20, (40, 200, 60), -1)
+        same(painted)
+        same(syn.jpeg(painted, 75))
+
+
 def test_paint_all_over_a_picture_is_read_in_bounded_memory() -> None:
     """A checkerboard of paint over a whole 1024 px picture: nearly every pixel is in
     the rim. Read all at once its float temporaries peaked at 154 MB (the whole-picture

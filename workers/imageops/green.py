@@ -6,6 +6,8 @@ forgives that (``green_mask``), while ``paint_green`` writes exact (0, 255, 0).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -294,37 +296,103 @@ def _read_rim(
     edge_px: float = _EDGE_PX,
     reaches: tuple[int, ...] | None = None,
     min_alpha: float | None = None,
-) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
-    """``core`` and the blends around it that reach it (one round), and the distances
-    from ``core`` of the pixels added. Pixels are addressed by flat index."""
+    dist: NDArray[np.float32] | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32]]:
+    """``core`` and the blends around it that reach it (one round), the distances from
+    ``core`` of the pixels added, and of every pixel (``dist``, when given, is that of
+    ``core``). Pixels are addressed by flat index."""
     # Distance of every pixel from the paint: the rim and the rings beyond are its levels.
-    dist = np.asarray(cv2.distanceTransform((core == 0).view(np.uint8), cv2.DIST_L2, 3), np.float32)
+    if dist is None:
+        dist = np.asarray(
+            cv2.distanceTransform((core == 0).view(np.uint8), cv2.DIST_L2, 3), np.float32
+        )
     flat = dist.reshape(-1)
-    # Outside the paint every distance is at least 0.955: (0, edge_px] is [0.5, edge_px].
-    rim = np.flatnonzero(np.asarray(cv2.inRange(dist, 0.5, float(edge_px))))
-    if not len(rim):
-        return core, np.zeros(0, np.float32)
-    d = flat[rim]
+    h, w = dist.shape
     if reaches is None:
         reaches = _REACHES if first else _FEATHER_REACHES
-    # Each rim pixel is read on its own, so a rim covering most of a large picture
-    # (specks or a checkerboard of paint all over) is read a slice at a time: its
-    # float temporaries, some 200 bytes a pixel, would otherwise all be held at once.
-    ok = np.empty(len(rim), bool)
-    for at in range(0, len(rim), _RIM_SLICE):
-        part = slice(at, at + _RIM_SLICE)
-        ok[part] = _rim_blends(
-            channels, dist, rim[part], d[part], first, edge_px, reaches, min_alpha
-        )
-    added, add_d = rim[ok], d[ok]
-    if not len(added):
-        return core, add_d
+    # Outside the paint every distance is at least 0.955: (0, edge_px] is [0.5, edge_px].
+    # 1 for rim pixels not read yet, 0 for the others.
+    unread = np.asarray(cv2.inRange(dist, 0.5, float(edge_px)), np.uint8).reshape(-1)
+    np.right_shift(unread, 7, out=unread)
+
+    def read(at: NDArray[np.intp]) -> NDArray[np.bool_]:
+        # Each rim pixel is read on its own, so a rim covering most of a large picture
+        # (specks or a checkerboard of paint all over) is read a slice at a time: its
+        # float temporaries, some 200 bytes a pixel, would otherwise all be held at once.
+        unread[at] = 0
+        d = flat[at]
+        ok = np.empty(len(at), bool)
+        for start in range(0, len(at), _RIM_SLICE):
+            part = slice(start, start + _RIM_SLICE)
+            ok[part] = _rim_blends(
+                channels, dist, at[part], d[part], first, edge_px, reaches, min_alpha
+            )
+        return ok
+
+    # Only blends that reach the paint through other blends join it: a green leaf beside
+    # it, cut off by its outline, stays. So the rim is read outwards from the pixels next
+    # to the paint, each step the unread rim pixels next to the blends the last one
+    # found (a blend elsewhere would not join, so it is never read): what joins is what
+    # reading the whole rim and keeping the blends 8-connected to the paint gave, and a
+    # hard edge costs its outline only.
+    frontier = np.flatnonzero(np.asarray(cv2.inRange(dist, 0.5, min(_ADJACENT, edge_px))))
+    frontier = frontier[unread[frontier] > 0]
+    kept: list[NDArray[np.intp]] = []
+    steps = 0
+    while frontier.size:
+        new = frontier[read(frontier)]
+        if not new.size:
+            break
+        kept.append(new)
+        steps += 1
+        if steps >= _MAX_STEPS:
+            # A long winding trail of blends: the rest of the rim at once.
+            return _join_all(core, kept, flat, unread, read)
+        frontier = _unread_neighbours(new, unread, h, w)
+    if not kept:
+        return core, np.zeros(0, np.float32), dist
+    joined = np.concatenate(kept)
+    found = core.copy()
+    found.reshape(-1)[joined] = 1
+    return found, flat[joined], dist
+
+
+# Steps of reading a rim outwards after which the rest of it is read at once.
+_MAX_STEPS = 32
+_NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+
+
+def _unread_neighbours(
+    at: NDArray[np.intp], unread: NDArray[np.uint8], h: int, w: int
+) -> NDArray[np.intp]:
+    """The unread rim pixels 8-adjacent to the flat indices ``at``, once each."""
+    ys, xs = np.divmod(at, w)
+    found = []
+    for dy, dx in _NEIGHBOURS:
+        yy, xx = ys + dy, xs + dx
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        near = (yy * w + xx)[inside]
+        found.append(near[unread[near] > 0])
+    out: NDArray[np.intp] = np.unique(np.concatenate(found))
+    return out
+
+
+def _join_all(
+    core: NDArray[np.uint8],
+    kept: list[NDArray[np.intp]],
+    flat: NDArray[np.float32],
+    unread: NDArray[np.uint8],
+    read: Callable[[NDArray[np.intp]], NDArray[np.bool_]],
+) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32]]:
+    """``_read_rim``'s answer from every blend of the rim: those found so far, and the
+    rest read at once, kept when 8-connected to the paint through blends."""
+    rest = np.flatnonzero(unread)
+    added = np.concatenate([*kept, rest[read(rest)]])
     blend = core.copy()
     blend.reshape(-1)[added] = 1
-    # Only blends that reach the paint through other blends: a green leaf beside it, cut
-    # off by its outline, stays. A group of blends holds paint exactly when one of its
-    # blends is next to the paint (the path from any blend to the paint enters it from
-    # such a one).
+    # A group of blends holds paint exactly when one of its blends is next to the paint
+    # (the path from any blend to the paint enters it from such a one).
+    add_d = flat[added]
     k, lab = cv2.connectedComponents(blend, connectivity=8)
     labels = np.asarray(lab).reshape(-1).take(added)
     touching = np.zeros(k, bool)
@@ -332,7 +400,7 @@ def _read_rim(
     keep = touching[labels]
     found = core.copy()
     found.reshape(-1)[added[keep]] = 1
-    return found, add_d[keep]
+    return found, add_d[keep], flat.reshape(core.shape)
 
 
 def _read_window(
@@ -342,8 +410,10 @@ def _read_window(
     paint is feathered and ``rounds`` is 1 (the window is then too small to read it)."""
     channels = _channels(win)
     found = np.ascontiguousarray(core)
+    dist = None
     for round_ in range(_ROUNDS):
-        found, reached = _read_rim(channels, found, first=round_ == 0)
+        before = found
+        found, reached, dist = _read_rim(channels, found, first=round_ == 0)
         # A feather still going on at the edge of the rim takes another round; JPEG's
         # fringe and a hard edge are done in one.
         if round_ == 0:
@@ -355,7 +425,10 @@ def _read_window(
             break
     # The brush's faint tail right beside what was found: over strongly coloured paper
     # (pinks) even a tenth of green shows, and ringing does not reach back this close.
-    found, _ = _read_rim(channels, found, False, _TAIL_PX, _TAIL_REACHES, _TAIL_ALPHA)
+    # (Where the last round added nothing, the distances from what was found are the
+    # ones it measured.)
+    same = dist if found is before else None
+    found, _, _ = _read_rim(channels, found, False, _TAIL_PX, _TAIL_REACHES, _TAIL_ALPHA, same)
     # The last pixels of a rim, still greenish, right beside what was found.
     rim = np.asarray(cv2.dilate(found, np.ones((2 * _RIM_PX + 1,) * 2, np.uint8)), np.uint8)
     ys, xs = np.nonzero(np.asarray(cv2.subtract(rim, found)))
