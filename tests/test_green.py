@@ -140,3 +140,20 @@ def test_hentais_hand_off_is_read_exactly() -> None:
     restored, found_bars = pipeline.auto(png(mosaicked), CpuHentai(), LIMITS, {})
     assert not found_bars and not pipeline.is_marked_exact(restored)
     assert np.array_equal(pixels_of(handed), pixels_of(png(pixels_of(handed))))
+
+
+def test_transparent_green_of_an_rgba_upload_is_not_paint() -> None:
+    # Editors keep whatever colour under fully transparent pixels; pure green there
+    # is not a person's paint, and filling it would change pixels nobody censored.
+    rgb = syn.draw_scene(31, (160, 200))
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    img = rgb.copy()
+    img[10:50, 10:60] = (0, 255, 0)  # transparent corner holding pure green
+    alpha[10:50, 10:60] = 0
+    img[90:130, 120:170] = (0, 255, 0)  # real paint, opaque
+    rgba = np.dstack([img, alpha])
+    out = pixels_of(pipeline.inpaint_green(png(rgba, "RGBA"), CpuDeepCreamPy(), LIMITS, {}))
+    assert out.shape[2] == 4 and np.array_equal(out[..., 3], alpha)
+    # The paint is filled, the transparent green is left as it was.
+    assert not green_mask(np.ascontiguousarray(out[90:130, 120:170, :3])).any()
+    assert np.array_equal(out[10:50, 10:60, :3], img[10:50, 10:60])

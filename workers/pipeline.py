@@ -23,6 +23,9 @@ from workers.backend import DeepCreamPyBackend, HentaiBackend, Image, Mask
 from workers.imageops import green_mask, paint_green, painted_mask
 from workers.imageops.green import paint_green_into
 
+# A picture's alpha plane, None when it has none.
+Alpha = NDArray[np.uint8] | None
+
 Timings = dict[str, float]
 
 # Inpainting fills from what is left: with less than this share of the picture
@@ -73,13 +76,13 @@ def _run(
     limits: Limits,
     timings: Timings,
     step: str,
-    work: Callable[[Image], Image],
+    work: Callable[[Image, Alpha], Image],
     exact: Callable[[], bool] = lambda: False,
 ) -> bytes:
     with _timed(timings, "decode"):
         rgb, alpha = _split(data, limits)
     with _timed(timings, step):
-        out = work(rgb)
+        out = work(rgb, alpha)
     with _timed(timings, "encode"):
         return encode_png(out, alpha, _EXACT_TEXT if exact() else None)
 
@@ -111,7 +114,7 @@ def is_marked_exact(data: bytes) -> bool:
 def mask_bars(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timings) -> bytes:
     """hent-AI ``bar``: the PNG with every censor bar painted pure green."""
 
-    def work(rgb: Image) -> Image:
+    def work(rgb: Image, alpha: Alpha) -> Image:
         mask = backend.detect_bars(rgb)
         if not mask.any():
             raise ProcessingError(
@@ -125,7 +128,7 @@ def mask_bars(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timi
 def restore_mosaic(data: bytes, backend: HentaiBackend, limits: Limits, timings: Timings) -> bytes:
     """hent-AI ``mosaic``: the decensored PNG."""
 
-    def work(rgb: Image) -> Image:
+    def work(rgb: Image, alpha: Alpha) -> Image:
         restored, mask = backend.restore_mosaic(rgb)
         if not mask.any():
             raise ProcessingError(
@@ -143,7 +146,7 @@ def auto(
     whether bars were found (then the job goes on to inpainting)."""
     found_bars = False
 
-    def work(rgb: Image) -> Image:
+    def work(rgb: Image, alpha: Alpha) -> Image:
         nonlocal found_bars
         restored, mosaic, bars = backend.auto(rgb)
         found_bars = bool(bars.any())
@@ -168,17 +171,18 @@ def inpaint_green(
     """
     exact = is_marked_exact(data)
 
-    def work(rgb: Image) -> Image:
-        return backend.inpaint(rgb, read_mask(rgb, exact))
+    def work(rgb: Image, alpha: Alpha) -> Image:
+        return backend.inpaint(rgb, read_mask(rgb, exact, alpha))
 
     return _run(data, limits, timings, "inpaint", work)
 
 
-def read_mask(rgb: Image, exact: bool) -> Mask:
+def read_mask(rgb: Image, exact: bool, alpha: Alpha = None) -> Mask:
     """The green regions DeepCreamPy fills: exact green for hent-AI's hand-off, paint
-    read forgivingly for a person's; ``ProcessingError`` when there is none, or nothing
+    read forgivingly for a person's (never where ``alpha`` is 0: an editor may keep any
+    colour under transparent pixels); ``ProcessingError`` when there is none, or nothing
     is left to fill it from."""
-    mask = green_mask(rgb) if exact else painted_mask(rgb)
+    mask = green_mask(rgb) if exact else painted_mask(rgb, alpha)
     painted = np.count_nonzero(mask)
     if not painted:
         raise ProcessingError(
