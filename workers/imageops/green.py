@@ -216,12 +216,11 @@ def _blends(px: Planes, bg: Planes, min_alpha: float = _MIN_ALPHA) -> NDArray[np
     return out
 
 
-def _windows(paint: NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
-    """(y0, y1, x0, x1) around each cluster of paint (cells of _CLUSTER_PX px that hold
-    paint, joined when they touch)."""
-    h, w = paint.shape
+def _windows(held: NDArray[np.uint8], h: int, w: int) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) around each cluster of paint (``held``: the cells of _CLUSTER_PX
+    px that hold paint, in an h x w picture; joined when they touch)."""
     cell = _CLUSTER_PX
-    occupied = np.asarray(cv2.dilate(cells(paint, cell), np.ones((3, 3), np.uint8)), np.uint8)
+    occupied = np.asarray(cv2.dilate(held, np.ones((3, 3), np.uint8)), np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(occupied, connectivity=8)
     return [
         (int(y) * cell, min(int(y + bh) * cell, h), int(x) * cell, min(int(x + bw) * cell, w))
@@ -487,22 +486,29 @@ def painted_mask(rgb: Image, alpha: NDArray[np.uint8] | None = None) -> Mask:
     found = cells(candidates, cell)
     if not found.any():
         return out
-    # Paint is read in crops around the candidates' cells (the opening looks 1 px
-    # around each pixel, so each crop has 2 px more on every side and only its cells'
-    # pixels are kept); nothing outside them is paint.
+    # Paint is read in crops around the candidates of each group of cells: their box
+    # grown by the pixel the opening may add (paint lies there or nowhere), and 2 px
+    # more for the opening to look 1 px around each of those pixels; the cells that
+    # hold paint are noted as the crops are written, for the windows.
     paint = np.zeros((h, w), np.uint8)
+    held = np.zeros_like(found)
     _, _, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
     for x, y, bw, bh, _ in stats[1:]:
         x0, y0 = int(x) * cell, int(y) * cell
         x1, y1 = min(int(x + bw) * cell, w), min(int(y + bh) * cell, h)
-        cx0, cy0, cx1, cy1 = max(x0 - 2, 0), max(y0 - 2, 0), min(x1 + 2, w), min(y1 + 2, h)
+        tight = bounds(candidates[y0:y1, x0:x1], 1)
+        if tight is None:
+            continue
+        px0, py0, px1, py1 = x0 + tight[0], y0 + tight[1], x0 + tight[2], y0 + tight[3]
+        cx0, cy0, cx1, cy1 = max(px0 - 2, 0), max(py0 - 2, 0), min(px1 + 2, w), min(py1 + 2, h)
         part = _paint(rgb[cy0:cy1, cx0:cx1], candidates[cy0:cy1, cx0:cx1])
         if opaque is not None:
             # Exact green is paint even where it is no candidate: not where it is unseen.
             part &= opaque[cy0:cy1, cx0:cx1]
-        paint[y0:y1, x0:x1] |= part[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+        paint[py0:py1, px0:px1] |= part[py0 - cy0 : py1 - cy0, px0 - cx0 : px1 - cx0]
+        held[y : y + bh, x : x + bw] |= cells(paint[y0:y1, x0:x1], cell)
     m = _EDGE_PX + _RIM_PX + 1
-    for y0, y1, x0, x1 in _windows(paint):
+    for y0, y1, x0, x1 in _windows(held, h, w):
         y0, y1, x0, x1 = max(y0 - m, 0), min(y1 + m, h), max(x0 - m, 0), min(x1 + m, w)
         box = bounds(paint[y0:y1, x0:x1])
         if box is None:
