@@ -2,7 +2,7 @@
 
 Run from the repository root: ``python bench/quality.py`` (``PYTHONPATH=.`` until the project
 is installed). ``--only bars,mosaic`` runs some sections (bars, mosaic, green, uncensored,
-both) for a quicker look while tuning one detector. ``--legacy`` adds the older section on
+both, free) for a quicker look while tuning one detector. ``--legacy`` adds the older section on
 synthetic scenes and scikit-image samples that calls the detectors directly (detection IoU,
 fill methods compared). ``--seed-base N`` (default 1000) moves every seed: pictures are drawn
 from N + i, bars from N + 1000 + i, and so on, so ``--seed-base 5000`` is a held-out set no
@@ -19,6 +19,12 @@ it finds bars (auto mode, when ``workers.pipeline.auto`` exists), with
 ``workers.cpu_backend``'s classes and default ``Limits``, fed PNG or JPEG bytes as users
 upload them (JPEG at quality 80, 90 or 95, made after censoring). Whatever detectors are in
 the tree when it runs are what it measures.
+
+The ``free`` section is the outside view: bars laid freely, not after the compound layouts
+the detector's rules were written from (``drawn.censor_free``: several bars at any angle,
+crossing or not, a bar inside a contrasting rim, one anti-aliased bar, thin bars 1.2-2 % of
+the short side), on page-sized pictures (700x700 to 1000x1400) in PNG and JPEG 80-92, with
+16 of the same pictures uncensored for false detections.
 
 Figures, per case and averaged:
 
@@ -95,7 +101,9 @@ UNCENSORED = 20
 BOTH_CASES = 12
 PHOTOS = ("coffee", "chelsea", "rocket", "immunohistochemistry")
 PHOTO_BLOCKS = ((8, 16, 24), (6, 12, 20), (10, 14, 18), (8, 12, 24))
-SECTIONS = ("bars", "mosaic", "green", "uncensored", "both")
+FREE_CASES = 48
+FREE_CLEAN = 16
+SECTIONS = ("bars", "mosaic", "green", "uncensored", "both", "free")
 DEFAULT_SEED_BASE = 1000
 
 
@@ -494,6 +502,35 @@ def bench_both(pics: list[drawn.Drawing]) -> Section:
     return sec
 
 
+def bench_free() -> tuple[Section, Section]:
+    """Bars laid freely (drawn.censor_free) on page-sized pictures, and the same pictures
+    uncensored: not the layouts the detector's rules were written from."""
+    sec = Section("bars laid freely, page sizes (bar mode)", ("recall", "gain dB", "out %"))
+    clean = Section("uncensored, page sizes: share of pixels changed", ("bar %",))
+    for i in range(FREE_CASES):
+        size = drawn.FREE_SIZES[i % len(drawn.FREE_SIZES)]
+        pic = drawn.draw_art(seed(40000 + i), size, drawn.THEMES[i % len(drawn.THEMES)])
+        kind = drawn.FREE_KINDS[(i // len(drawn.FREE_SIZES)) % len(drawn.FREE_KINDS)]
+        cen = drawn.censor_free(pic, seed(41000 + i), kind)
+        variant = ("png", "jpeg85", "jpeg92", "jpeg80")[i % 4]
+        data, inp = bytes_of(cen.image, variant)
+        res = run_bar(data, inp)
+        f = {
+            "recall": recall(res.found, cen.bars),
+            "gain dB": gain(res.out, inp, cen.clean, cen.bar_touch),
+            "out %": changed_outside(res.out, inp, cen.bar_touch),
+        }
+        rgb = ",".join(str(c) for c in cen.colour or ())
+        sec.add(
+            f"{i:02d} {kind}/rgb({rgb})/{pic.theme}/{size[1]}x{size[0]}/{variant}", f, res.error
+        )
+        if i < FREE_CLEAN:
+            data, inp = bytes_of(pic.image, variant)
+            ch = changed(run_bar(data, inp).out, inp)
+            clean.add(f"{i:02d} {pic.theme}/{size[1]}x{size[0]}/{variant}", {"bar %": ch.mean()})
+    return sec, clean
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -643,6 +680,28 @@ def summary(secs: dict[str, Section], seconds: float, cpu: float) -> dict[str, A
             shown = f"{100 * m:.3f} %" if key.endswith("%") else f"{m:.3f}"
             shown = f"{m:+.2f} dB" if key.endswith("dB") else shown
             row(f"auto, bars + mosaic: {label}", f"both:{key.replace(' ', '_')}", m, shown, target)
+    if "free" in secs:
+        fr = secs["free"]
+        rec = fr.values("recall")
+        m, low = float(np.mean(rec)), sum(r < 0.8 for r in rec)
+        row("bars laid freely: recall, mean", "free:recall", m, f"{m:.3f}", ">= 0.95")
+        row("  pictures below 0.8", "free:below_0.8", low, f"{low} of {len(rec)}", "0")
+        for kind in drawn.FREE_KINDS:
+            m = fr.mean("recall", lambda n, k=kind: n.split()[1].startswith(k + "/"))
+            row(f"  {kind}", f"free/{kind}:recall", m, f"{m:.3f}")
+        g = fr.mean("gain dB")
+        row("  PSNR gain inside bars", "free:gain_db", g, f"{g:+.2f} dB", ">= +3 dB")
+        o = fr.values("out %")
+        row("  changed outside, max", "free:outside_max", max(o), f"{100 * max(o):.3f} %", "0")
+    if "free_clean" in secs:
+        v = secs["free_clean"].values("bar %")
+        row(
+            "uncensored, page sizes, bar mode: max",
+            "free_clean:bar_max",
+            max(v),
+            f"{100 * max(v):.3f} %",
+            "<= 0.5 %",
+        )
     if AUTO is None:
         lines.append(("auto mode", "skipped: no workers.pipeline.auto", ""))
     fig["seed_base"] = DEFAULT_SEED_BASE + OPTS.shift
@@ -714,9 +773,14 @@ def main() -> None:
         done("uncensored", bench_uncensored(pics, shots))
     if "both" in want and AUTO:
         done("both", bench_both(pics))
+    if "free" in want:
+        free, free_clean = bench_free()
+        done("free", free)
+        done("free_clean", free_clean)
     fig = summary(secs, time.perf_counter() - t0, time.process_time() - c0)
     worst_of = (
         ("bars:recall", "bars", "recall", 8, True),
+        ("free:recall", "free", "recall", 8, True),
         ("mosaic_drawn:gain_db", "mosaic_drawn", "gain dB", 5, True),
         ("green:core", "green", "core", 3, True),
         ("uncensored:bar", "uncensored", "bar %", 3, False),

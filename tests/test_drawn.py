@@ -197,3 +197,30 @@ def test_unknown_names_are_refused() -> None:
         drawn.draw_art(1, (64, 64), "sepia")
     with pytest.raises(ValueError, match="layout"):
         drawn.censor_bars(drawn.draw_art(1, (128, 128)), 1, "zigzag", "black")
+
+
+@pytest.mark.parametrize("kind", drawn.FREE_KINDS)
+def test_free_bars_are_what_they_say(kind: str) -> None:
+    size = drawn.FREE_SIZES[0]
+    pic = drawn.draw_art(3, size)
+    cen = drawn.censor_free(pic, 11, kind)
+    assert cen.image.shape[:2] == size and cen.label == f"free/{kind}"
+    count = {"multi": (2, 4), "rim": (1, 1), "aa": (1, 1), "thin": (3, 5)}[kind]
+    assert count[0] <= len(cen.boxes) <= count[1]
+    short = min(size)
+    for box in cen.boxes:
+        lo, hi = (0.012, 0.02) if kind == "thin" else (0.025, 0.07)
+        assert lo * short <= box.thickness <= hi * short
+    # Nothing but the bars changes; inside them (their anti-aliased rim aside) every
+    # pixel is the bar's one colour, or the rim's opposite lightness.
+    assert np.array_equal(cen.image[~cen.bar_touch], pic.image[~cen.bar_touch])
+    solid = cv2.erode(cen.bars.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    wanted = [cen.colour] + ([(255, 255, 255), (0, 0, 0)] if kind == "rim" else [])
+    hits = np.zeros(solid.sum(), bool)
+    for colour in wanted:
+        hits |= (cen.image[solid] == np.array(colour)).all(axis=1)
+    # (With a rim, the bar's own anti-aliased edge lies inside the truth.)
+    assert hits.mean() > (0.85 if kind == "rim" else 0.97)
+    assert not cen.mosaic.any() and (cen.bars <= cen.bar_touch).all()
+    with pytest.raises(ValueError):
+        drawn.censor_free(pic, 11, "sideways")

@@ -22,6 +22,8 @@ Functions:
   ``hatch`` (over hatching). Bars are placed over the figure, never centred on the hair.
 - ``censor_bars(drawing, seed, layout, colour)``: bars painted in one flat colour
   (``BAR_COLOURS`` or any RGB); truth masks in the returned ``Censored``.
+- ``censor_free(drawing, seed, kind)``: bars laid freely (``FREE_KINDS``: several at any
+  angle, a rimmed bar, one anti-aliased bar, thin bars) on pictures of ``FREE_SIZES``.
 - ``censor_mosaic(picture, seed, block, phase)``: one pixelated region (cell means on a grid
   of ``block`` px offset by ``phase``) on a ``Drawing`` or any RGB picture (photos too);
   truth = the whole cells changed.
@@ -861,6 +863,75 @@ def censor_bars(
         0,
         (0, 0),
         f"bars/{layout}",
+    )
+
+
+# Free placement (``censor_free``): bars as people lay them when no layout guides them.
+FREE_KINDS = ("multi", "rim", "aa", "thin")
+# Page-like sizes (height, width), unlike the layouts' squares.
+FREE_SIZES: tuple[tuple[int, int], ...] = ((900, 1300), (1400, 1000), (700, 700), (1200, 1200))
+FREE_COLOURS: tuple[RGB, ...] = (
+    (0, 0, 0),
+    (255, 255, 255),
+    (20, 20, 30),
+    (240, 240, 240),
+    (200, 30, 40),
+    (30, 60, 160),
+    (128, 128, 128),
+    (250, 180, 200),
+)
+
+
+def censor_free(drawing: Drawing, seed: int, kind: str) -> Censored:
+    """``drawing`` censored with bars laid freely over its figure, as ``kind`` says:
+
+    ``multi``: 2-4 bars at any angle in -60..60 degrees, anywhere, crossing or not;
+    ``rim``: one bar inside a 3 px rim of the opposite lightness (black or white);
+    ``aa``: one bar at any angle in -60..60 degrees;
+    ``thin``: 3-5 bars 1.2-2 % of the short side thick (most tools' thinnest brush).
+    Colour from ``FREE_COLOURS``; all anti-aliased. The rim counts as bar in the truth.
+    """
+    if kind not in FREE_KINDS:
+        raise ValueError(f"unknown kind {kind!r}")
+    rng = np.random.default_rng(seed)
+    h, w = drawing.image.shape[:2]
+    s = float(min(h, w))
+    colour = FREE_COLOURS[int(rng.integers(len(FREE_COLOURS)))]
+    n = {"multi": int(rng.integers(2, 5)), "rim": 1, "aa": 1, "thin": int(rng.integers(3, 6))}
+    canvas = drawing.image.astype(np.float32)
+    cover = np.zeros((h, w), np.float32)
+    boxes: list[Box] = []
+    ys, xs = np.nonzero(drawing.subject)
+    for _ in range(n[kind]):
+        k = int(rng.integers(ys.size))
+        length = s * rng.uniform(0.12, 0.35)
+        thick = s * (rng.uniform(0.012, 0.02) if kind == "thin" else rng.uniform(0.025, 0.07))
+        if kind in ("aa", "multi"):
+            angle = float(rng.uniform(-60, 60))
+        else:
+            angle = float(rng.choice([0.0, 90.0, 15.0, -20.0]))
+        bar = Box(float(xs[k]), float(ys[k]), length, thick, angle)
+        if kind == "rim":
+            rim = _box_cover(h, w, bar._replace(length=length + 6, thickness=thick + 6))
+            _paint(canvas, rim, (255, 255, 255) if sum(colour) < 300 else (0, 0, 0))
+            cover = np.maximum(cover, rim)
+        one = _box_cover(h, w, bar)
+        _paint(canvas, one, colour)
+        cover = np.maximum(cover, one)
+        boxes.append(bar)
+    img: Image = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+    none = np.zeros((h, w), bool)
+    return Censored(
+        drawing.image,
+        img,
+        cover >= 0.5,
+        cover > 0,
+        none,
+        colour,
+        tuple(boxes),
+        0,
+        (0, 0),
+        f"free/{kind}",
     )
 
 
