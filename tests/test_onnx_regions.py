@@ -10,7 +10,15 @@ from numpy.typing import NDArray
 
 from workers.onnx import regions
 from workers.onnx.esrgan import _feather
-from workers.onnx.regions import Components, Labels, bounds, grow, resize_window
+from workers.onnx.regions import (
+    Components,
+    Labels,
+    bounds,
+    grow,
+    resize_window,
+    shrink_any,
+    source_window,
+)
 
 
 def random_mask(rng: np.random.Generator) -> NDArray[np.bool_]:
@@ -154,3 +162,62 @@ def test_resize_window_is_the_window_of_the_whole_resize() -> None:
         got = resize_window(image, (h, w), (x0, y0, x1, y1))
         assert got.shape == (y1 - y0, x1 - x0, 3)
         assert np.abs(got.astype(int) - whole[y0:y1, x0:x1]).max() <= 1
+
+
+def test_resize_window_of_a_part_is_the_window_of_the_whole_resize() -> None:
+    """Given only the part of the source ``source_window`` names (a model's output need
+    only be decoded there), the window is what resizing the whole gives, within the
+    level ``resize_window`` already allows (sampling positions rounded to 1/32 px), and
+    a small window needs a small part."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        sh, sw = (int(v) for v in rng.integers(8, 300, 2))
+        image = cv2.GaussianBlur(rng.integers(0, 256, (sh, sw, 3), dtype=np.uint8), (5, 5), 2)
+        h, w = sh + int(rng.integers(0, 400)), sw + int(rng.integers(0, 400))
+        x0, y0 = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
+        x1, y1 = (
+            int(rng.integers(x0 + 1, min(x0 + 120, w) + 1)),
+            int(rng.integers(y0 + 1, min(y0 + 120, h) + 1)),
+        )
+        part = source_window((sh, sw), (h, w), (x0, y0, x1, y1))
+        px0, py0, px1, py1 = part
+        assert 0 <= px0 < px1 <= sw and 0 <= py0 < py1 <= sh
+        if (sh, sw) == (h, w):
+            assert part == (x0, y0, x1, y1)
+        else:  # the taps of the window's pixels and no more than 3 px beyond each side
+            assert px1 - px0 <= (x1 - x0) * sw / w + 7 and py1 - py0 <= (y1 - y0) * sh / h + 7
+        whole = cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
+        got = resize_window(image[py0:py1, px0:px1], (h, w), (x0, y0, x1, y1), part, (sh, sw))
+        assert got.shape == (y1 - y0, x1 - x0, 3)
+        assert np.abs(got.astype(int) - whole[y0:y1, x0:x1]).max() <= 1
+
+
+def test_shrink_any_marks_every_pixel_that_averages_any_of_the_mask() -> None:
+    """A hole shrunk with the picture stays hole wherever a shrunk pixel averages over
+    any of it: exactly where OpenCV's area average of the mask (in floats) is above 0.
+    The 8-bit average it replaces dropped the pixels whose share of hole was under
+    1/510 (rounded to 0): those, and only those, are added."""
+    rng = np.random.default_rng(12)
+    added = 0
+    for case in range(400):
+        sh, sw = (int(v) for v in rng.integers(4, 700, 2))
+        if case % 2:
+            scale = float(rng.uniform(0.1, 1.0))
+            h, w = max(round(sh * scale), 1), max(round(sw * scale), 1)
+        else:
+            h, w = int(rng.integers(1, sh + 1)), int(rng.integers(1, sw + 1))
+        mask = np.zeros((sh, sw), bool)
+        for _ in range(int(rng.integers(0, 6))):
+            y, x = int(rng.integers(0, sh)), int(rng.integers(0, sw))
+            mask[y : y + int(rng.integers(1, 60)), x : x + int(rng.integers(1, 60))] = True
+        if case % 5 == 0:
+            mask |= rng.random((sh, sw)) < 0.003
+        got = shrink_any(mask, (h, w))
+        share = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        assert got.shape == (h, w) and np.array_equal(got, share > 0)
+        old = cv2.resize(mask.view(np.uint8) * np.uint8(255), (w, h), interpolation=cv2.INTER_AREA)
+        assert not (old.astype(bool) & ~got).any()
+        new = got & ~old.astype(bool)
+        assert (share[new] < 1 / 510 + 1e-6).all()
+        added += int(new.sum())
+    assert added  # the cases reach the pixels the 8-bit average dropped

@@ -19,8 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from workers.backend import Image, Mask
+from workers.imageops.green import bounds
 from workers.onnx.config import DeepCreamPyModel
-from workers.onnx.regions import Components, resize_window
+from workers.onnx.regions import Components, resize_window, shrink_any, source_window
 from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
 
 SIZE = 256
@@ -102,13 +103,16 @@ class DeepCreamPyInpainter:
             groups = _groups(regions, w)
             lookup = np.concatenate([[-1], groups.of]).astype(np.int32)
             # A few crops at a time: a speckled picture has thousands of regions, and all
-            # their tensors at once once took gigabytes.
+            # their tensors at once once took gigabytes. The batch's tensors are written
+            # in place and serve batch after batch.
+            tensors: tuple[FloatArray, FloatArray] | None = None
             for start in range(0, len(groups.boxes), self.batch):
                 part_boxes = groups.boxes[start : start + self.batch]
                 chunk = [(g, box, crop_for(box, w, h)) for g, box in enumerate(part_boxes, start)]
-                # Written straight into the batch's tensors: no per-crop arrays to stack.
-                images = np.empty((len(chunk), SIZE, SIZE, 3), np.float32)
-                knowns = np.empty((len(chunk), SIZE, SIZE, 3), np.float32)
+                if tensors is None or len(tensors[0]) != len(chunk):
+                    shape = (len(chunk), SIZE, SIZE, 3)
+                    tensors = np.empty(shape, np.float32), np.empty(shape, np.float32)
+                images, knowns = tensors
                 for i, (_, _, crop) in enumerate(chunk):
                     _prepare(out, remaining, crop, images[i], knowns[i])
                 for (g, (x, y, rx1, ry1), crop), pred in zip(
@@ -173,35 +177,56 @@ def _groups(regions: Components, width: int) -> _Groups:
     return _Groups(of.astype(np.int64).reshape(-1), boxes)
 
 
+# The model's image for each 8-bit value outside the hole: x / 255 * 2 - 1, in float32 as
+# (x * (1/255)) * 2 - 1 (the doubling is exact).
+_TO_MODEL = (np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)) * np.float32(2.0)
+_TO_MODEL -= np.float32(1.0)
+
+
 def _prepare(rgb: Image, hole: Mask, crop: Crop, image: FloatArray, known: FloatArray) -> None:
     """The model's image (in [-1, 1], hole at -1) and mask (1 known, 0 hole) for a crop,
     written into ``image`` and ``known`` (SIZE x SIZE x 3 each)."""
     ys, xs = crop.slices
     pixels = rgb[ys, xs]
     gap = hole[ys, xs]
-    if crop.size != SIZE:
+    if crop.size > SIZE:
         # Resized as 8-bit pixels, several times cheaper than as floats.
-        interp = cv2.INTER_AREA if crop.size > SIZE else cv2.INTER_LINEAR
-        pixels = np.asarray(cv2.resize(pixels, (SIZE, SIZE), interpolation=interp), np.uint8)
+        pixels = np.asarray(
+            cv2.resize(pixels, (SIZE, SIZE), interpolation=cv2.INTER_AREA), np.uint8
+        )
         # A resized pixel that saw any of the hole is part of the hole: the green that
         # was there would otherwise pass for known context.
-        share = cv2.resize(gap.view(np.uint8) * np.uint8(255), (SIZE, SIZE), interpolation=interp)
+        gap = shrink_any(gap, (SIZE, SIZE))
+    elif crop.size < SIZE:  # a picture smaller than the model: enlarged
+        pixels = np.asarray(
+            cv2.resize(pixels, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR), np.uint8
+        )
+        share = cv2.resize(
+            gap.view(np.uint8) * np.uint8(255), (SIZE, SIZE), interpolation=cv2.INTER_LINEAR
+        )
         gap = np.asarray(share) > 0
-    np.multiply(pixels, np.float32(1.0 / 255.0), out=image, dtype=np.float32)
-    known[...] = (~gap)[:, :, None]
-    # Zero in the hole (times 0), untouched elsewhere (times 1), then to [-1, 1].
-    image *= known
-    image *= np.float32(2.0)
-    image -= np.float32(1.0)
+    # One table look-up per value, then the hole (inside its box) at -1 and 0.
+    cv2.LUT(pixels, _TO_MODEL, dst=image)
+    known.fill(1.0)
+    box = bounds(gap)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        inside = gap[y0:y1, x0:x1, None]
+        np.copyto(image[y0:y1, x0:x1], np.float32(-1.0), where=inside)
+        np.copyto(known[y0:y1, x0:x1], np.float32(0.0), where=inside)
 
 
 def _finish(pred: FloatArray, size: int, window: tuple[int, int, int, int]) -> Image:
     """The model's [-1, 1] output as 8-bit pixels of the crop (``size`` square), in
-    ``window`` (x0, y0, x1, y1 of the crop)."""
-    pred += np.float32(1.0)
-    pred *= np.float32(127.5)
-    np.rint(pred, out=pred)
-    np.clip(pred, 0, 255, out=pred)
-    out: Image = pred.astype(np.uint8)
+    ``window`` (x0, y0, x1, y1 of the crop). Only the output under the window (and its
+    resampling's reach) is converted."""
+    part = source_window((SIZE, SIZE), (size, size), window)
+    x0, y0, x1, y1 = part
+    values = pred[y0:y1, x0:x1]
+    values += np.float32(1.0)
+    values *= np.float32(127.5)
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    out: Image = values.astype(np.uint8)
     # Rounded first: resizing 8-bit pixels is cheaper, and a bicubic overshoot saturates.
-    return resize_window(out, (size, size), window)
+    return resize_window(out, (size, size), window, part, (SIZE, SIZE))

@@ -36,9 +36,10 @@ from numpy.typing import NDArray
 
 from erogaki_common.errors import ConfigError
 from workers.backend import Image, Mask
+from workers.imageops.green import bounds
 from workers.onnx.config import LamaModel, MiganModel, OnnxConfig, model_path
 from workers.onnx.deepcreampy import DeepCreamPyInpainter
-from workers.onnx.regions import Components, grow, resize_window
+from workers.onnx.regions import Components, grow, resize_window, shrink_any, source_window
 from workers.onnx.sessions import (
     FLOAT,
     UINT8,
@@ -113,14 +114,14 @@ def region_box(
 
 
 @dataclass(slots=True)
-class _Pending:
-    """One group of holes on its way through the model."""
+class _Crop:
+    """One group of holes' crop, and how it sits in the model's tensor."""
 
     group: int
-    bbox: Box
+    bbox: Box  # the group's holes
     crop: Box
     content: tuple[int, int]  # the crop's height, width inside the model's tensor
-    feeds: Feeds
+    target: tuple[int, int]  # the tensor's height, width
 
 
 class RegionInpainter:
@@ -153,9 +154,25 @@ class RegionInpainter:
         inner = (side or 0) - 2 * margin
         self.tile = inner if inner >= 64 else max(2 * margin, 64)
 
-    # Per model: tensors for one crop at model size, and its output back as pixels.
-    def encode(self, rgb: Image, hole: Mask) -> Feeds:
+    # Per model: tensors for a few crops of one size, one crop's tensors written in
+    # place, and one crop's output back as pixels.
+    def tensors(self, count: int, size: tuple[int, int]) -> Feeds:
+        """Uninitialised input tensors for ``count`` crops of ``size`` (h, w)."""
         raise NotImplementedError
+
+    def encode_into(
+        self, feeds: Feeds, index: int, rgb: Image, hole: Mask, box: tuple[int, int, int, int]
+    ) -> None:
+        """Crop ``index``'s tensors in ``feeds`` from its pixels and hole at model size;
+        ``box`` (x0, y0, x1, y1): the hole's bounding box, the only place it is
+        looked at."""
+        raise NotImplementedError
+
+    def encode(self, rgb: Image, hole: Mask) -> Feeds:
+        """One crop's tensors, without the batch axis, in new arrays."""
+        feeds = self.tensors(1, hole.shape)
+        self.encode_into(feeds, 0, rgb, hole, bounds(hole) or (0, 0, 0, 0))
+        return {k: v[0] for k, v in feeds.items()}
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
         """One crop's outputs as RGB in [0, 255] (float), in a new array."""
@@ -194,78 +211,97 @@ class RegionInpainter:
         # Region label -> group (label 0, the background, to none).
         lookup = np.concatenate([[-1], group_of]).astype(np.int32)
 
-        def paste(done: list[_Pending]) -> None:
-            for item, pred in zip(done, self._predict([p.feeds for p in done]), strict=True):
+        crops = []
+        for g in range(count):
+            bbox = Box(int(gx0[g]), int(gy0[g]), int(gx1[g]), int(gy1[g]))
+            crop = region_box(bbox.corners, w, h, self.margin, self.side)
+            content, target = self._fit(crop.y1 - crop.y0, crop.x1 - crop.x0)
+            crops.append(_Crop(g, bbox, crop, content, target))
+        # Crops of one tensor size go through the model together, up to the batch size
+        # and CHUNK_PIXELS, each written straight into the chunk's tensors; the tensors
+        # serve chunk after chunk while the size stays (no stacking, no new pages).
+        crops.sort(key=lambda c: c.target)
+        names = [spec.name for spec in self.model.contract.outputs]
+        key: tuple[int, int, int] | None = None
+        feeds: Feeds = {}
+        start = 0
+        while start < len(crops):
+            target = crops[start].target
+            most = min(self.batch, max(self.CHUNK_PIXELS // (target[0] * target[1]), 1))
+            stop = start + 1
+            while stop < len(crops) and stop - start < most and crops[stop].target == target:
+                stop += 1
+            chunk = crops[start:stop]
+            if key != (len(chunk), *target):
+                key = (len(chunk), *target)
+                feeds = self.tensors(len(chunk), target)
+            for i, item in enumerate(chunk):
+                ys, xs = item.crop.slices
+                pixels, gap = self._to_model(rgb[ys, xs], hole[ys, xs], item.content, item.target)
+                box = bounds(gap)
+                if box is None:  # cannot happen: a group's crop holds its holes
+                    box = (0, 0, 0, 0)
+                self.encode_into(feeds, i, pixels, gap, box)
+            ran = self.model.run(names, feeds)
+            for i, item in enumerate(chunk):
                 bbox, crop = item.bbox, item.crop
                 # Only the group's own box is touched: the cost follows the holes.
                 window = (bbox.x0 - crop.x0, bbox.y0 - crop.y0,
                           bbox.x1 - crop.x0, bbox.y1 - crop.y0)  # fmt: skip
                 size = (crop.y1 - crop.y0, crop.x1 - crop.x0)
-                inner = self._from_model(pred, size, window, item.content)
+                inner = self._from_model([r[i] for r in ran], size, window, item.content)
                 ys, xs = bbox.slices
                 labels = regions.labels[bbox.y0 - oy : bbox.y1 - oy, bbox.x0 - ox : bbox.x1 - ox]
                 region = (lookup[labels] == item.group) & mask[ys, xs]
                 # A masked copy in OpenCV: numpy's boolean indexing is several times slower.
                 cv2.copyTo(inner, region.view(np.uint8), out[ys, xs])
-
-        pending: list[_Pending] = []
-        held = 0
-        for g in range(count):
-            bbox = Box(int(gx0[g]), int(gy0[g]), int(gx1[g]), int(gy1[g]))
-            crop = region_box(bbox.corners, w, h, self.margin, self.side)
-            pix, gap, content = self._to_model(rgb[crop.slices], hole[crop.slices])
-            feeds = self.encode(pix, gap)
-            del pix, gap
-            pixels = int(np.prod(next(iter(feeds.values())).shape[-2:]))
-            shape = [a.shape for a in feeds.values()]
-            if pending and (
-                len(pending) >= self.batch
-                or held + pixels > self.CHUNK_PIXELS
-                or [a.shape for a in pending[0].feeds.values()] != shape
-            ):
-                paste(pending)
-                pending, held = [], 0
-            pending.append(_Pending(g, bbox, crop, content, feeds))
-            held += pixels
-        if pending:
-            paste(pending)
+            start = stop
         return out
 
-    def _to_model(self, rgb: Image, hole: Mask) -> tuple[Image, Mask, tuple[int, int]]:
-        """A crop and its hole at the size the model takes, and the size the crop has
-        inside them (the rest is padding)."""
-        h, w = hole.shape
+    def _fit(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """For a crop of h x w: its size inside the model's tensor, and the tensor's."""
         if self.side is not None:
             # Shrunk (never stretched) to fit the model's square, then padded to it.
             scale = min(1.0, self.side / max(h, w))
             content = (h, w) if scale == 1.0 else (
                 min(max(round(h * scale), 1), self.side), min(max(round(w * scale), 1), self.side)
             )  # fmt: skip
-            target = (self.side, self.side)
+            return content, (self.side, self.side)
+        m = self.multiple
+        scale = 1.0 if not self.max_side else min(1.0, self.max_side / max(h, w))
+        if scale == 1.0:
+            content = (h, w)
         else:
-            m = self.multiple
-            scale = 1.0 if not self.max_side else min(1.0, self.max_side / max(h, w))
-            if scale == 1.0:
-                content = (h, w)
-            else:
-                # Shrunk to the cap, each side a multiple of the model's step.
-                content = (max(int(h * scale) // m * m, m), max(int(w * scale) // m * m, m))
-            target = (-(-content[0] // m) * m, -(-content[1] // m) * m)
-        if content != (h, w):
-            ch, cw = content
-            interp = cv2.INTER_AREA if ch < h or cw < w else cv2.INTER_LINEAR
+            # Shrunk to the cap, each side a multiple of the model's step.
+            content = (max(int(h * scale) // m * m, m), max(int(w * scale) // m * m, m))
+        return content, (-(-content[0] // m) * m, -(-content[1] // m) * m)
+
+    def _to_model(
+        self, rgb: Image, hole: Mask, content: tuple[int, int], target: tuple[int, int]
+    ) -> tuple[Image, Mask]:
+        """A crop and its hole resized to ``content`` (h, w) and padded to ``target``."""
+        h, w = hole.shape
+        ch, cw = content
+        if (ch, cw) != (h, w):
+            shrink = ch <= h and cw <= w
+            interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             rgb = np.asarray(cv2.resize(rgb, (cw, ch), interpolation=interp), np.uint8)
             # A resized pixel that saw any of the hole is hole: what was there (green) must
             # not pass for context.
-            share = cv2.resize(hole.view(np.uint8) * np.uint8(255), (cw, ch), interpolation=interp)
-            hole = np.asarray(share) > 0
-        pad_y, pad_x = target[0] - content[0], target[1] - content[1]
+            if shrink:
+                hole = shrink_any(hole, content)
+            else:
+                share = cv2.resize(
+                    hole.view(np.uint8) * np.uint8(255), (cw, ch), interpolation=interp
+                )
+                hole = np.asarray(share) > 0
+        pad_y, pad_x = target[0] - ch, target[1] - cw
         if pad_y or pad_x:
             # Replicated for both: a hole at the edge stays hole in the padding.
             rgb = np.asarray(cv2.copyMakeBorder(rgb, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE))
             hole = cv2.copyMakeBorder(hole.view(np.uint8), 0, pad_y, 0, pad_x,
-                                      cv2.BORDER_REPLICATE).astype(bool)  # fmt: skip
-        return rgb, hole, content
+                                      cv2.BORDER_REPLICATE).view(bool)  # fmt: skip
+        return rgb, hole
 
     def _from_model(
         self,
@@ -276,31 +312,15 @@ class RegionInpainter:
     ) -> Image:
         """One crop's model outputs (channels first) as the crop's pixels (``size``: its
         height, width) in ``window`` (x0, y0, x1, y1 of the crop); ``content``: the
-        crop's size in the outputs, padding excluded."""
-        if content == size:
-            # At the crop's own scale only the window is decoded: the holes' box is
-            # often a small part of the crop and its context.
-            x0, y0, x1, y1 = window
-            return _rounded(self.decode([o[..., y0:y1, x0:x1] for o in outputs]))
-        out = _rounded(self.decode(outputs))[: content[0], : content[1]]
+        crop's size in the outputs, padding excluded. Only the outputs under the window
+        (and its resampling's reach) are decoded: the holes' box is often a small part
+        of the crop and its context."""
+        part = source_window(content, size, window)
+        x0, y0, x1, y1 = part
+        pixels = _rounded(self.decode([o[..., y0:y1, x0:x1] for o in outputs]))
         # Rounded at the model's size first: resizing 8-bit pixels is several times
         # cheaper, and a bicubic overshoot saturates.
-        return resize_window(np.ascontiguousarray(out), size, window)
-
-    def _predict(self, feeds: list[Feeds]) -> list[list[NDArray[Any]]]:
-        """Each crop's outputs, the crops (all of one shape) run together up to the batch
-        size."""
-        results: list[list[NDArray[Any]]] = []
-        outputs = [spec.name for spec in self.model.contract.outputs]
-        for start in range(0, len(feeds), self.batch):
-            chunk = feeds[start : start + self.batch]
-            if len(chunk) == 1:  # a view with a batch axis: no copy
-                stacked = {k: v[None] for k, v in chunk[0].items()}
-            else:
-                stacked = {k: np.stack([f[k] for f in chunk]) for k in chunk[0]}
-            ran = self.model.run(outputs, stacked)
-            results.extend([r[j] for r in ran] for j in range(len(chunk)))
-        return results
+        return resize_window(pixels, size, window, part, content)
 
 
 def _rounded(pixels: FloatArray) -> Image:
@@ -346,15 +366,21 @@ class Lama(RegionInpainter):
         model = load_any(path, _lama_contracts(cfg), config.provider)
         return cls(model, cfg, config.inpaint_margin, config.inpaint_grow)
 
-    def encode(self, rgb: Image, hole: Mask) -> Feeds:
-        gap = hole.astype(np.float32)
-        # Each plane split off by OpenCV and made float in one pass, scaled to [0, 1]
-        # with the hole's pixels zeroed.
-        scale = (np.float32(1.0) - gap) * np.float32(1.0 / 255.0)
-        planes = np.empty((3, *hole.shape), np.float32)
+    def tensors(self, count: int, size: tuple[int, int]) -> Feeds:
+        return {self.cfg.image_input: np.empty((count, 3, *size), np.float32),
+                self.cfg.mask_input: np.empty((count, 1, *size), np.float32)}  # fmt: skip
+
+    def encode_into(
+        self, feeds: Feeds, index: int, rgb: Image, hole: Mask, box: tuple[int, int, int, int]
+    ) -> None:
+        # Each plane split off by OpenCV and scaled to [0, 1] in one pass; the hole's
+        # pixels zeroed inside its box.
+        image = feeds[self.cfg.image_input][index]
+        np.copyto(feeds[self.cfg.mask_input][index, 0], hole)
         for c, plane in enumerate(cv2.split(rgb)):
-            np.multiply(plane, scale, out=planes[c], dtype=np.float32)
-        return {self.cfg.image_input: planes, self.cfg.mask_input: gap[None]}
+            np.multiply(plane, np.float32(1.0 / 255.0), out=image[c], dtype=np.float32)
+        x0, y0, x1, y1 = box
+        np.copyto(image[:, y0:y1, x0:x1], np.float32(0.0), where=hole[y0:y1, x0:x1])
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
         # One pass: scaled to [0, 255] into a new (writable) array.
@@ -437,20 +463,32 @@ class Migan(RegionInpainter):
         model = load_any(path, _migan_contracts(cfg), config.provider)
         return cls(model, cfg, config.inpaint_margin, config.inpaint_grow)
 
-    def encode(self, rgb: Image, hole: Mask) -> Feeds:
+    def tensors(self, count: int, size: tuple[int, int]) -> Feeds:
         if self.pipeline:
-            return {
-                self.cfg.image_input: np.ascontiguousarray(rgb.transpose(2, 0, 1)),
-                self.cfg.mask_input: np.where(hole, 0, 255).astype(np.uint8)[None],
-            }
-        known = (~hole).astype(np.float32)
-        planes = np.empty((4, *hole.shape), np.float32)
-        np.subtract(known, np.float32(0.5), out=planes[0])
-        # (rgb * 2/255 - 1) * known, in two passes over the planes.
-        rgb_planes = np.ascontiguousarray(rgb.transpose(2, 0, 1))
-        np.multiply(rgb_planes, known * np.float32(2.0 / 255.0), out=planes[1:])
-        planes[1:] -= known
-        return {self.cfg.input: planes}
+            return {self.cfg.image_input: np.empty((count, 3, *size), np.uint8),
+                    self.cfg.mask_input: np.empty((count, 1, *size), np.uint8)}  # fmt: skip
+        return {self.cfg.input: np.empty((count, 4, *size), np.float32)}
+
+    def encode_into(
+        self, feeds: Feeds, index: int, rgb: Image, hole: Mask, box: tuple[int, int, int, int]
+    ) -> None:
+        if self.pipeline:
+            image = feeds[self.cfg.image_input][index]
+            cv2.split(rgb, mv=list(image))  # straight into the tensor's planes
+            # 255 to keep, 0 to fill.
+            np.multiply(
+                np.logical_not(hole), np.uint8(255), out=feeds[self.cfg.mask_input][index, 0]
+            )
+            return
+        # (known - 0.5, (rgb * 2/255 - 1) * known): each plane in two passes, the hole
+        # zeroed inside its box.
+        planes = feeds[self.cfg.input][index]
+        np.subtract(np.float32(0.5), hole, out=planes[0], dtype=np.float32)
+        for c, plane in enumerate(cv2.split(rgb), 1):
+            np.multiply(plane, np.float32(2.0 / 255.0), out=planes[c], dtype=np.float32)
+            planes[c] -= np.float32(1.0)
+        x0, y0, x1, y1 = box
+        np.copyto(planes[1:, y0:y1, x0:x1], np.float32(0.0), where=hole[y0:y1, x0:x1])
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
         planes = outputs[0].transpose(1, 2, 0)

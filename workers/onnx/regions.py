@@ -7,6 +7,8 @@ the mask's bounding box.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -131,24 +133,122 @@ def _label(part: NDArray[np.uint8], connectivity: int) -> tuple[int, Labels, Lab
     return int(count), np.asarray(labels, np.int32), np.asarray(stats, np.int32)
 
 
+def source_window(
+    source: tuple[int, int], size: tuple[int, int], window: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """The part (x0, y0, x1, y1) of a ``source`` (h, w) image that ``resize_window``
+    reads for ``window`` of its resize to ``size``: all of it when shrinking; when
+    enlarging, the window's bicubic taps with a pixel to spare each side (so a model's
+    output need only be decoded there)."""
+    (sh, sw), (h, w) = source, size
+    if (sh, sw) == (h, w):
+        return window
+    if sh > h or sw > w:
+        return 0, 0, sw, sh
+    x0, y0, x1, y1 = window
+
+    def span(a: int, b: int, f: float, n: int) -> tuple[int, int]:
+        # Output pixel x samples (x + 0.5) * f - 0.5 with taps floor() - 1 .. floor() + 2.
+        lo = math.floor((a + 0.5) * f - 0.5) - 2
+        hi = math.floor((b - 0.5) * f - 0.5) + 4
+        return max(lo, 0), min(hi, n)
+
+    sx0, sx1 = span(x0, x1, sw / w, sw)
+    sy0, sy1 = span(y0, y1, sh / h, sh)
+    return sx0, sy0, sx1, sy1
+
+
 def resize_window(
-    image: NDArray[np.uint8], size: tuple[int, int], window: tuple[int, int, int, int]
+    image: NDArray[np.uint8],
+    size: tuple[int, int],
+    window: tuple[int, int, int, int],
+    part: tuple[int, int, int, int] | None = None,
+    source: tuple[int, int] | None = None,
 ) -> NDArray[np.uint8]:
-    """``window`` (x0, y0, x1, y1) of ``image`` resized to ``size`` (h, w), computed for
+    """``window`` (x0, y0, x1, y1) of an image resized to ``size`` (h, w), computed for
     the window's pixels only: bicubic when enlarging, area averaging when shrinking, the
-    same pixels as resizing the whole and cutting the window out."""
+    same pixels as resizing the whole and cutting the window out (within a level: the
+    sampling positions are rounded to 1/32 px).
+
+    ``image`` is the whole source, or only ``part`` of a ``source``-sized one, as
+    ``source_window`` gives it."""
     h, w = size
     x0, y0, x1, y1 = window
-    sh, sw = image.shape[:2]
+    sh, sw = source or image.shape[:2]
+    px, py = part[:2] if part is not None else (0, 0)
     if (sh, sw) == (h, w):
-        return image[y0:y1, x0:x1]
+        return image[y0 - py : y1 - py, x0 - px : x1 - px]
     if sh > h or sw > w:
         whole = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         return np.asarray(whole, np.uint8)[y0:y1, x0:x1]
     fx, fy = sw / w, sh / h
-    matrix = np.array([[fx, 0.0, (x0 + 0.5) * fx - 0.5], [0.0, fy, (y0 + 0.5) * fy - 0.5]])
+    matrix = np.array(
+        [[fx, 0.0, (x0 + 0.5) * fx - 0.5 - px], [0.0, fy, (y0 + 0.5) * fy - 0.5 - py]]
+    )
+    # Replicated borders: at the source's own edges as for the whole; a part cut inside
+    # it holds every tap, so its borders are never read.
     out = cv2.warpAffine(
         image, matrix, (x1 - x0, y1 - y0),
         flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
     )  # fmt: skip
     return np.asarray(out, np.uint8).reshape(y1 - y0, x1 - x0, *image.shape[2:])
+
+
+def _spans(source: int, size: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Per output pixel of an area shrink from ``source`` to ``size`` pixels, the first
+    and last + 1 source pixels it averages with any weight, as OpenCV's table has them
+    (a partial pixel counts when it overlaps by more than 1/1000)."""
+    scale = 1.0 / (size / source)
+    start = np.arange(size) * scale
+    stop = start + scale
+    first, last = np.ceil(start), np.minimum(np.floor(stop), source - 1)
+    first = np.minimum(first, last)
+    lo = np.where(first - start > 1e-3, first - 1, first)
+    hi = np.where(stop - last > 1e-3, last + 1, last)
+    return lo.astype(np.intp), np.maximum(hi, lo + 1).astype(np.intp)
+
+
+def shrink_any(mask: Mask, size: tuple[int, int]) -> Mask:
+    """``mask`` shrunk to ``size`` (h, w; each no larger than the mask's) by area: an
+    output pixel is set when any pixel it averages over is (where a resized hole must
+    stay hole). Worked out on the mask's bounding box only."""
+    h, w = size
+    out = np.zeros((h, w), bool)
+    box = bounds(mask)
+    if box is None:
+        return out
+    x0, y0, x1, y1 = box
+    part = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
+    rows = _any_over(part, *_spans(mask.shape[0], h), y0, y1)
+    if rows is None:
+        return out
+    r0, part = rows
+    # Columns as rows of the transpose.
+    cols = _any_over(np.ascontiguousarray(part.T), *_spans(mask.shape[1], w), x0, x1)
+    if cols is not None:
+        c0, found = cols
+        out[r0 : r0 + found.shape[1], c0 : c0 + found.shape[0]] = found.T.view(bool)
+    return out
+
+
+def _any_over(
+    part: NDArray[np.uint8], lo: NDArray[np.intp], hi: NDArray[np.intp], a: int, b: int
+) -> tuple[int, NDArray[np.uint8]] | None:
+    """For the outputs whose spans [lo, hi) of rows meet [a, b) (where ``part``'s rows
+    lie), the first such output and the largest value of ``part`` in each span."""
+    first = int(np.searchsorted(hi, a, side="right"))
+    end = int(np.searchsorted(lo, b, side="left"))
+    if first >= end:
+        return None
+    starts = np.clip(lo[first:end] - a, 0, b - a)
+    lengths = np.clip(hi[first:end] - a, 0, b - a) - starts
+    found = np.empty((end - first, part.shape[1]), np.uint8)
+    # A span of L rows starting at row y: row y of the part dilated by L rows downwards
+    # (the few lengths a shrink has, one OpenCV pass each).
+    for length in np.unique(lengths):
+        kernel = np.ones((int(length), 1), np.uint8)
+        grown = cv2.dilate(part, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT,
+                           borderValue=0)  # fmt: skip
+        which = lengths == length
+        found[which] = grown[starts[which]]
+    return first, found
