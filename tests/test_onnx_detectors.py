@@ -406,3 +406,15 @@ def test_a_bar_job_gets_only_the_bars_masks(tmp_path: Path, export: str) -> None
         alone = detector.detect(rgb, (kind,))
         assert set(alone) == {kind}
         assert np.array_equal(alone[kind], both[kind])
+
+
+def test_mask_threshold_on_levels_is_the_float_comparison() -> None:
+    # The threshold on a mask's 8-bit levels, compared as bytes, is the float comparison
+    # it stands for, at every level, for thresholds on, between and beyond the levels.
+    from workers.onnx.detector import _at_least
+
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    for level in (-0.1, 0.0, 0.3, 0.5, 127.5 / 255.0, 128 / 255.0, 0.75, 1.0, 1.2):
+        threshold = np.float32(level) * np.float32(255.0)
+        want = levels >= threshold
+        np.testing.assert_array_equal(_at_least(levels, float(threshold)), want)

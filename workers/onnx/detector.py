@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,8 +318,21 @@ class MaskRcnnDetector:
                 levels = box.back(levels)
             if levels.shape != (h, w):
                 levels = _resize8(levels, (h, w))
-            found[kind] = levels >= level * 255.0
+            found[kind] = _at_least(levels, float(level * np.float32(255.0)))
         return found
+
+
+def _at_least(levels: NDArray[np.uint8], threshold: float) -> Mask:
+    """``levels >= threshold`` compared as bytes (a float comparison converts every
+    level first): a whole level is at least the threshold when it is at least its
+    ceiling."""
+    whole = math.ceil(threshold)
+    if whole <= 0:
+        return np.ones(levels.shape, bool)
+    if whole > 255:
+        return np.zeros(levels.shape, bool)
+    out: Mask = levels >= np.uint8(whole)
+    return out
 
 
 # --- loading ---------------------------------------------------------------------------
