@@ -309,16 +309,17 @@ def _read_rim(
     h, w = dist.shape
     if reaches is None:
         reaches = _REACHES if first else _FEATHER_REACHES
-    # Outside the paint every distance is at least 0.955: (0, edge_px] is [0.5, edge_px].
-    # 1 for rim pixels not read yet, 0 for the others.
-    unread = np.asarray(cv2.inRange(dist, 0.5, float(edge_px)), np.uint8).reshape(-1)
-    np.right_shift(unread, 7, out=unread)
+    # Outside the paint every distance is at least 0.955: the rim, (0, edge_px], is
+    # [0.5, edge_px]. Rim pixels read so far are marked (zeroed lazily by the system:
+    # only the pages they lie in are ever touched).
+    edge = float(edge_px)
+    seen = np.zeros(h * w, np.uint8)
 
     def read(at: NDArray[np.intp]) -> NDArray[np.bool_]:
         # Each rim pixel is read on its own, so a rim covering most of a large picture
         # (specks or a checkerboard of paint all over) is read a slice at a time: its
         # float temporaries, some 200 bytes a pixel, would otherwise all be held at once.
-        unread[at] = 0
+        seen[at] = 1
         d = flat[at]
         ok = np.empty(len(at), bool)
         for start in range(0, len(at), _RIM_SLICE):
@@ -334,8 +335,7 @@ def _read_rim(
     # found (a blend elsewhere would not join, so it is never read): what joins is what
     # reading the whole rim and keeping the blends 8-connected to the paint gave, and a
     # hard edge costs its outline only.
-    frontier = np.flatnonzero(np.asarray(cv2.inRange(dist, 0.5, min(_ADJACENT, edge_px))))
-    frontier = frontier[unread[frontier] > 0]
+    frontier = np.flatnonzero(np.asarray(cv2.inRange(dist, 0.5, min(_ADJACENT, edge))))
     kept: list[NDArray[np.intp]] = []
     steps = 0
     while frontier.size:
@@ -346,8 +346,9 @@ def _read_rim(
         steps += 1
         if steps >= _MAX_STEPS:
             # A long winding trail of blends: the rest of the rim at once.
-            return _join_all(core, kept, flat, unread, read)
-        frontier = _unread_neighbours(new, unread, h, w)
+            rest = np.asarray(cv2.inRange(dist, 0.5, edge)).reshape(-1) & (seen == 0)
+            return _join_all(core, kept, flat, np.flatnonzero(rest), read)
+        frontier = _unread_neighbours(new, flat, seen, edge, h, w)
     if not kept:
         return core, np.zeros(0, np.float32), dist
     joined = np.concatenate(kept)
@@ -362,16 +363,23 @@ _NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or 
 
 
 def _unread_neighbours(
-    at: NDArray[np.intp], unread: NDArray[np.uint8], h: int, w: int
+    at: NDArray[np.intp],
+    flat: NDArray[np.float32],
+    seen: NDArray[np.uint8],
+    edge: float,
+    h: int,
+    w: int,
 ) -> NDArray[np.intp]:
-    """The unread rim pixels 8-adjacent to the flat indices ``at``, once each."""
+    """The rim pixels (distance ``flat`` in [0.5, edge]) not ``seen`` yet that are
+    8-adjacent to the flat indices ``at``, once each."""
     ys, xs = np.divmod(at, w)
     found = []
     for dy, dx in _NEIGHBOURS:
         yy, xx = ys + dy, xs + dx
         inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
         near = (yy * w + xx)[inside]
-        found.append(near[unread[near] > 0])
+        d = flat[near]
+        found.append(near[(seen[near] == 0) & (d >= 0.5) & (d <= edge)])
     out: NDArray[np.intp] = np.unique(np.concatenate(found))
     return out
 
@@ -380,12 +388,12 @@ def _join_all(
     core: NDArray[np.uint8],
     kept: list[NDArray[np.intp]],
     flat: NDArray[np.float32],
-    unread: NDArray[np.uint8],
+    rest: NDArray[np.intp],
     read: Callable[[NDArray[np.intp]], NDArray[np.bool_]],
 ) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32]]:
     """``_read_rim``'s answer from every blend of the rim: those found so far, and the
-    rest read at once, kept when 8-connected to the paint through blends."""
-    rest = np.flatnonzero(unread)
+    ``rest`` (the rim pixels not read yet) read at once, kept when 8-connected to the
+    paint through blends."""
     added = np.concatenate([*kept, rest[read(rest)]])
     blend = core.copy()
     blend.reshape(-1)[added] = 1
