@@ -178,19 +178,23 @@ _FLOAT0 = np.float32(0.0)
 _FLOAT255 = np.float32(255.0)
 
 Planes = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]
-Channels = tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]
 
 
-def _channels(win: Image) -> Channels:
-    """A window's red, green and blue, each flat: one gather per channel and pixel."""
-    r, g, b = (np.asarray(c, np.uint8).reshape(-1) for c in cv2.split(win))
-    return r, g, b
+class _Colours:
+    """A window's colours, looked up in the whole (contiguous) picture: the pixels read
+    are a few rings around the paint, far fewer than the window's."""
 
+    def __init__(self, rgb: Image, y0: int, x0: int) -> None:
+        self.pixels = rgb.reshape(-1, 3)
+        self.stride = rgb.shape[1]
+        self.origin = y0 * self.stride + x0
 
-def _planes(channels: Channels, at: NDArray[np.intp]) -> Planes:
-    """The colours at the flat indices ``at`` as float32 (red, green, blue)."""
-    r, g, b = (c.take(at).astype(np.float32) for c in channels)
-    return r, g, b
+    def planes(self, ys: NDArray[np.intp], xs: NDArray[np.intp]) -> Planes:
+        """The colours at window pixels (``ys``, ``xs``) as float32 (red, green, blue)."""
+        at = ys * self.stride + xs
+        at += self.origin
+        rgb = np.ascontiguousarray(self.pixels.take(at, axis=0).T, np.float32)
+        return rgb[0], rgb[1], rgb[2]
 
 
 def _blends(px: Planes, bg: Planes, min_alpha: float = _MIN_ALPHA) -> NDArray[np.bool_]:
@@ -233,7 +237,7 @@ _RIM_SLICE = 1 << 18
 
 
 def _rim_blends(
-    channels: Channels,
+    channels: _Colours,
     dist: NDArray[np.float32],
     rim: NDArray[np.intp],
     d: NDArray[np.float32],
@@ -247,7 +251,7 @@ def _rim_blends(
     h, w = dist.shape
     flat = dist.reshape(-1)
     rim_y, rim_x = np.divmod(rim, w)
-    px = _planes(channels, rim)
+    px = channels.planes(rim_y, rim_x)
     ok = np.zeros(len(d), bool)
     if first:
         rb = np.maximum(px[0], px[2])
@@ -275,7 +279,7 @@ def _rim_blends(
         step = np.maximum(reach + 1.5 - dd, 1.0)
         ty = np.clip(np.rint(yy + uy * step), 0, h - 1).astype(np.intp)
         tx = np.clip(np.rint(xx + ux * step), 0, w - 1).astype(np.intp)
-        bg = _planes(channels, ty * w + tx)
+        bg = channels.planes(ty, tx)
         if min_alpha is not None:
             ok |= _blends(px, bg, min_alpha)
         elif sel is not None:
@@ -289,7 +293,7 @@ def _rim_blends(
 
 
 def _read_rim(
-    channels: Channels,
+    channels: _Colours,
     core: NDArray[np.uint8],
     first: bool,
     edge_px: float = _EDGE_PX,
@@ -411,11 +415,14 @@ def _join_all(
 
 
 def _read_window(
-    win: Image, core: NDArray[np.uint8], rounds: int = _ROUNDS
+    rgb: Image, box: tuple[int, int, int, int], core: NDArray[np.uint8], rounds: int = _ROUNDS
 ) -> NDArray[np.bool_] | None:
-    """The painted mask inside one window whose paint is ``core``; None when the
-    paint is feathered and ``rounds`` is 1 (the window is then too small to read it)."""
-    channels = _channels(win)
+    """The painted mask inside the window ``box`` (y0, y1, x0, x1) of the contiguous
+    picture ``rgb``, whose paint there is ``core``; None when the paint is feathered and
+    ``rounds`` is 1 (the window is then too small to read it)."""
+    y0, y1, x0, x1 = box
+    win = rgb[y0:y1, x0:x1]
+    channels = _Colours(rgb, y0, x0)
     found = np.ascontiguousarray(core)
     dist = None
     for round_ in range(_ROUNDS):
@@ -526,7 +533,7 @@ def painted_mask(rgb: Image, alpha: NDArray[np.uint8] | None = None) -> Mask:
         for reach, rounds in ((_FIRST_REACH_PX, 1), (_REACH_PX, _ROUNDS)):
             wx0, wy0 = max(x0 + box[0] - reach, x0), max(y0 + box[1] - reach, y0)
             wx1, wy1 = min(x0 + box[2] + reach, x1), min(y0 + box[3] + reach, y1)
-            read = _read_window(rgb[wy0:wy1, wx0:wx1], paint[wy0:wy1, wx0:wx1], rounds)
+            read = _read_window(rgb, (wy0, wy1, wx0, wx1), paint[wy0:wy1, wx0:wx1], rounds)
             if read is not None:
                 if opaque is not None:
                     read &= opaque[wy0:wy1, wx0:wx1]
