@@ -1,6 +1,7 @@
 """The inpainters' faster tensor work (issue 13) gives the tensors and pixels the
-straightforward formulas give: crops written straight into reused batch tensors, the
-hole touched inside its box only, outputs decoded under the pasted window only."""
+straightforward formulas give (value for value: a hole's zero may carry a sign): crops
+written straight into reused batch tensors, the hole touched inside its box only,
+outputs decoded under the pasted window only."""
 
 from __future__ import annotations
 

@@ -221,3 +221,41 @@ def test_shrink_any_marks_every_pixel_that_averages_any_of_the_mask() -> None:
         assert (share[new] < 1 / 510 + 1e-6).all()
         added += int(new.sum())
     assert added  # the cases reach the pixels the 8-bit average dropped
+
+
+def test_grow_piece_by_piece_is_the_whole_dilation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bars far apart are grown each in its own window, specks all over in one pass over
+    their box: both give the whole picture's dilation, at the picture's edges too, and
+    the bars' windows hold far fewer pixels than their box."""
+    dilated: list[int] = []
+    dilate = cv2.dilate
+
+    def counted(part: NDArray[np.uint8], *args: object, **kwargs: object) -> object:
+        dilated.append(part.size)
+        return dilate(part, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(regions.cv2, "dilate", counted)
+    rng = np.random.default_rng(13)
+    for case in range(30):
+        h, w = (int(v) for v in rng.integers(200, 900, 2))
+        mask = np.zeros((h, w), bool)
+        for _ in range(int(rng.integers(1, 5))):
+            x, y = int(rng.integers(-20, w)), int(rng.integers(-20, h))
+            mask[
+                max(y, 0) : y + int(rng.integers(1, 40)), max(x, 0) : x + int(rng.integers(1, 300))
+            ] = True
+        mask[0, int(rng.integers(0, w))] = case % 2 == 0  # a pixel on the edge
+        if case % 3 == 0:
+            mask |= rng.random((h, w)) < 0.0004
+        px = int(rng.integers(1, 6))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+        whole = dilate(mask.astype(np.uint8), kernel).astype(bool)
+        dilated.clear()
+        assert np.array_equal(grow(mask, px), whole), case
+    bars = np.zeros((2000, 2000), bool)
+    bars[100:140, 80:400] = bars[1500:1560, 300:900] = bars[800:1900, 1800:1860] = True
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    whole = dilate(bars.astype(np.uint8), kernel).astype(bool)
+    dilated.clear()
+    assert np.array_equal(grow(bars, 2), whole)
+    assert len(dilated) == 3 and sum(dilated) < 0.1 * bars.size

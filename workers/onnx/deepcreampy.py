@@ -19,7 +19,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from workers.backend import Image, Mask
-from workers.imageops.green import bounds
 from workers.onnx.config import DeepCreamPyModel
 from workers.onnx.regions import Components, resize_window, shrink_any, source_window
 from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
@@ -181,6 +180,9 @@ def _groups(regions: Components, width: int) -> _Groups:
 # (x * (1/255)) * 2 - 1 (the doubling is exact).
 _TO_MODEL = (np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)) * np.float32(2.0)
 _TO_MODEL -= np.float32(1.0)
+# The mask for 0 (hole) and 1 (known).
+_KNOWN = np.zeros(256, np.float32)
+_KNOWN[1] = 1.0
 
 
 def _prepare(rgb: Image, hole: Mask, crop: Crop, image: FloatArray, known: FloatArray) -> None:
@@ -205,15 +207,11 @@ def _prepare(rgb: Image, hole: Mask, crop: Crop, image: FloatArray, known: Float
             gap.view(np.uint8) * np.uint8(255), (SIZE, SIZE), interpolation=cv2.INTER_LINEAR
         )
         gap = np.asarray(share) > 0
-    # One table look-up per value, then the hole (inside its box) at -1 and 0.
-    cv2.LUT(pixels, _TO_MODEL, dst=image)
-    known.fill(1.0)
-    box = bounds(gap)
-    if box is not None:
-        x0, y0, x1, y1 = box
-        inside = gap[y0:y1, x0:x1, None]
-        np.copyto(image[y0:y1, x0:x1], np.float32(-1.0), where=inside)
-        np.copyto(known[y0:y1, x0:x1], np.float32(0.0), where=inside)
+    # The hole's pixels zeroed (the table gives them -1), then one table look-up per
+    # value for the image and for the mask.
+    keep = np.logical_not(gap).view(np.uint8)
+    cv2.LUT(cv2.bitwise_and(pixels, pixels, mask=keep), _TO_MODEL, dst=image)
+    cv2.LUT(cv2.merge((keep, keep, keep)), _KNOWN, dst=known)
 
 
 def _finish(pred: FloatArray, size: int, window: tuple[int, int, int, int]) -> Image:

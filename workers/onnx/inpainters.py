@@ -374,13 +374,15 @@ class Lama(RegionInpainter):
         self, feeds: Feeds, index: int, rgb: Image, hole: Mask, box: tuple[int, int, int, int]
     ) -> None:
         # Each plane split off by OpenCV and scaled to [0, 1] in one pass; the hole's
-        # pixels zeroed inside its box.
+        # pixels zeroed inside its box (times 0, the rest times 1).
         image = feeds[self.cfg.image_input][index]
-        np.copyto(feeds[self.cfg.mask_input][index, 0], hole)
+        gap = feeds[self.cfg.mask_input][index, 0]
+        np.copyto(gap, hole)
+        x0, y0, x1, y1 = box
+        keep = np.subtract(np.float32(1.0), gap[y0:y1, x0:x1])
         for c, plane in enumerate(cv2.split(rgb)):
             np.multiply(plane, np.float32(1.0 / 255.0), out=image[c], dtype=np.float32)
-        x0, y0, x1, y1 = box
-        np.copyto(image[:, y0:y1, x0:x1], np.float32(0.0), where=hole[y0:y1, x0:x1])
+            image[c, y0:y1, x0:x1] *= keep
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
         # One pass: scaled to [0, 255] into a new (writable) array.
@@ -481,14 +483,15 @@ class Migan(RegionInpainter):
             )
             return
         # (known - 0.5, (rgb * 2/255 - 1) * known): each plane in two passes, the hole
-        # zeroed inside its box.
+        # set to 0 inside its box.
         planes = feeds[self.cfg.input][index]
         np.subtract(np.float32(0.5), hole, out=planes[0], dtype=np.float32)
+        x0, y0, x1, y1 = box
+        keep = np.logical_not(hole[y0:y1, x0:x1]).astype(np.float32)
         for c, plane in enumerate(cv2.split(rgb), 1):
             np.multiply(plane, np.float32(2.0 / 255.0), out=planes[c], dtype=np.float32)
             planes[c] -= np.float32(1.0)
-        x0, y0, x1, y1 = box
-        np.copyto(planes[1:, y0:y1, x0:x1], np.float32(0.0), where=hole[y0:y1, x0:x1])
+            planes[c, y0:y1, x0:x1] *= keep  # the hole at 0 (signed: +0 or -0)
 
     def decode(self, outputs: Sequence[NDArray[Any]]) -> FloatArray:
         planes = outputs[0].transpose(1, 2, 0)
