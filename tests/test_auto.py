@@ -209,9 +209,10 @@ def test_runs_of_like_cells_are_restored_as_mosaic_not_inpainted() -> None:
 
 
 def whole_picture_check(rgb: Pixels) -> NDArray[np.bool_]:
-    """The crop checks done on the whole picture at once: runs of cells dropped, a suspect
-    half on the grid looked at with the mosaic restored under it, then every other bar
-    held out of the mosaic, the rest restored and the detector run again over all of it."""
+    """The crop checks done on the whole picture at once: a bar lying on the mosaic cut out
+    of the cells joined with it, runs of cells dropped, a suspect half on the grid looked
+    at with the mosaic restored under it, then every other bar held out of the mosaic, the
+    rest restored and the detector run again over all of it."""
     mosaic, grid = imageops.detect_mosaic(rgb)
     assert grid is not None
     bars = imageops.detect_bars(rgb)
@@ -227,6 +228,13 @@ def whole_picture_check(rgb: Pixels) -> NDArray[np.bool_]:
         if (comp & near).sum() * 2 < area:
             continue
         share = cpu_backend._on_grid(comp, grid) if (comp & mosaic).sum() * 2 >= area else 0.0
+        piece = (
+            cpu_backend._bar_within(rgb, comp, grid) if share >= cpu_backend._MAYBE_RUN else None
+        )
+        if piece is not None:
+            labels[comp & ~piece] = 0
+            suspects.append(k)
+            continue
         if share >= cpu_backend._RUN:
             keep[k] = False
         elif share >= cpu_backend._MAYBE_RUN and cpu_backend._steps_inside(rgb, comp, grid):
@@ -260,3 +268,58 @@ def test_bars_confirmed_on_crops_as_on_the_whole_picture(
     # The restoration the crops were looked at on is the answer.
     assert np.array_equal(rest, mosaic & ~found)
     assert np.array_equal(restored, imageops.restore_mosaic(censored, rest, grid, ignore=found))
+
+
+def bar_on_scene(
+    scene: int, block: int, shape: NDArray[np.bool_]
+) -> tuple[Pixels, NDArray[np.bool_]]:
+    """Scene ``scene`` under a mosaic of ``block`` px, ``shape`` painted over it in navy."""
+    censored = pixelate(
+        syn.draw_scene(scene, (384, 384)), 96, 96 + 12 * block, 36, 36 + 12 * block, block
+    )
+    censored[shape] = (20, 20, 90)
+    truth = np.zeros_like(shape)
+    truth[96 : 96 + 12 * block, 36 : 36 + 12 * block] = True
+    return censored, truth
+
+
+@pytest.mark.parametrize(
+    ("scene", "block", "shape"),
+    [
+        # The detector joins each of these bars with the dark cells around it into one
+        # region whose outline mostly follows the grid: all were taken for runs of cells.
+        (5, 12, box(125, 143, 53, 167)),
+        (5, 16, box(147, 173, 57, 157)),
+        (5, 16, tilted(110, 160, 90, 22, 25)),
+        (6, 16, box(125, 143, 53, 167)),
+        (7, 12, box(125, 143, 53, 167)),
+        (7, 16, tilted(110, 160, 90, 22, 25)),
+    ],
+)
+def test_a_bar_joined_with_cells_around_it_is_cut_out_of_them(
+    scene: int, block: int, shape: NDArray[np.bool_]
+) -> None:
+    censored, truth = bar_on_scene(scene, block, shape)
+    restored, found_mosaic, found_bars = CpuHentai().auto(censored)
+    assert (found_bars & shape).sum() >= 0.95 * shape.sum()
+    # The bar alone is inpainted; the cells it was joined with are restored as mosaic.
+    assert (found_bars & ~grow(shape, 4)).sum() <= 0.05 * shape.sum()
+    assert not (found_mosaic & shape).any()
+    assert np.array_equal(restored[shape], censored[shape])
+    rest = truth & ~grow(shape, 2 * block)
+    assert (found_mosaic & rest).sum() >= 0.4 * rest.sum()
+
+
+def test_runs_of_like_cells_hold_no_bar_to_cut_out() -> None:
+    """A run of like cells has its outline on the grid and steps at the lines inside it:
+    no piece of it is a bar, whatever its size."""
+    for scene in (5, 6, 7):
+        for block in (8, 12, 16):
+            censored, truth = bar_on_scene(scene, block, np.zeros((384, 384), bool))
+            mosaic, grid = imageops.detect_mosaic(censored)
+            assert grid is not None
+            restored, _, found_bars = CpuHentai().auto(censored)
+            assert not (found_bars & grow(truth, 2 * block)).any()
+            assert np.array_equal(restored, CpuHentai().restore_mosaic(censored)[0])
+            # Nor is a region of like cells grown out of the mosaic's whole area.
+            assert cpu_backend._bar_within(censored, mosaic, grid) is None

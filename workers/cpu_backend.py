@@ -50,6 +50,12 @@ _MAYBE_RUN = 0.3
 # one colour at none (its suspect may still hold a few cells merged with it).
 _STEP_INSIDE = 3
 _STEPPED = 0.5
+# A bar looked for inside a suspect taken for a run of cells: a piece left when it is cut
+# at colour edges of at least this step (summed over channels) and at the grid lines, of at
+# least this many cells' area.
+_PIECE_EDGE = 24
+_PIECE_CELLS = 2
+_K3 = np.ones((3, 3), np.uint8)
 
 
 def _on_grid(comp: Mask, grid: MosaicGrid) -> float:
@@ -85,6 +91,44 @@ def _steps_inside(rgb: Image, comp: Mask, grid: MosaicGrid) -> bool:
         dy[across_y] >= _STEP_INSIDE
     )
     return bool(stepped >= _STEPPED * pairs)
+
+
+def _bar_within(rgb: Image, comp: Mask, grid: MosaicGrid) -> Mask | None:
+    """The part of ``comp`` (a suspect taken for a run of cells) that may be a bar lying on
+    the mosaic, or None. ``comp`` is cut at every grid line with a colour step (cells meet
+    there) and at every strong colour edge (a bar meets the cells there); a piece left
+    over at least _PIECE_CELLS cells' area whose outline leaves the grid, and whose colour
+    runs on across the grid lines inside it, may be a bar."""
+    b = grid.block
+    if np.count_nonzero(comp) < _PIECE_CELLS * b * b:
+        return None
+    px = rgb.astype(np.int16)
+    dx = np.abs(px[:, 1:] - px[:, :-1]).sum(axis=2)
+    dy = np.abs(px[1:] - px[:-1]).sum(axis=2)
+    on_x = (np.arange(1, comp.shape[1]) - grid.phase_x) % b == 0
+    on_y = (np.arange(1, comp.shape[0]) - grid.phase_y) % b == 0
+    cut_x = (dx >= _PIECE_EDGE) | ((dx >= _STEP_INSIDE) & on_x[None, :])
+    cut_y = (dy >= _PIECE_EDGE) | ((dy >= _STEP_INSIDE) & on_y[:, None])
+    cut = np.zeros_like(comp)
+    cut[:, :-1] |= cut_x
+    cut[:, 1:] |= cut_x
+    cut[:-1] |= cut_y
+    cut[1:] |= cut_y
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(
+        (comp & ~cut).astype(np.uint8), connectivity=4
+    )
+    for k in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable"):
+        if int(stats[k, cv2.CC_STAT_AREA]) < _PIECE_CELLS * b * b:
+            break
+        core = lab == k
+        # Its rim (cut off as an edge) comes back where it is near the piece's colour.
+        colour = rgb[core].astype(np.float32).mean(axis=0)
+        rim = comp & cut & cv2.dilate(core.astype(np.uint8), _K3).astype(bool)
+        rim &= np.abs(rgb.astype(np.float32) - colour).sum(axis=2) <= _PIECE_EDGE
+        piece: Mask = core | rim
+        if _on_grid(piece, grid) < _MAYBE_RUN and not _steps_inside(rgb, piece, grid):
+            return piece
+    return None
 
 
 def _crop_box(
@@ -131,9 +175,14 @@ def _settle(rgb: Image, bars: Mask, mosaic: Mask, grid: MosaicGrid) -> tuple[Ima
     took, keeping only the bars that stay bars with the mosaic around them restored.
 
     Near a mosaic, "bars" may be runs of like cells, or flat patches of the drawing that
-    the mosaic's straight edge cuts into a bar's shape. A suspect whose outline runs along
-    the grid is a run, and goes to the mosaic; one half on the grid must survive a look on
-    a crop with the mosaic restored under it too. Every other bar is then held out of the
+    the mosaic's straight edge cuts into a bar's shape; and a bar lying on the mosaic may
+    come joined with like cells around it. A suspect whose outline runs along the grid at
+    least in part is first cut at the grid lines where cells meet and at strong colour
+    edges: a piece of one colour across several cells whose outline leaves the grid is a
+    bar lying on the mosaic, and the suspect in its place (the cells go to the mosaic).
+    Otherwise a suspect whose outline runs along the grid is a run, and goes to the
+    mosaic; one half on the grid must survive a look on a crop with the mosaic restored
+    under it too. Every other bar is then held out of the
     restoration (a bar lying on the mosaic keeps its edges), and each remaining suspect is
     looked at again on a crop of the result: a patch cut by the mosaic now runs on into the
     restored cells, a bar is still one. When all of them are, that restoration is the answer.
@@ -179,6 +228,14 @@ def _settle(rgb: Image, bars: Mask, mosaic: Mask, grid: MosaicGrid) -> tuple[Ima
         part = MosaicGrid(b, (grid.phase_x - x0) % b, (grid.phase_y - y0) % b)
         on_mosaic = mosaic[y0:y1, x0:x1]
         share = _on_grid(comp, part) if np.count_nonzero(comp & on_mosaic) * 2 >= area else 0.0
+        piece = _bar_within(rgb[y0:y1, x0:x1], comp, part) if share >= _MAYBE_RUN else None
+        if piece is not None:
+            # A bar lying on the mosaic that the detector joined with like cells around it:
+            # the bar alone is the suspect, the cells go to the mosaic.
+            cy, cx = np.nonzero(comp & ~piece)
+            labels[cy + y0 - ry0, cx + x0 - rx0] = 0
+            suspects.append(suspect._replace(area=int(np.count_nonzero(piece)), comp=piece))
+            continue
         if share >= _RUN:
             keep[k] = False
         elif share >= _MAYBE_RUN and _steps_inside(rgb[y0:y1, x0:x1], comp, part):
