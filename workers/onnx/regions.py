@@ -28,28 +28,11 @@ def grow(mask: Mask, px: int) -> Mask:
     box = bounds(mask)
     if box is None:
         return mask
-    x0, y0, x1, y1 = box
-    h, w = mask.shape
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
     grown = np.zeros(mask.shape, bool)
-    occupied = cells(mask[y0:y1, x0:x1].view(np.uint8), CELL)
-    pieces, _, stats, _ = cv2.connectedComponentsWithStats(occupied, connectivity=8)
-    # Each piece's squares grown by px: every masked pixel's disc lies in its own piece's
-    # window, so the union of the windows' dilations is the whole mask's.
-    wx0 = np.maximum(stats[1:, 0] * CELL + x0 - px, 0)
-    wy0 = np.maximum(stats[1:, 1] * CELL + y0 - px, 0)
-    wx1 = np.minimum((stats[1:, 0] + stats[1:, 2]) * CELL + x0 + px, min(x1 + px, w))
-    wy1 = np.minimum((stats[1:, 1] + stats[1:, 3]) * CELL + y0 + px, min(y1 + px, h))
-    whole = (max(x0 - px, 0), max(y0 - px, 0), min(x1 + px, w), min(y1 + px, h))
-    area = (whole[2] - whole[0]) * (whole[3] - whole[1])
-    covered = int(((wx1 - wx0).astype(np.int64) * (wy1 - wy0)).sum())
-    if pieces - 1 > GROW_PIECES or covered >= area:
-        windows = [whole]
-    else:
-        windows = [
-            (int(a), int(b), int(c), int(d)) for a, b, c, d in zip(wx0, wy0, wx1, wy1, strict=True)
-        ]
-    for a, b, c, d in windows:
+    # Every masked pixel's disc lies in its own window, so the union of the windows'
+    # dilations is the whole mask's.
+    for a, b, c, d in _windows(mask, box, px, GROW_PIECES):
         part = np.ascontiguousarray(mask[b:d, a:c]).view(np.uint8)
         done = cv2.dilate(part, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
         window = grown[b:d, a:c]
@@ -57,8 +40,34 @@ def grow(mask: Mask, px: int) -> Mask:
     return grown
 
 
-# Beyond this many groups of squares, one dilation of the mask's box costs less.
+# Beyond this many groups of squares, one pass over the mask's box costs less.
 GROW_PIECES = 48
+
+
+def _windows(
+    mask: Mask, box: tuple[int, int, int, int], pad: int, limit: int
+) -> list[tuple[int, int, int, int]]:
+    """Windows (x0, y0, x1, y1) that together hold every pixel of ``mask`` (whose
+    bounding box is ``box``) and ``pad`` px around it, cut to the picture: one per group
+    of the ``CELL`` px squares that hold any of it, or the box itself where there are
+    more than ``limit`` groups or their windows cover as much."""
+    x0, y0, x1, y1 = box
+    h, w = mask.shape
+    occupied = cells(mask[y0:y1, x0:x1].view(np.uint8), CELL)
+    pieces, _, stats, _ = cv2.connectedComponentsWithStats(occupied, connectivity=8)
+    whole = (max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, w), min(y1 + pad, h))
+    if pieces - 1 > limit:
+        return [whole]
+    wx0 = np.maximum(stats[1:, 0] * CELL + x0 - pad, 0)
+    wy0 = np.maximum(stats[1:, 1] * CELL + y0 - pad, 0)
+    wx1 = np.minimum((stats[1:, 0] + stats[1:, 2]) * CELL + x0 + pad, whole[2])
+    wy1 = np.minimum((stats[1:, 1] + stats[1:, 3]) * CELL + y0 + pad, whole[3])
+    covered = int(((wx1 - wx0).astype(np.int64) * (wy1 - wy0)).sum())
+    if covered >= (whole[2] - whole[0]) * (whole[3] - whole[1]):
+        return [whole]
+    return [(int(a), int(b), int(c), int(d)) for a, b, c, d in zip(wx0, wy0, wx1, wy1, strict=True)]
+
+
 # Regions are labelled inside the CELL px squares that hold any of the mask (joined when
 # they touch), so a few bars across a large picture cost what their own area costs.
 CELL = 32
@@ -236,23 +245,27 @@ def _spans(source: int, size: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
 def shrink_any(mask: Mask, size: tuple[int, int]) -> Mask:
     """``mask`` shrunk to ``size`` (h, w; each no larger than the mask's) by area: an
     output pixel is set when any pixel it averages over is (where a resized hole must
-    stay hole). Worked out on the mask's bounding box only."""
+    stay hole). Worked out around each group of squares that hold the mask (as
+    ``grow``), so holes far apart in a large crop cost their own area."""
     h, w = size
     out = np.zeros((h, w), bool)
     box = bounds(mask)
     if box is None:
         return out
-    x0, y0, x1, y1 = box
-    part = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
-    rows = _any_over(part, *_spans(mask.shape[0], h), y0, y1)
-    if rows is None:
-        return out
-    r0, part = rows
-    # Columns as rows of the transpose.
-    cols = _any_over(np.ascontiguousarray(part.T), *_spans(mask.shape[1], w), x0, x1)
-    if cols is not None:
+    row_spans, col_spans = _spans(mask.shape[0], h), _spans(mask.shape[1], w)
+    for x0, y0, x1, y1 in _windows(mask, box, 0, GROW_PIECES):
+        part = np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8)
+        rows = _any_over(part, *row_spans, y0, y1)
+        if rows is None:
+            continue
+        r0, found_rows = rows
+        # Columns as rows of the transpose.
+        cols = _any_over(np.ascontiguousarray(found_rows.T), *col_spans, x0, x1)
+        if cols is None:
+            continue
         c0, found = cols
-        out[r0 : r0 + found.shape[1], c0 : c0 + found.shape[0]] = found.T.view(bool)
+        window = out[r0 : r0 + found.shape[1], c0 : c0 + found.shape[0]]
+        np.logical_or(window, found.T.view(bool), out=window)
     return out
 
 
