@@ -418,3 +418,31 @@ def test_mask_threshold_on_levels_is_the_float_comparison() -> None:
         threshold = np.float32(level) * np.float32(255.0)
         want = levels >= threshold
         np.testing.assert_array_equal(_at_least(levels, float(threshold)), want)
+
+
+def test_auto_leaves_where_a_bar_meets_the_mosaic_to_the_bar(tmp_path: Path) -> None:
+    # A bar across the mosaic's corner: the mosaic is redrawn everywhere but under the
+    # (grown) bar, which the inpainting worker fills next; pixels of neither never change.
+    from workers.imageops import synthetic as syn
+    from workers.onnx.esrgan import Esrgan
+
+    found: list[standins.Box] = [
+        (1, 0.9, (0.40, 0.45, 0.70, 0.60)),  # bar: x 102..179, y 115..154 of 256
+        (2, 0.9, (0.5, 0.5, 0.875, 0.875)),  # mosaic: 128..224
+    ]
+    config = OnnxConfig()
+    detector = load_detector(
+        standins.detector_boxes(tmp_path / "boxes.onnx", found, (256, 256)),
+        config.detector, config.provider,
+    )  # fmt: skip
+    upscaler = Esrgan.load(standins.esrgan(tmp_path / "e.onnx"), config.esrgan, config.provider)
+    backend = OnnxHentai(detector, upscaler, config)
+    clean = syn.draw_scene(9, (256, 256))
+    censored, _ = syn.add_mosaic(clean, np.random.default_rng(1), 8, (0, 0))
+    restored, mosaic, bars = backend.auto(censored)
+    whole = backend._masks(censored)
+    grown_mosaic = whole[MOSAIC]
+    assert (grown_mosaic & bars).any() and (grown_mosaic & ~bars).any()
+    np.testing.assert_array_equal(mosaic, grown_mosaic & ~bars)
+    np.testing.assert_array_equal(bars, whole[BAR])
+    assert np.array_equal(restored[~mosaic], censored[~mosaic])

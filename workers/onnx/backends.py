@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.backend import Image, Mask
+from workers.imageops.green import bounds
 from workers.onnx import esrgan
 from workers.onnx.config import OnnxConfig, model_path
 from workers.onnx.detector import BAR, MOSAIC, Detector, grow, load_detector
@@ -70,8 +71,12 @@ class OnnxHentai:
         mosaic = found.get(MOSAIC, self._empty(rgb))
         bars = found.get(BAR, self._empty(rgb))
         # A pixel is redrawn once: where the grown masks meet, the bar (inpainted next,
-        # from the restored picture) wins.
-        mosaic_only = mosaic & ~bars
+        # from the restored picture) wins. (Worked out in the mosaic's box only.)
+        mosaic_only = np.zeros_like(mosaic)
+        box = bounds(mosaic)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            np.greater(mosaic[y0:y1, x0:x1], bars[y0:y1, x0:x1], out=mosaic_only[y0:y1, x0:x1])
         return self._restore(rgb, mosaic_only), mosaic_only, bars
 
     def _restore(self, rgb: Image, mask: Mask) -> Image:
