@@ -323,6 +323,13 @@ class RegionInpainter:
         return resize_window(pixels, size, window, part, content)
 
 
+def _most_of(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
+    """Whether the box (x0, y0, x1, y1) covers over a quarter of a crop of ``shape``:
+    then a pass over the crop costs less than fixing the box after one."""
+    x0, y0, x1, y1 = box
+    return (x1 - x0) * (y1 - y0) * 4 > shape[0] * shape[1]
+
+
 def _rounded(pixels: FloatArray) -> Image:
     """RGB in [0, 255] (float, this call's own array) as 8-bit: clipped, then rounded
     half up, in place."""
@@ -379,6 +386,12 @@ class Lama(RegionInpainter):
         gap = feeds[self.cfg.mask_input][index, 0]
         np.copyto(gap, hole)
         x0, y0, x1, y1 = box
+        if _most_of(box, hole.shape):  # specks all over: one product per plane
+            scale = np.subtract(np.float32(1.0), gap)
+            scale *= np.float32(1.0 / 255.0)
+            for c, plane in enumerate(cv2.split(rgb)):
+                np.multiply(plane, scale, out=image[c], dtype=np.float32)
+            return
         keep = np.subtract(np.float32(1.0), gap[y0:y1, x0:x1])
         for c, plane in enumerate(cv2.split(rgb)):
             np.multiply(plane, np.float32(1.0 / 255.0), out=image[c], dtype=np.float32)
@@ -487,6 +500,13 @@ class Migan(RegionInpainter):
         planes = feeds[self.cfg.input][index]
         np.subtract(np.float32(0.5), hole, out=planes[0], dtype=np.float32)
         x0, y0, x1, y1 = box
+        if _most_of(box, hole.shape):  # specks all over: the formula over the crop
+            known = np.add(planes[0], np.float32(0.5))
+            scale = known * np.float32(2.0 / 255.0)
+            for c, plane in enumerate(cv2.split(rgb), 1):
+                np.multiply(plane, scale, out=planes[c], dtype=np.float32)
+                planes[c] -= known
+            return
         keep = np.logical_not(hole[y0:y1, x0:x1]).astype(np.float32)
         for c, plane in enumerate(cv2.split(rgb), 1):
             np.multiply(plane, np.float32(2.0 / 255.0), out=planes[c], dtype=np.float32)
