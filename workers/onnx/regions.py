@@ -104,6 +104,16 @@ class Components:
         cx1 = np.minimum((cell_stats[1:, 0] + cell_stats[1:, 2]) * CELL, w)
         cy1 = np.minimum((cell_stats[1:, 1] + cell_stats[1:, 3]) * CELL, h)
         covered = int(((cx1 - cx0).astype(np.int64) * (cy1 - cy0)).sum())
+        squares: Labels = np.asarray(cell_labels, np.int32)
+        boxes: Labels = np.asarray(cell_stats, np.int32)
+        packed = None
+        if pieces - 1 > MAX_PIECES and covered < h * w:
+            # Specks all over a large box: the pieces side by side in one small picture,
+            # labelled at once (a call per piece costs more than the labelling).
+            packed = _packed(part, squares, boxes, connectivity)
+        if packed is not None:
+            self.count, self.labels, self.stats = packed
+            return
         if pieces - 1 > MAX_PIECES or covered >= h * w:
             self.count, self.labels, self.stats = _label(np.ascontiguousarray(part), connectivity)
             return
@@ -112,17 +122,7 @@ class Components:
         stats = [self.stats]
         count = 1
         for k in range(1, pieces):
-            cx, cy, cw, ch = (int(v) for v in cell_stats[k, :4])
-            px0, py0 = cx * CELL, cy * CELL
-            px1, py1 = min((cx + cw) * CELL, w), min((cy + ch) * CELL, h)
-            piece = np.ascontiguousarray(part[py0:py1, px0:px1])
-            near = cell_labels[cy : cy + ch, cx : cx + cw]
-            foreign = bool(((near != 0) & (near != k)).any())
-            if foreign:
-                # Another piece's squares lie in this one's box: keep only its own (in a
-                # copy: the piece may be a view of the caller's mask).
-                own = np.repeat(np.repeat((near == k).view(np.uint8), CELL, 0), CELL, 1)
-                piece = piece & own[: py1 - py0, : px1 - px0]
+            (px0, py0, px1, py1), piece, foreign = _piece(part, squares, boxes, k)
             n, piece_labels, piece_stats = _label(piece, connectivity)
             if n == 1:
                 continue
@@ -155,6 +155,75 @@ class Components:
         ox, oy = self.box[:2]
         found: Mask = self.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox] == label
         return found
+
+
+def _piece(
+    part: NDArray[np.uint8], cell_labels: Labels, cell_stats: Labels, k: int
+) -> tuple[tuple[int, int, int, int], NDArray[np.uint8], bool]:
+    """Piece ``k``'s window (x0, y0, x1, y1) of ``part``, its pixels there (only its own
+    squares' where another piece's squares lie in its box), and whether they do."""
+    h, w = part.shape
+    cx, cy, cw, ch = (int(v) for v in cell_stats[k, :4])
+    px0, py0 = cx * CELL, cy * CELL
+    px1, py1 = min((cx + cw) * CELL, w), min((cy + ch) * CELL, h)
+    piece = np.ascontiguousarray(part[py0:py1, px0:px1])
+    near = cell_labels[cy : cy + ch, cx : cx + cw]
+    foreign = bool(((near != 0) & (near != k)).any())
+    if foreign:
+        # In a copy: the piece may be a view of the caller's mask.
+        own = np.repeat(np.repeat((near == k).view(np.uint8), CELL, 0), CELL, 1)
+        piece = piece & own[: py1 - py0, : px1 - px0]
+    return (px0, py0, px1, py1), piece, foreign
+
+
+def _packed(
+    part: NDArray[np.uint8], cell_labels: Labels, cell_stats: Labels, connectivity: int
+) -> tuple[int, Labels, Labels] | None:
+    """``part``'s regions (count, labels over ``part``, stats) from one labelling of its
+    pieces packed in rows, a blank pixel between any two; None where the packed picture
+    would be no smaller than ``part``."""
+    h, w = part.shape
+    width = max(int(cell_stats[1:, 2].max()) * CELL + 1, min(w, 1024))
+    places: list[tuple[int, int]] = []  # each piece's corner in the packed picture
+    shelves: list[int] = [0]  # each row of pieces' top
+    x = y = tall = 0
+    for k in range(1, len(cell_stats)):
+        pw = min(int(cell_stats[k, 2]) * CELL, w)
+        ph = min(int(cell_stats[k, 3]) * CELL, h)
+        if x + pw > width:
+            x, y, tall = 0, y + tall + 1, 0
+            shelves.append(y)
+        places.append((x, y))
+        x, tall = x + pw + 1, max(tall, ph)
+    if (y + tall) * width * 4 >= h * w * 3:
+        return None
+    canvas = np.zeros((y + tall, width), np.uint8)
+    windows = []
+    for k, (x, y) in enumerate(places, 1):
+        where, piece, foreign = _piece(part, cell_labels, cell_stats, k)
+        canvas[y : y + piece.shape[0], x : x + piece.shape[1]] = piece
+        windows.append((where, foreign))
+    count, found, stats = _label(canvas, connectivity)
+    # Each region's stats moved from its piece's place to the piece's window: the piece
+    # is the last one placed at or before the region's corner, row by row.
+    corners = np.array(places, np.int64).reshape(-1, 2)
+    rows = np.searchsorted(np.array(shelves), corners[:, 1], side="right")
+    keys = rows * (width + 1) + corners[:, 0]
+    region_rows = np.searchsorted(np.array(shelves), stats[1:, 1], side="right")
+    owner = np.searchsorted(keys, region_rows * (width + 1) + stats[1:, 0], side="right") - 1
+    origins = np.array([where[:2] for where, _ in windows], np.int64).reshape(-1, 2)
+    stats = stats.copy()
+    stats[1:, :2] += (origins[owner] - corners[owner]).astype(np.int32)
+    # Zeroed lazily by the system: only the pieces' windows are ever written.
+    labels = np.zeros((h, w), np.int32)
+    for ((px0, py0, px1, py1), foreign), (x, y) in zip(windows, places, strict=True):
+        got = found[y : y + py1 - py0, x : x + px1 - px0]
+        window = labels[py0:py1, px0:px1]
+        if foreign:
+            np.copyto(window, got, where=got > 0)
+        else:
+            window[...] = got
+    return count, labels, stats
 
 
 def _label(part: NDArray[np.uint8], connectivity: int) -> tuple[int, Labels, Labels]:
