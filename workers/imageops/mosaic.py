@@ -393,6 +393,41 @@ def _edge_stats(planes: _Planes, grid: MosaicGrid) -> tuple[FloatArray, FloatArr
     return right, bottom, inner.astype(np.float32)
 
 
+def _jpeg_lines_inside(planes: _Planes, grid: MosaicGrid) -> tuple[FloatArray, FloatArray]:
+    """Per cell, the largest mean step across one of JPEG's 8 px block edges inside it:
+    across columns, and across rows (zero along an axis whose grid lines are not JPEG's
+    own, or whose cells hold no other).
+
+    A grid whose lines are JPEG's own block edges sees a JPEG'd gradient's blocks as cells,
+    flat inside with a step at each edge; but the blocks inside such a "cell" step from one
+    another just as much, where a mosaic cell's are all one colour."""
+    b = grid.block
+    ox, oy = _origin(grid)
+    nh = -(-(planes.h - oy) // b)
+    nw = -(-(planes.w - ox) // b)
+    out_x = np.zeros((nh, nw), np.float32)
+    out_y = np.zeros((nh, nw), np.float32)
+    if b <= 8 or b % 8:
+        return out_x, out_y
+    for j in range(8, b, 8):
+        if grid.phase_x % 8 == 0:
+            cols = ox + b * np.arange(nw) + j - 1
+            ok = (cols >= 0) & (cols < planes.w - 1)
+            if ok.any():
+                line = np.zeros((nh, nw), np.float32)
+                line[:, ok] = _column_means(planes.dx[:, cols[ok]], grid, nh)
+                np.maximum(out_x, line, out=out_x)
+        if grid.phase_y % 8 == 0:
+            rows = oy + b * np.arange(nh) + j - 1
+            ok = (rows >= 0) & (rows < planes.h - 1)
+            if ok.any():
+                line = np.zeros((nh, nw), np.float32)
+                flip = MosaicGrid(b, grid.phase_y, grid.phase_x)
+                line[ok, :] = _column_means(planes.dy[rows[ok], :].T, flip, nw).T
+                np.maximum(out_y, line, out=out_y)
+    return out_x, out_y
+
+
 def _column_means(cols: FloatArray, grid: MosaicGrid, nh: int) -> FloatArray:
     """Average each column of ``cols`` over the grid's row cells (by ``phase_y``)."""
     h = cols.shape[0]
@@ -419,6 +454,7 @@ def _mosaic_cells(
     """Cells that look pixelated: flat, with abrupt steps to flat neighbours on 2+ sides."""
     mean, std, full = _cell_stats(planes, grid)
     right, bottom, inner = _edge_stats(planes, grid)
+    lines_x, lines_y = _jpeg_lines_inside(planes, grid)
     flat = (std <= _FLAT_STD) & full
     flat_f = flat.astype(np.float32)
     # JPEG codes 8x8 blocks (16x16 for colour) from the origin, and its smooth areas decode
@@ -442,12 +478,14 @@ def _mosaic_cells(
     low = np.where(both & (not jpeg_x), _EXACT_STEP, step_min)
     step_r = (right >= low) & (right >= _QUIET_RATIO * quiet + 0.5)
     step_r &= _shift(flat_f, 0, 1, 0.0) > 0
+    step_r &= right >= _QUIET_RATIO * np.maximum(lines_x, _shift(lines_x, 0, 1, 0.0))
     quiet = np.maximum(inner, _shift(inner, 1, 0, 0.0))
     step_min = _JPEG_EDGE_STEP if jpeg_y else _EDGE_STEP
     both = (exact > 0) & (_shift(exact, 1, 0, 0.0) > 0) & (not on_y)
     low = np.where(both & (not jpeg_y), _EXACT_STEP, step_min)
     step_b = (bottom >= low) & (bottom >= _QUIET_RATIO * quiet + 0.5)
     step_b &= _shift(flat_f, 1, 0, 0.0) > 0
+    step_b &= bottom >= _QUIET_RATIO * np.maximum(lines_y, _shift(lines_y, 1, 0, 0.0))
     sr, sb = step_r.astype(np.float32), step_b.astype(np.float32)
     sides = sr + sb + _shift(sr, 0, -1, 0.0) + _shift(sb, -1, 0, 0.0)
     cells = flat & (sides >= 2)
