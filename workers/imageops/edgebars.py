@@ -1,0 +1,589 @@
+"""Censor bars found by their geometry: two long straight parallel edges a constant distance
+apart, one flat colour between them.
+
+A complement to :mod:`workers.imageops.bars`, which finds flat single-colour regions and
+judges their shape: a region that merges with a same-colour mass (a black bar touching black
+hair), a bar too thin for its downscaled search, or bars crossing at odd angles escape it.
+Here the search starts from edges instead. Line segments are found on a downscaled copy
+(LSD); pairs of nearly parallel segments a bar's thickness apart whose strip is one colour
+and whose outsides differ from it are candidates. Each candidate is then followed at full
+size in a frame rotated to its axis: along the axis while its cross-section keeps the colour
+(through crossings and masses of the same colour), and judged column by column: the colour
+spans exactly the bar's thickness, and both sides, a few pixels out, are something else. A
+bar is the run of such columns, which must be at least three thicknesses long, one colour
+(JPEG aside) and end squarely in some other colour at least at one end (not at the picture's
+border): the gap between two rows of lettering, or a strip of a balloon, runs on into the
+same colour instead; the gap between hatching lines has the same colour again just past a
+thin line. A contrasting rim a few pixels wide around the bar is taken with it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+Image = NDArray[np.uint8]
+Mask = NDArray[np.bool_]
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+# Longer side (px) of the copy searched for edges; thin bars must keep a few pixels there.
+SEARCH_SIZE = 1024
+# Thinnest bar (px at full size) and thickest (share of the shorter side).
+_MIN_THICK = 6.0
+_MAX_THICK_FRAC = 0.15
+# Shortest segment (px on the search copy) taken into pairs.
+_MIN_SEG = 6.0
+# Two edges of one bar are parallel within this many degrees.
+_ANGLE_TOL = 3.0
+# Strip screening on the search copy: share of the inside near its colour, and of each side's
+# samples away from it.
+_SCREEN_INNER = 0.8
+_SCREEN_SIDE = 0.45
+_SCREEN_NEAR = 20.0
+_SCREEN_FAR = 24.0
+# A bar's colour differs from what is beside it by at least this much (RGB distance).
+_MIN_CONTRAST = 18.0
+# Full-size columns: share of the inner rows in the bar's colour for the column to be
+# "covered"; share of each side band away from it.
+_COVERED = 0.9
+_SIDE = 0.7
+# A bar is at least this many thicknesses long (its judged columns).
+_MIN_ASPECT = 3.0
+# Share of a bar's extent whose columns are judged bar-like (crossings and masses take
+# the rest).
+_MIN_GOOD = 0.5
+# Spread of the colour inside (RGB distance from the median): JPEG q=80 stays under these.
+_MAX_P75 = 7.0
+_MAX_P95 = 16.0
+# Straightness of a bar's sides over its length (px): largest sag of a fitted parabola,
+# scatter around it.
+_MAX_SAG = 1.0
+_MAX_SCATTER = 0.8
+_MIN_INLIERS = 0.75
+# Widest contrasting rim taken with a bar (px).
+_MAX_RIM = 6
+
+
+_WHY: list[str] = []
+
+
+def _no(reason: str) -> None:
+    _WHY.append(reason)
+    return None
+
+
+class _Cand(NamedTuple):
+    cx: float  # centre of the strip (full-size px)
+    cy: float
+    ux: float  # unit axis
+    uy: float
+    thick: float  # full-size px
+    half: float  # half the length seen between the edges (full-size px)
+    score: float
+
+
+class _Bar(NamedTuple):
+    poly: NDArray[np.float32]  # 4 corners, full size
+
+
+# What a window too short for its bar answers.
+_MORE = _Bar(np.zeros((0, 2), np.float32))
+
+
+def _segments(gray: NDArray[np.uint8]) -> F64:
+    lsd = cv2.createLineSegmentDetector(cv2.LSD_REFINE_NONE)
+    found = lsd.detect(gray)[0]
+    if found is None:
+        return np.zeros((0, 4), np.float64)
+    segs = np.asarray(found, np.float64).reshape(-1, 4)
+    length = np.hypot(segs[:, 2] - segs[:, 0], segs[:, 3] - segs[:, 1])
+    out: F64 = segs[length >= _MIN_SEG]
+    return out
+
+
+def _pairs(segs: F64, tmin: float, tmax: float) -> tuple[F64, F64, F64, F64, F64, F64]:
+    """Pairs of near-parallel segments ``tmin``..``tmax`` apart that overlap along their
+    axis: centre (x, y), axis (ux, uy), thickness and overlap, all on the search copy."""
+    empty = np.zeros(0)
+    if len(segs) < 2:
+        return empty, empty, empty, empty, empty, empty
+    p1, p2 = segs[:, :2], segs[:, 2:]
+    d = p2 - p1
+    length = np.hypot(d[:, 0], d[:, 1])
+    d = d / length[:, None]
+    theta = np.degrees(np.arctan2(d[:, 1], d[:, 0])) % 180.0
+    order = np.argsort(theta)
+    th = theta[order]
+    # Wrap-around: segments near 180 degrees also meet those near 0.
+    ext_idx = np.concatenate([order, order[th > 180.0 - _ANGLE_TOL]])
+    ext_th = np.concatenate([th, th[th > 180.0 - _ANGLE_TOL] - 180.0])
+    srt = np.argsort(ext_th, kind="stable")
+    ext_idx, ext_th = ext_idx[srt], ext_th[srt]
+    hi = np.searchsorted(ext_th, ext_th + _ANGLE_TOL, side="right")
+    counts = hi - np.arange(len(ext_th)) - 1
+    counts = np.maximum(counts, 0)
+    ii = np.repeat(np.arange(len(ext_th)), counts)
+    if ii.size == 0:
+        return empty, empty, empty, empty, empty, empty
+    starts = np.cumsum(counts) - counts
+    jj = ii + 1 + (np.arange(ii.size) - np.repeat(starts, counts))
+    a, b = ext_idx[ii], ext_idx[jj]
+    keep = a != b
+    a, b = a[keep], b[keep]
+    da, db = d[a], d[b]
+    flip = (da * db).sum(axis=1) < 0
+    db = np.where(flip[:, None], -db, db)
+    u = da * length[a, None] + db * length[b, None]
+    u = u / np.hypot(u[:, 0], u[:, 1])[:, None]
+    n = np.stack([-u[:, 1], u[:, 0]], axis=1)
+    # Offsets of all four endpoints across the axis.
+    ra1, ra2 = (n * p1[a]).sum(1), (n * p2[a]).sum(1)
+    rb1, rb2 = (n * p1[b]).sum(1), (n * p2[b]).sum(1)
+    ra, rb = (ra1 + ra2) / 2, (rb1 + rb2) / 2
+    thick = np.abs(ra - rb)
+    skew = np.maximum(np.abs(ra1 - ra2), np.abs(rb1 - rb2))
+    # Along the axis.
+    ta = np.sort(np.stack([(u * p1[a]).sum(1), (u * p2[a]).sum(1)], 1), 1)
+    tb = np.sort(np.stack([(u * p1[b]).sum(1), (u * p2[b]).sum(1)], 1), 1)
+    lo, hi2 = np.maximum(ta[:, 0], tb[:, 0]), np.minimum(ta[:, 1], tb[:, 1])
+    over = hi2 - lo
+    ok = (
+        (thick >= tmin)
+        & (thick <= tmax)
+        & (skew <= np.maximum(1.5, 0.2 * thick))
+        & (over >= np.maximum(0.8 * thick, 5.0))
+    )
+    u, n, ra, rb, thick, lo, hi2, over = (v[ok] for v in (u, n, ra, rb, thick, lo, hi2, over))
+    mid_t, mid_r = (lo + hi2) / 2, (ra + rb) / 2
+    cx = u[:, 0] * mid_t + n[:, 0] * mid_r
+    cy = u[:, 1] * mid_t + n[:, 1] * mid_r
+    return cx, cy, u[:, 0], u[:, 1], thick, over
+
+
+def _sample(img: F32, xs: F64, ys: F64) -> F32:
+    """Nearest-pixel colours at (xs, ys), any shape; outside the picture: -1000."""
+    h, w = img.shape[:2]
+    xi, yi = np.rint(xs).astype(np.int64), np.rint(ys).astype(np.int64)
+    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    out = img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)].astype(np.float32)
+    out[~inside] = -1000.0
+    return out
+
+
+def _screen(small: F32, cx: F64, cy: F64, ux: F64, uy: F64, thick: F64, over: F64) -> Mask:
+    """Cheap look at each candidate strip on the search copy: one colour inside, another
+    on both sides."""
+    k = 16
+    f = (np.arange(k) + 0.5) / k - 0.5  # along, as a share of the overlap
+    nx, ny = -uy, ux
+    along = f[None, :] * over[:, None] * 0.9
+    inner_v = np.stack([-0.25 * thick, 0 * thick, 0.25 * thick], 1)  # (N, 3)
+    xs = cx[:, None, None] + ux[:, None, None] * along[:, :, None] + nx[:, None, None] * inner_v[:, None, :]
+    ys = cy[:, None, None] + uy[:, None, None] * along[:, :, None] + ny[:, None, None] * inner_v[:, None, :]
+    inner = _sample(small, xs, ys).reshape(len(cx), -1, 3)
+    colour = np.median(inner, axis=1)
+    near = np.sqrt(((inner - colour[:, None, :]) ** 2).sum(2)) <= _SCREEN_NEAR
+    ok = near.mean(1) >= _SCREEN_INNER
+    for sign in (-1.0, 1.0):
+        off = sign * (thick / 2 + np.maximum(1.5, 0.2 * thick))
+        sx = cx[:, None] + ux[:, None] * along + (nx * off)[:, None]
+        sy = cy[:, None] + uy[:, None] * along + (ny * off)[:, None]
+        side = _sample(small, sx, sy)
+        far = np.sqrt(((side - colour[:, None, :]) ** 2).sum(2)) >= _SCREEN_FAR
+        ok &= far.mean(1) >= _SCREEN_SIDE
+    res: Mask = ok
+    return res
+
+
+def _candidates(rgb: Image) -> tuple[list[_Cand], float]:
+    h, w = rgb.shape[:2]
+    scale = min(1.0, SEARCH_SIZE / max(h, w))
+    if scale < 1.0:
+        size = (max(round(w * scale), 1), max(round(h * scale), 1))
+        small = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), np.uint8)
+    else:
+        small = rgb
+    gray = np.asarray(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), np.uint8)
+    # Light grey on pale skin differs in saturation more than in brightness.
+    r, g, b = cv2.split(small)
+    chroma = np.asarray(
+        cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)), np.uint8
+    )
+    segs = np.concatenate([_segments(gray), _segments(chroma)])
+    tmin = max(3.0, _MIN_THICK * scale) - 1.0
+    tmax = _MAX_THICK_FRAC * min(h, w) * scale
+    cx, cy, ux, uy, thick, over = _pairs(segs, tmin, tmax)
+    if cx.size == 0:
+        return [], scale
+    ok = _screen(small.astype(np.float32), cx, cy, ux, uy, thick, over)
+    order = np.argsort(-(over[ok]))
+    cands = [
+        _Cand(
+            float(cx[ok][i] / scale),
+            float(cy[ok][i] / scale),
+            float(ux[ok][i]),
+            float(uy[ok][i]),
+            float(thick[ok][i] / scale),
+            float(over[ok][i] / scale / 2),
+            float(over[ok][i]),
+        )
+        for i in order
+    ]
+    return cands, scale
+
+
+def _runs_from_centre(inside: Mask, centre: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Per column: how many rows above and below ``centre`` are inside without a break."""
+    out = []
+    for part in (inside[centre::-1], inside[centre:]):
+        first_out = np.argmin(part, axis=0).astype(np.int64)
+        first_out[part.all(axis=0)] = part.shape[0]
+        out.append(first_out - 1)
+    return out[0], out[1]
+
+
+def _frame(rgb: Image, c: _Cand, t0: int, cols: int, half_rows: int) -> tuple[F32, F64]:
+    """The picture resampled in the candidate's frame: column x, row y is the point
+    centre + (x + t0) u + (y - half_rows) n; outside the picture -1000. Also the affine map
+    from frame to picture coordinates."""
+    h, w = rgb.shape[:2]
+    ux, uy = c.ux, c.uy
+    nx, ny = -uy, ux
+    rows = 2 * half_rows + 1
+    m = np.array(
+        [
+            [ux, nx, c.cx + t0 * ux - half_rows * nx],
+            [uy, ny, c.cy + t0 * uy - half_rows * ny],
+        ],
+        np.float64,
+    )
+    frame = np.asarray(
+        cv2.warpAffine(
+            rgb, m, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        ),
+        np.float32,
+    )
+    # Out of the picture, computed rather than marked: uint8 has no value to spare.
+    xs = np.arange(cols, dtype=np.float32)[None, :]
+    ys = np.arange(rows, dtype=np.float32)[:, None]
+    sx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    sy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    out = (sx < -0.5) | (sx > w - 0.5) | (sy < -0.5) | (sy > h - 0.5)
+    if out.any():
+        frame[out] = -1000.0
+    return frame, m
+
+
+def _refine(rgb: Image, c: _Cand) -> _Bar | None:
+    h, w = rgb.shape[:2]
+    t = c.thick
+    wb = int(np.clip(round(t / 2), 3, 10))
+    pad = int(math.ceil(max(t * 0.25, 3.0))) + 2 + wb + _MAX_RIM + 2
+    half_rows = int(math.ceil(t / 2)) + pad
+    # The axis line's extent inside the picture.
+    tlo, thi = -1e9, 1e9
+    for p, d, size in ((c.cx, c.ux, w), (c.cy, c.uy, h)):
+        if abs(d) > 1e-9:
+            a, b = (-0.5 - p) / d, (size - 0.5 - p) / d
+            tlo, thi = max(tlo, min(a, b)), min(thi, max(a, b))
+    t0, t1 = int(math.floor(tlo)), int(math.ceil(thi))
+    if t1 - t0 + 1 < _MIN_ASPECT * t:
+        return None
+    # First the seed alone (cheap), then the whole line through the picture.
+    q0, q1 = max(t0, int(-c.half) - 2), min(t1, int(c.half) + 2)
+    frame, m = _frame(rgb, c, q0, q1 - q0 + 1, half_rows)
+    if _judge(frame, c, q0, half_rows, m, quick=True) is None:
+        return None
+    # Then a window around it, widened while the bar's colour runs on to its ends.
+    reach = max(4.0 * t, 2.0 * c.half, 64.0)
+    while True:
+        w0, w1 = max(t0, int(-c.half - reach)), min(t1, int(c.half + reach))
+        frame, m = _frame(rgb, c, w0, w1 - w0 + 1, half_rows)
+        bar = _judge(frame, c, w0, half_rows, m, more=(w0 > t0, w1 < t1))
+        if bar is not _MORE:
+            return bar
+        reach *= 2.5
+
+
+def _judge(
+    frame: F32,
+    c: _Cand,
+    t0: int,
+    half_rows: int,
+    m: F64,
+    quick: bool = False,
+    more: tuple[bool, bool] = (False, False),
+) -> _Bar | None:
+    rows, cols = frame.shape[:2]
+    outside = frame[:, :, 0] < -1.0
+    t = c.thick
+    ctr = half_rows
+    s0, s1 = int(-t0 - c.half), int(-t0 + c.half) + 1
+    s0, s1 = max(s0, 0), min(s1, cols)
+    if s1 - s0 < 2:
+        return _no("j1")
+    ri = max(0, int(t / 2 - max(1.5, 0.2 * t)))
+    seed = frame[ctr - ri : ctr + ri + 1, s0:s1].reshape(-1, 3)
+    if (seed < -1).any():
+        return _no("j2")
+    colour = np.median(seed, axis=0)
+    diff = frame - colour.astype(np.float32)
+    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    dist[outside] = 1000.0
+    # Contrast beside the seed.
+    off = int(round(t / 2 + max(2.0, 0.2 * t)))
+    k_top = float(np.median(dist[ctr - off, s0:s1]))
+    k_bot = float(np.median(dist[ctr + off, s0:s1]))
+    contrast = min(k_top, k_bot)
+    if contrast < _MIN_CONTRAST:
+        return _no("j3")
+    tol = float(np.clip(0.5 * contrast, 10.0, 40.0))
+    inside = dist < tol
+    top, bot = _runs_from_centre(inside, ctr)
+    # The edges seen from the seed: medians of the runs.
+    st, sb = top[s0:s1], bot[s0:s1]
+    et, eb = float(np.median(st)), float(np.median(sb))
+    width = et + eb + 1
+    if width < _MIN_THICK or abs(width - t) > max(3.0, 0.3 * t):
+        return _no("j4")
+    tolw = max(1.5, 0.12 * width)
+    good_w = (np.abs(top - et) <= tolw) & (np.abs(bot - eb) <= tolw)
+    # Columns covered: the inner rows (between the seen edges) in the colour.
+    mi = max(1, int(round(max(1.5, 0.15 * width))))
+    a, b = int(ctr - et + mi), int(ctr + eb - mi)
+    if b < a:
+        a = b = ctr
+    covered = np.count_nonzero(inside[a : b + 1], axis=0) >= _COVERED * (b + 1 - a)
+    wb = int(np.clip(round(width / 2), 3, 10))
+    g = 2
+    top_in = np.count_nonzero(inside[int(ctr - et) - g - wb : int(ctr - et) - g, :], axis=0)
+    bot_in = np.count_nonzero(inside[int(ctr + eb) + g + 1 : int(ctr + eb) + g + wb + 1, :], axis=0)
+    side_ok = (top_in <= (1 - _SIDE) * wb) & (bot_in <= (1 - _SIDE) * wb)
+    good = covered & good_w & side_ok
+    if quick:
+        return _Bar(np.zeros((0, 2), np.float32)) if good[s0:s1].mean() >= 0.4 else _no("q")
+    # Follow the covered run from the seed (tiny gaps allowed).
+    seed_col = (s0 + s1) // 2
+    if not covered[seed_col]:
+        near = np.flatnonzero(covered[s0:s1])
+        if near.size == 0:
+            return _no("j5")
+        seed_col = s0 + int(near[near.size // 2])
+    gap = max(2, int(0.1 * width))
+    lo = seed_col
+    miss = 0
+    while lo > 0 and miss <= gap:
+        if covered[lo - 1]:
+            miss = 0
+        else:
+            miss += 1
+        lo -= 1
+    lo += miss
+    hi = seed_col
+    miss = 0
+    while hi < cols - 1 and miss <= gap:
+        if covered[hi + 1]:
+            miss = 0
+        else:
+            miss += 1
+        hi += 1
+    hi -= miss
+    if (lo == 0 and more[0]) or (hi == cols - 1 and more[1]):
+        return _MORE
+    gidx = np.flatnonzero(good[lo : hi + 1])
+    if gidx.size == 0:
+        return _no("j6")
+    ga, gb = lo + int(gidx[0]), lo + int(gidx[-1])
+    length = gb - ga + 1
+    if length < _MIN_ASPECT * width or gidx.size < _MIN_GOOD * length:
+        return _no("j7")
+    # Straight sides a constant distance apart: a limb's lit side or a shadow bends away,
+    # a tapered stroke narrows.
+    if not _straight(dist, tol, ctr, top, bot, good, ga, gb, width):
+        _WHY.append(f"straight")
+        return _no("j8")
+    # One colour inside (over the judged columns).
+    inner = dist[a : b + 1, ga : gb + 1][:, good[ga : gb + 1]]
+    if np.percentile(inner, 75) > _MAX_P75 or np.percentile(inner, 95) > _MAX_P95:
+        return _no("j9")
+    # Square ends in another colour (not the picture's border).
+    endm = max(3, int(0.3 * width))
+
+    def true_end(g_at: int, run_end: int, step: int) -> bool:
+        if abs(g_at - run_end) > endm:
+            return False
+        beyond = run_end + step * 2
+        if beyond < 0 or beyond >= cols:
+            return False
+        col = slice(a, b + 1)
+        if outside[col, beyond].any():
+            return False
+        return bool(inside[col, beyond].mean() <= 0.2)
+
+    ends = (true_end(ga, lo, -1), true_end(gb, hi, 1))
+    if not any(ends):
+        return _no("j10")
+    x0 = lo - 0.5 if ends[0] else ga - 0.5
+    x1 = hi + 0.5 if ends[1] else gb + 0.5
+    y0, y1 = ctr - et - 0.5, ctr + eb + 0.5
+    rim = _rim(frame, dist, tol, int(ctr - et), int(ctr + eb), good, ga, gb)
+    x0, x1, y0, y1 = x0 - rim, x1 + rim, y0 - rim, y1 + rim
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+    src = corners @ m[:, :2].T + m[:, 2]
+    return _Bar(src.astype(np.float32))
+
+
+def _edge_pos(dist: F32, ctr: int, run: NDArray[np.int64], sign: int) -> F64:
+    """Sub-pixel offset from ``ctr`` of each column's edge: where the distance from the bar's
+    colour crosses half that of the pixel 3 px outside (an anti-aliased edge's middle)."""
+    rows = dist.shape[0]
+    cols = np.arange(dist.shape[1])
+    base = run - 1
+    prof = np.stack(
+        [dist[np.clip(ctr + sign * (base + k), 0, rows - 1), cols] for k in range(5)]
+    )
+    half = 0.5 * prof[4]
+    above = prof >= half[None, :]
+    above[4] = True
+    k = np.argmax(above, axis=0)  # first at or past half, >= 1 as prof[0] is inside
+    k = np.maximum(k, 1)
+    lo, hi = prof[k - 1, cols], prof[k, cols]
+    frac = np.clip((half - lo) / np.maximum(hi - lo, 1e-3), 0.0, 1.0)
+    pos: F64 = base + (k - 1) + frac.astype(np.float64)
+    return pos
+
+
+def _straight(
+    dist: F32,
+    tol: float,
+    ctr: int,
+    top: NDArray[np.int64],
+    bot: NDArray[np.int64],
+    good: Mask,
+    ga: int,
+    gb: int,
+    width: float,
+) -> bool:
+    x = np.flatnonzero(good[ga : gb + 1]) + ga
+    if x.size < 6:
+        return False
+    et = _edge_pos(dist, ctr, top, -1)[x]
+    eb = _edge_pos(dist, ctr, bot, 1)[x]
+    xc = (x - x.mean()) / max(float(x.max() - x.min()), 1.0)  # -0.5 .. 0.5
+    keep = np.ones(x.size, bool)
+    for e in (et, eb):
+        # Ink or another bar touching a side moves its edge in places: fitted twice, the
+        # second time without the columns far off the first fit.
+        fit = np.polyfit(xc, e, 2)
+        res = np.abs(e - np.polyval(fit, xc))
+        keep &= res <= max(1.0, 2.5 * float(np.median(res)))
+    if keep.mean() < _MIN_INLIERS:
+        return False
+    xk = xc[keep]
+    for e in (et[keep], eb[keep]):
+        a2, a1, a0 = np.polyfit(xk, e, 2)
+        res = e - (a2 * xk**2 + a1 * xk + a0)
+        # Sag of the quadratic over the length, and scatter around it.
+        if abs(a2) * 0.25 > _MAX_SAG or float(np.std(res)) > _MAX_SCATTER:
+            return False
+    # The thickness does not drift along the bar.
+    s1 = np.polyfit(xk, et[keep] + eb[keep], 1)[0]
+    return bool(abs(s1) <= max(1.2, 0.06 * width))
+
+
+def _rim(frame: F32, dist: F32, tol: float, top: int, bot: int, good: Mask, ga: int, gb: int) -> int:
+    """Width of a contrasting band of one colour hugging both long sides, or 0."""
+    cols = good[ga : gb + 1]
+    if cols.sum() < 8:
+        return 0
+    rows = frame.shape[0]
+
+    def band(row: int) -> tuple[F32, float] | None:
+        if row < 0 or row >= rows:
+            return None
+        px = frame[row, ga : gb + 1][cols]
+        if (px < -1).any():
+            return None
+        col = np.median(px, axis=0)
+        share = float((np.sqrt(((px - col) ** 2).sum(1)) < 14.0).mean())
+        return col, share
+
+    widths = []
+    colours = []
+    for sign, edge in ((-1, top), (1, bot)):
+        wdt = 0
+        first: F32 | None = None
+        for k in range(1, _MAX_RIM + 3):
+            got = band(edge + sign * (k + 1))
+            if got is None:
+                break
+            col, share = got
+            if share < 0.85:
+                break
+            if first is None:
+                first = col
+            elif float(np.sqrt(((col - first) ** 2).sum())) > 20.0:
+                break
+            wdt = k + 1
+        if first is None or wdt > _MAX_RIM + 1 or wdt < 2:
+            return 0
+        widths.append(wdt)
+        colours.append(first)
+    if abs(widths[0] - widths[1]) > 1:
+        return 0
+    if float(np.sqrt(((colours[0] - colours[1]) ** 2).sum())) > 24.0:
+        return 0
+    return min(widths)
+
+
+def _same_strip(c: _Cand, o: _Cand) -> bool:
+    """Whether ``c`` lies on the strip already looked at from ``o`` (same line, overlapping
+    seeds, like thickness): it would be judged the same."""
+    if abs(c.ux * o.ux + c.uy * o.uy) < math.cos(math.radians(_ANGLE_TOL)):
+        return False
+    if abs(c.thick - o.thick) > 0.2 * o.thick + 1.0:
+        return False
+    dx, dy = c.cx - o.cx, c.cy - o.cy
+    across = abs(-o.uy * dx + o.ux * dy)
+    along = abs(o.ux * dx + o.uy * dy)
+    return across <= max(2.0, 0.15 * o.thick) and along <= o.half
+
+
+def find_edge_bars(rgb: Image) -> list[NDArray[np.float32]]:
+    """The corners (4 x 2, full-size px) of each bar found."""
+    cands, _ = _candidates(rgb)
+    h, w = rgb.shape[:2]
+    found: list[NDArray[np.float32]] = []
+    done = np.zeros((h, w), np.uint8)
+    seen: list[_Cand] = []
+    for c in cands:
+        xi, yi = int(round(c.cx)), int(round(c.cy))
+        if 0 <= xi < w and 0 <= yi < h and done[yi, xi]:
+            continue
+        if any(_same_strip(c, o) for o in seen):
+            continue
+        seen.append(c)
+        bar = _refine(rgb, c)
+        if bar is None:
+            continue
+        found.append(bar.poly)
+        cv2.fillPoly(done, [np.round(bar.poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    return found
+
+
+def detect_edge_bars(rgb: Image, grow: int = 0) -> Mask:
+    """Mask of the bars :func:`find_edge_bars` finds, dilated by ``grow`` px."""
+    h, w = rgb.shape[:2]
+    out = np.zeros((h, w), np.uint8)
+    for poly in find_edge_bars(rgb):
+        cv2.fillPoly(out, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    if grow > 0:
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        out = np.asarray(cv2.dilate(out, disc), np.uint8)
+    res: Mask = out.astype(bool)
+    return res
