@@ -14,6 +14,7 @@ measured once at start.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -249,18 +250,40 @@ def _step_counts(win: Image, inside: Mask, axis: int) -> NDArray[np.float64]:
     return counts
 
 
+@functools.lru_cache(maxsize=32)
+def _folding(n: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], Mask]:
+    """How ``n`` counts fold at every block size they hold three of: the block sizes,
+    each folded count's bin and source, and which bins exist (one row per size)."""
+    blocks = np.arange(MIN_BLOCK, min(MAX_BLOCK, n // 3) + 1)
+    bins, source = [], []
+    for k, b in enumerate(blocks):
+        m = n // b * b
+        source.append(np.arange(m))
+        bins.append(k * (MAX_BLOCK + 1) + np.arange(m) % b)
+    exists = np.zeros((len(blocks), MAX_BLOCK + 1), bool)
+    for k, b in enumerate(blocks):
+        exists[k, :b] = True
+    if not len(blocks):
+        return blocks, np.zeros(0, np.intp), np.zeros(0, np.intp), exists
+    return blocks, np.concatenate(bins), np.concatenate(source), exists
+
+
 def _fold(counts: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-    """Per block size, the comb score of the best line position and that position."""
+    """Per block size, the comb score of the best line position (its mean count over
+    the mean of all) and that position; every size folded in one bincount (counts are
+    whole numbers, so the sums are exact)."""
     n = counts.size
     scores = np.zeros(MAX_BLOCK + 1)
     where = np.zeros(MAX_BLOCK + 1, np.intp)
     mean = float(counts.mean()) if n else 0.0
-    if mean <= 0:
+    blocks, bins, source, exists = _folding(n)
+    if mean <= 0 or not len(blocks):
         return scores, where
-    for b in range(MIN_BLOCK, min(MAX_BLOCK, n // 3) + 1):
-        folded = counts[: n // b * b].reshape(-1, b).mean(axis=0)
-        r = int(folded.argmax())
-        scores[b], where[b] = folded[r] / mean, r
+    sums = np.bincount(bins, weights=counts[source], minlength=exists.size)
+    folded = np.where(exists, sums.reshape(exists.shape), -np.inf)
+    best = folded.argmax(axis=1)
+    scores[blocks] = folded[np.arange(len(blocks)), best] / (n // blocks) / mean
+    where[blocks] = best
     return scores, where
 
 
