@@ -149,11 +149,11 @@ def restore(rgb: Image, mask: Mask, esrgan: Esrgan, *, feather: int, default_blo
         a = np.multiply(alpha[y - ay : ry1 - ay, x - ax : rx1 - ax], region)[:, :, None]
         new = redrawn[y - y0 : ry1 - y0, x - x0 : rx1 - x0]
         old = out[y:ry1, x:rx1].astype(np.float32)
-        blended = a * new
-        blended += (1.0 - a) * old
+        blended = np.multiply(a, new)
+        old *= 1.0 - a
+        blended += old
         np.rint(blended, out=blended)
-        np.clip(blended, 0, 255, out=blended)
-        out[y:ry1, x:rx1] = blended
+        out[y:ry1, x:rx1] = np.clip(blended, 0, 255, out=blended)
     return out
 
 
