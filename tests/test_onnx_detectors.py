@@ -285,6 +285,25 @@ def test_maskrcnn_round_trip(tmp_path: Path, pixels: str, letterbox: str) -> Non
         assert near(found[BAR], (h, w), white, 1 + int(np.ceil(max(h, w) / 256))), (h, w)
 
 
+@pytest.mark.parametrize("pixels", ["unit", "mean"])
+def test_maskrcnn_tensor_holds_the_float_of_every_level(tmp_path: Path, pixels: str) -> None:
+    # Every 8-bit level of every channel becomes exactly the float the model expects:
+    # level - mean pixel (float32), or level * (1/255) in float32.
+    standins.detector_dark(tmp_path / "m.onnx", pixels=pixels)
+    detector = load_detector(tmp_path / "m.onnx", DetectorModel(pixels=pixels), "cpu")
+    assert isinstance(detector, MaskRcnnDetector)
+    levels = np.arange(256, dtype=np.uint8)
+    rgb = np.stack([np.tile(levels, (8, 1)), np.tile(levels[::-1], (8, 1)),
+                    np.tile(np.roll(levels, 7), (8, 1))], axis=-1)  # fmt: skip
+    tensor, box = detector._tensor(np.ascontiguousarray(rgb))
+    assert box is None and tensor.dtype == np.float32 and tensor.shape == (1, 3, 8, 256)
+    planes = np.moveaxis(rgb, -1, 0).astype(np.float32)
+    unit = planes * np.float32(1.0 / 255.0)
+    np.testing.assert_array_equal(
+        tensor[0], planes - MEAN[:, None, None] if pixels == "mean" else unit
+    )
+
+
 @pytest.mark.parametrize(
     ("letterbox", "pixels", "top"),
     [("centre", "unit", 32), ("top-left", "unit", 0), ("centre", "mean", 32)],
