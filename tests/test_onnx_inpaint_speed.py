@@ -128,6 +128,12 @@ def test_deepcreampy_tensors_are_the_formulas_even_over_old_ones() -> None:
         want_image, want_known = old_prepare(rgb, hole, crop)
         assert np.array_equal(image, want_image), turn
         assert np.array_equal(known, want_known), turn
+        # Tensors OpenCV cannot write in place (every other column of a wider array)
+        # are filled all the same.
+        wide = np.full((2, SIZE, 2 * SIZE, 3), np.nan, np.float32)
+        _prepare(rgb, hole, crop, wide[0, :, ::2], wide[1, :, ::2])
+        assert np.array_equal(wide[0, :, ::2], want_image), turn
+        assert np.array_equal(wide[1, :, ::2], want_known), turn
 
 
 def test_deepcreampy_output_is_finished_under_the_window_only() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -210,8 +211,19 @@ def _prepare(rgb: Image, hole: Mask, crop: Crop, image: FloatArray, known: Float
     # The hole's pixels zeroed (the table gives them -1), then one table look-up per
     # value for the image and for the mask.
     keep = np.logical_not(gap).view(np.uint8)
-    cv2.LUT(cv2.bitwise_and(pixels, pixels, mask=keep), _TO_MODEL, dst=image)
-    cv2.LUT(cv2.merge((keep, keep, keep)), _KNOWN, dst=known)
+    _lookup(cv2.bitwise_and(pixels, pixels, mask=keep), _TO_MODEL, image)
+    _lookup(cv2.merge((keep, keep, keep)), _KNOWN, known)
+
+
+def _lookup(values: NDArray[Any], table: FloatArray, target: FloatArray) -> None:
+    """``table`` looked up for ``values``, into ``target``: by OpenCV in place where its
+    layout allows (a batch's tensor), else copied in."""
+    if target.flags.c_contiguous:
+        result: NDArray[Any] = cv2.LUT(values, table, dst=target)
+    else:
+        result = cv2.LUT(values, table)
+    if not np.may_share_memory(result, target):
+        target[...] = result
 
 
 def _finish(pred: FloatArray, size: int, window: tuple[int, int, int, int]) -> Image:

@@ -489,7 +489,9 @@ class Migan(RegionInpainter):
     ) -> None:
         if self.pipeline:
             image = feeds[self.cfg.image_input][index]
-            cv2.split(rgb, mv=list(image))  # straight into the tensor's planes
+            planes = cv2.split(rgb, mv=list(image))  # straight into the tensor's planes
+            if not np.may_share_memory(planes[0], image):  # OpenCV made new ones
+                image[...] = np.stack(planes)
             # 255 to keep, 0 to fill.
             np.multiply(
                 np.logical_not(hole), np.uint8(255), out=feeds[self.cfg.mask_input][index, 0]
