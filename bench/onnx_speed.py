@@ -355,7 +355,7 @@ def bench(
         def work(decoded: Any, clock: Callable[[str], None]) -> Any:
             rgb, alpha = decoded
             clock("mask")
-            mask = pipeline.read_mask(rgb, exact)
+            mask = pipeline.read_mask(rgb, exact, alpha)
             clock("step")
             return m.inpaint(rgb, mask), alpha
 
