@@ -296,6 +296,12 @@ HELD_OUT_BARS = {
     # Bars close in colour to a fill they cross, whose colour cut once grew into it.
     "grey X over a grey fill": (3000, 22),
     "navy X on a night sky": (11000, 2),
+    # Fused end to end, each bar of its own thickness: the joined outline steps, so no one
+    # pair of lines runs its length (it passed for a wedge); too small, at 0.5 % of the
+    # picture, for a compound bar judged on its strips alone.
+    "fused in line, stepping in thickness": (17000, 26),
+    "small fused pair of two thicknesses": (9000, 26),
+    "fused pair stepping in thickness, short parts": (5000, 26),
 }
 
 
@@ -314,6 +320,9 @@ HELD_OUT_TRAPS = {
     "narration box, lettering at the rim": (3000, 6, (512, 768), "manga"),
     # A limb's long cel shadow: straight-ish, its sides bowed.
     "limb shadow with bowed sides": (7000, 8, (640, 640), "pastel"),
+    # A limb's lit band between its outline and its shadow, both sides bowed in steps of
+    # 7-10 degrees (each too sharp for a gentle turn): one straight strip explains 90 % of it.
+    "limb band bowed in coarse steps": (13000, 14, (512, 768), "plain"),
 }
 
 

@@ -41,11 +41,16 @@ _GROW = 3.0
 # The longest strip of a compound bar, in thicknesses.
 _MIN_ASPECT = 3.0
 _MIN_COMPOUND_FRAC = 0.006
+_MIN_SMALL_COMPOUND_FRAC = 0.003
 # Widest gap between stacked parallel bars that still joins them into one block, in px.
 _STACK_GAP = 13
 # Traced to a pixel, a gently bowed side (a limb's shadow, a crescent) turns by less than
 # this at each vertex; a bar's corners turn by 40 degrees and more, a JPEG notch sharply.
 _GENTLE_TURN = 7.0
+# A side bowed in a few longer steps (a limb's outline traced coarsely) turns by less than
+# this at each, and by at least _BOW_TOTAL over the run.
+_BOW_TURN = 12.0
+_BOW_TOTAL = 15.0
 # Share of a bar's area that may be holes in its colour (JPEG specks); lettering is more.
 _MAX_HOLES = 0.02
 # Edges within this many degrees of a pair of perpendicular directions count as its sides.
@@ -183,9 +188,10 @@ def _edge_angles(region: U8, thick: float) -> list[float]:
 
 def _strips_at(
     region: U8, angle: float, thick: float
-) -> tuple[U8, float, list[float], list[float]]:
+) -> tuple[U8, float, list[float], list[float], bool]:
     """Straight, constant-thickness strips of ``region`` running at ``angle`` degrees, the
-    largest length-to-thickness ratio among them, their thicknesses and their directions."""
+    largest length-to-thickness ratio among them, their thicknesses, their directions, and
+    whether one run of them steps in thickness (two bars fused end to end)."""
     h, w = region.shape
     diag = int(np.ceil(np.hypot(h, w))) + 4
     rot = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
@@ -201,6 +207,7 @@ def _strips_at(
     best = 0.0
     widths: list[float] = []
     true_dirs: list[float] = []
+    stepped = False
     tol = max(2.0, 0.1 * thick)
     for k in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[k])
@@ -210,7 +217,6 @@ def _strips_at(
         cols = piece.any(axis=0)
         top = np.argmax(piece, axis=0)
         bottom = bh - 1 - np.argmax(piece[::-1], axis=0)
-        thickness = bottom - top
         left = np.nonzero(cols)[0]
         # Bars fused end to end sit on different pairs of lines (another thickness, an
         # offset): each pair is taken in turn, commonest first.
@@ -225,27 +231,61 @@ def _strips_at(
                 break
             runs, taken, strip_thick, slope = _runs_on_lines(xs, top, bottom, t_line, b_line, tol)
             left = np.setdiff1d(left, taken, assume_unique=True)
-            for run in runs:
-                s, e = int(run[0]), int(run[-1])
-                third = max(len(run) // 3, 1)
-                taper = abs(np.median(thickness[run[:third]]) - np.median(thickness[run[-third:]]))
-                # A wedge's sides are straight too, but not parallel: compare the run's ends.
-                if taper > max(3.0, 0.15 * strip_thick):
-                    continue
-                # Past the commonest pair, only a whole bar counts: short straight stubs
-                # line up anywhere near a junction.
-                if turn > 0 and e - s + 1 < _MIN_ASPECT * strip_thick:
-                    continue
-                best = max(best, (e - s + 1) / strip_thick)
-                widths.append(strip_thick)
-                # The fitted lines' slope tells the strip's own direction.
-                true_dirs.append((angle + float(np.degrees(np.arctan(slope)))) % 180.0)
-                found[y : y + bh, x + int(s) : x + int(e) + 1] |= piece[:, int(s) : int(e) + 1]
+            for whole in runs:
+                parts = _even_parts(whole, top, bottom, strip_thick, slope)
+                stepped = stepped or len(parts) > 1
+                # Two bars fused end to end along one line make one long strip.
+                span = (int(whole[-1]) - int(whole[0]) + 1) / max([1.0] + [p[1] for p in parts])
+                for run, part_thick, part_slope in parts:
+                    s, e = int(run[0]), int(run[-1])
+                    # Past the commonest pair, only a whole bar counts: short straight stubs
+                    # line up anywhere near a junction.
+                    if turn > 0 and e - s + 1 < _MIN_ASPECT * part_thick:
+                        continue
+                    best = max(best, span)
+                    widths.append(part_thick)
+                    # The fitted lines' slope tells the strip's own direction.
+                    true_dirs.append((angle + float(np.degrees(np.arctan(part_slope)))) % 180.0)
+                    found[y : y + bh, x + s : x + e + 1] |= piece[:, s : e + 1]
             if not taken.size:
                 break
     back = cv2.invertAffineTransform(rot)
     strips = _u8(cv2.warpAffine(found, back, (w, h), flags=cv2.INTER_NEAREST))
-    return strips, best, widths, true_dirs
+    return strips, best, widths, true_dirs, stepped
+
+
+def _even_parts(
+    run: NDArray[np.intp],
+    top: NDArray[np.intp],
+    bottom: NDArray[np.intp],
+    thick: float,
+    slope: float,
+) -> list[tuple[NDArray[np.intp], float, float]]:
+    """``run`` (columns) as strips of constant thickness: (columns, thickness, slope) of the
+    run itself, or of its two parts when its thickness steps once (two bars of different
+    thicknesses fused end to end); [] for a wedge, whose thickness changes gradually."""
+    thickness = (bottom - top)[run]
+    third = max(len(run) // 3, 1)
+    # A wedge's sides are straight too, but not parallel: compare the run's ends.
+    taper = abs(float(np.median(thickness[:third]) - np.median(thickness[-third:])))
+    if taper <= max(3.0, 0.15 * thick):
+        return [(run, thick, slope)]
+    # A step: the thickness jumps within a few columns and is even on both sides of it.
+    smooth = np.convolve(thickness, np.ones(5) / 5.0, mode="same")
+    k = 2 + int(np.argmax(np.abs(smooth[4:-2] - smooth[2:-4]))) if len(run) > 8 else 0
+    out: list[tuple[NDArray[np.intp], float, float]] = []
+    for part in (run[: k - 2], run[k + 3 :]) if k else ():
+        if len(part) < max(5.0, 0.5 * thick):
+            return []
+        t = (bottom - top)[part]
+        third = max(len(part) // 3, 1)
+        part_thick = float(np.median(t)) + 1.0
+        if abs(float(np.median(t[:third]) - np.median(t[-third:]))) > max(2.0, 0.1 * part_thick):
+            return []
+        fit_t = np.polyfit(part, top[part], 1)
+        fit_b = np.polyfit(part, bottom[part], 1)
+        out.append((part, part_thick, float(fit_t[0] + fit_b[0]) / 2.0))
+    return out
 
 
 def _runs_on_lines(
@@ -337,7 +377,7 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     long_strips: list[tuple[U8, float, float]] = []
     bends = False
     for angle in _edge_angles(small, thick):
-        found, ratio, w, dirs = _strips_at(small, angle, thick)
+        found, ratio, w, dirs, stepped = _strips_at(small, angle, thick)
         if not w:
             continue
         strips |= found
@@ -345,14 +385,16 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
         widths += w
         yielding += dirs
         seen.append((angle, ratio))
-        for other, o_dir, o_ratio in long_strips:
+        # A strip that steps in thickness is two fused bars, not a piece of a curve; its
+        # short parts' directions are rough.
+        for other, o_dir, o_ratio in [] if stepped else long_strips:
             apart = abs((dirs[0] - o_dir + 90.0) % 180.0 - 90.0)
             shared = np.count_nonzero(found & other)
             small_side = min(np.count_nonzero(found), np.count_nonzero(other))
             # One band covered twice by long strips a few degrees apart bends gently.
             if ratio >= 3.0 and o_ratio >= 3.0 and 3.0 < apart <= 12.0:
                 bends = bends or bool(shared >= 0.4 * small_side)
-        if ratio >= 3.0:
+        if ratio >= 3.0 and not stepped:
             long_strips.append((found, dirs[0], ratio))
     # The ends of an X's or T's bars are short straight strips too, across both; only
     # strips of about a bar's length set a direction.
@@ -570,11 +612,15 @@ def _examine(
     else:
         # Patches fenced off by crossing strokes are small; a compound bar, meant to hide
         # something, is not.
-        if np.count_nonzero(region) < _MIN_COMPOUND_FRAC * h * w:
+        small = np.count_nonzero(region) < _MIN_COMPOUND_FRAC * h * w
+        if small and np.count_nonzero(region) < _MIN_SMALL_COMPOUND_FRAC * h * w:
             return "small for a compound bar"
         strips = _compound(region, at_border)
+        sides = (x0 == 0, y0 == 0, x1 == w, y1 == h)
+        # A small one must show it all: strips and an outline of rectangles' sides.
+        if small and (strips is None or not _rectilinear(region, sides)):
+            return "small for a compound bar"
         if strips is None:
-            sides = (x0 == 0, y0 == 0, x1 == w, y1 == h)
             # A small fill cut by one straight line (a cel shadow's edge) and a gentle curve
             # can pass for straight sides; a compound bar hiding something is larger.
             big = np.count_nonzero(region) >= _MIN_RECTILINEAR_FRAC * h * w
@@ -705,6 +751,31 @@ def _curved(region: U8) -> bool:
             if float(dev.max()) > slack:
                 return True
         k += m
+    return _bowed(ang, np.hypot(vec[:, 0], vec[:, 1]), _thickness(region))
+
+
+def _bowed(ang: NDArray[np.float64], length: NDArray[np.float64], thick: float) -> bool:
+    """Whether an outline (its edges' directions ``ang`` in degrees, mod 180, and lengths)
+    has a side that bends one way in steps a little too large to count as gentle: four or
+    more long edges in a row, each turning by under ``_BOW_TURN`` the same way,
+    ``_BOW_TOTAL`` in all. A bar's corners are short edges or sharp turns; a bend of fused
+    bars one kink, which JPEG may round into two steps."""
+    n = len(ang)
+    turn = (np.roll(ang, -1) - ang + 90.0) % 180.0 - 90.0  # signed, edge k to edge k + 1
+    long = length >= max(6.0, 0.25 * thick)
+    for first in range(n):
+        total = 0.0
+        edges = 1
+        k = first
+        while edges < n and long[k % n] and long[(k + 1) % n]:
+            t = float(turn[k % n])
+            if not 1.0 <= abs(t) < _BOW_TURN or (total != 0.0 and t * total < 0.0):
+                break
+            total += t
+            edges += 1
+            k += 1
+            if edges >= 4 and abs(total) >= _BOW_TOTAL:
+                return True
     return False
 
 
