@@ -509,12 +509,16 @@ class Submitter:
                     pipe.delete(*keys.job_keys(job_id))
                     pipe.lrem(pending.mode.queue, 0, job_id)
                     pipe.lrem(keys.Queue.DEEPCREAMPY_BAR, 0, job_id)
-                    await pipe.execute()
-                return
-            except ReadOnlyError:
-                # A replica refuses every delete until someone fails it back:
-                # the answer must not wait for that. The TTLs clean up.
-                return
+                    replies = await pipe.execute(raise_on_error=False)
+                refused = [r for r in replies if isinstance(r, Exception)]
+                # A replica (READONLY) refuses every delete until someone fails it
+                # back, a Redis that cannot persist (MISCONF) until a save succeeds,
+                # often hours later: the answer must not wait for either. The TTLs
+                # clean up. (The replies unannotated: a pipeline's raised error
+                # carries the command, and the job id, in front of Redis's words.)
+                if not refused or any(_writes_stopped(r) for r in refused):
+                    return
+                raise refused[0]
             except REDIS_ERRORS:
                 if asyncio.get_running_loop().time() >= give_up:
                     return  # every key has a TTL; they go by themselves
@@ -563,6 +567,12 @@ class Submitter:
             with contextlib.suppress(*REDIS_ERRORS):
                 await self._recheck(waiting)
             await asyncio.sleep(self._poll_interval)
+
+
+def _writes_stopped(error: Exception) -> bool:
+    """Whether Redis refuses writes until someone acts: a read-only replica, or
+    ``stop-writes-on-bgsave-error`` after a failed save."""
+    return isinstance(error, ReadOnlyError) or str(error).startswith("MISCONF")
 
 
 async def _read(conn: AbstractConnection, timeout: float) -> Any:
