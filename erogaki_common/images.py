@@ -163,13 +163,18 @@ def _png_rows_complete(data: bytes) -> bool:
         (length,) = struct.unpack_from(">I", data, pos)
         kind = data[pos + 4 : pos + 8]
         if kind == b"IDAT":
-            # 16 KiB of input inflates to at most ~16 MiB: no bomb, no copies of the rest.
+            # 16 KiB of input at a time (no copies of the rest), inflated at most
+            # 1 MiB at a time and no further than the rows need: 16 KiB of a zlib
+            # bomb would be 16 MiB, for a picture that may need a few KiB.
             end = min(pos + 8 + length, len(data))
             try:
                 for at in range(pos + 8, end, 1 << 14):
+                    piece: bytes | memoryview = view[at : min(at + (1 << 14), end)]
+                    while piece and got < expected and not inflater.eof:
+                        got += len(inflater.decompress(piece, min(expected - got, 1 << 20)))
+                        piece = inflater.unconsumed_tail
                     if got >= expected or inflater.eof:
                         break
-                    got += len(inflater.decompress(view[at : min(at + (1 << 14), end)]))
             except zlib.error:
                 return False
         elif kind == b"IEND" or inflater.eof:
