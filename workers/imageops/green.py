@@ -184,10 +184,22 @@ class _Colours:
     """A window's colours, looked up in the whole (contiguous) picture: the pixels read
     are a few rings around the paint, far fewer than the window's."""
 
-    def __init__(self, rgb: Image, y0: int, x0: int) -> None:
+    def __init__(self, rgb: Image, y0: int, x0: int, shows: Mask | None = None) -> None:
         self.pixels = rgb.reshape(-1, 3)
         self.stride = rgb.shape[1]
         self.origin = y0 * self.stride + x0
+        # Which pixels of the whole picture show (alpha above 0), when it has alpha.
+        self.shows = None if shows is None else shows.reshape(-1)
+
+    def showing(self, at: NDArray[np.intp], w: int) -> NDArray[np.bool_]:
+        """Whether the window pixels at flat indices ``at`` (window ``w`` px wide) show."""
+        assert self.shows is not None
+        ys, xs = np.divmod(at, w)
+        ys *= self.stride
+        ys += xs
+        ys += self.origin
+        out: NDArray[np.bool_] = self.shows.take(ys)
+        return out
 
     def planes(self, ys: NDArray[np.intp], xs: NDArray[np.intp]) -> Planes:
         """The colours at window pixels (``ys``, ``xs``) as float32 (red, green, blue)."""
@@ -331,6 +343,10 @@ def _read_rim(
             ok[part] = _rim_blends(
                 channels, dist, at[part], d[part], first, edge_px, reaches, min_alpha
             )
+        if channels.shows is not None:
+            # A pixel that does not show is no blend: whatever colour an editor kept
+            # under it neither joins the mask nor carries it on to pixels beyond.
+            ok &= channels.showing(at, w)
         return ok
 
     # Only blends that reach the paint through other blends join it: a green leaf beside
@@ -415,14 +431,19 @@ def _join_all(
 
 
 def _read_window(
-    rgb: Image, box: tuple[int, int, int, int], core: NDArray[np.uint8], rounds: int = _ROUNDS
+    rgb: Image,
+    box: tuple[int, int, int, int],
+    core: NDArray[np.uint8],
+    rounds: int = _ROUNDS,
+    shows: Mask | None = None,
 ) -> NDArray[np.bool_] | None:
     """The painted mask inside the window ``box`` (y0, y1, x0, x1) of the contiguous
     picture ``rgb``, whose paint there is ``core``; None when the paint is feathered and
-    ``rounds`` is 1 (the window is then too small to read it)."""
+    ``rounds`` is 1 (the window is then too small to read it). With ``shows`` (the
+    whole picture's pixels that show), pixels that do not are never blends."""
     y0, y1, x0, x1 = box
     win = rgb[y0:y1, x0:x1]
-    channels = _Colours(rgb, y0, x0)
+    channels = _Colours(rgb, y0, x0, shows)
     found = np.ascontiguousarray(core)
     dist = None
     for round_ in range(_ROUNDS):
@@ -533,7 +554,8 @@ def painted_mask(rgb: Image, alpha: NDArray[np.uint8] | None = None) -> Mask:
         for reach, rounds in ((_FIRST_REACH_PX, 1), (_REACH_PX, _ROUNDS)):
             wx0, wy0 = max(x0 + box[0] - reach, x0), max(y0 + box[1] - reach, y0)
             wx1, wy1 = min(x0 + box[2] + reach, x1), min(y0 + box[3] + reach, y1)
-            read = _read_window(rgb, (wy0, wy1, wx0, wx1), paint[wy0:wy1, wx0:wx1], rounds)
+            box_ = (wy0, wy1, wx0, wx1)
+            read = _read_window(rgb, box_, paint[wy0:wy1, wx0:wx1], rounds, opaque)
             if read is not None:
                 if opaque is not None:
                     read &= opaque[wy0:wy1, wx0:wx1]
