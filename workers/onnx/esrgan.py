@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -128,7 +129,10 @@ def restore(rgb: Image, mask: Mask, esrgan: Esrgan, *, feather: int, default_blo
     ax, ay = regions.box[:2]
     for label, (x, y, rx1, ry1) in regions.boxes():
         bw, bh = rx1 - x, ry1 - y
-        grid = region_grid(rgb, mask, (x, y, rx1, ry1))
+        # Read off this region's own pixels: another region in or near its box may be
+        # a mosaic of another block.
+        own = functools.partial(_own, regions, label, (x, y, rx1, ry1))
+        grid = region_grid(rgb, mask, (x, y, rx1, ry1), own)
         b = grid.block if grid is not None else default_block
         px = grid.phase_x if grid is not None else x
         py = grid.phase_y if grid is not None else y
@@ -164,11 +168,35 @@ def _centre(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return (max(x, cx - half), max(y, cy - half), min(x1, cx + half), min(y1, cy + half))
 
 
-def region_grid(rgb: Image, mask: Mask, box: tuple[int, int, int, int]) -> MosaicGrid | None:
+# The region's own pixels in a picture window (x0, y0, x1, y1).
+Own = Callable[[int, int, int, int], Mask]
+
+
+def _own(
+    regions: Components,
+    label: int,
+    box: tuple[int, int, int, int],
+    x0: int,
+    y0: int,
+    x1: int,
+    y1: int,
+) -> Mask:
+    """Region ``label``'s pixels (its box ``box``) in the picture window [y0:y1, x0:x1]."""
+    out = np.zeros((y1 - y0, x1 - x0), bool)
+    ix0, iy0, ix1, iy1 = max(x0, box[0]), max(y0, box[1]), min(x1, box[2]), min(y1, box[3])
+    if ix0 < ix1 and iy0 < iy1:
+        out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = regions.region(label, ix0, iy0, ix1, iy1)
+    return out
+
+
+def region_grid(
+    rgb: Image, mask: Mask, box: tuple[int, int, int, int], own: Own | None = None
+) -> MosaicGrid | None:
     """The mosaic grid of the region of ``mask`` whose box is ``box``, in whole-image
-    coordinates (None when none is found): read off the steps under the mask where they
-    leave no doubt (``quick_grid``), else measured as ``estimate_grid`` measures it."""
-    grid = quick_grid(rgb, mask, _centre(box))
+    coordinates (None when none is found): read off the steps under the mask (``own``:
+    under the region's own pixels) where they leave no doubt (``quick_grid``), else
+    measured as ``estimate_grid`` measures it."""
+    grid = quick_grid(rgb, mask, _centre(box), own)
     return grid if grid is not None else measured_grid(rgb, box)
 
 
@@ -202,9 +230,12 @@ _MIN_STEPS = 8
 _CELL_STEP = 6.0
 
 
-def quick_grid(rgb: Image, mask: Mask, box: tuple[int, int, int, int]) -> MosaicGrid | None:
+def quick_grid(
+    rgb: Image, mask: Mask, box: tuple[int, int, int, int], own: Own | None = None
+) -> MosaicGrid | None:
     """The mosaic grid under ``mask`` around ``box`` (whole-image coordinates) when the
-    steps between its pixels show it beyond doubt, else None.
+    steps between its pixels show it beyond doubt, else None. With ``own``, under the
+    pixels it gives for the window read instead (one region's, not its neighbours').
 
     Steps are counted under the mask only, where the detector saw a mosaic: one comb
     over those counts proposes a block and phase, and the proposal stands when the cells
@@ -217,7 +248,7 @@ def quick_grid(rgb: Image, mask: Mask, box: tuple[int, int, int, int]) -> Mosaic
     if min(x1 - x0, y1 - y0) < 3 * MIN_BLOCK:
         return None
     win = rgb[y0:y1, x0:x1]
-    inside = mask[y0:y1, x0:x1]
+    inside = mask[y0:y1, x0:x1] if own is None else own(x0, y0, x1, y1)
     px = _step_counts(win, inside, 1)
     py = _step_counts(win, inside, 0)
     proposal = _comb(px, py)
