@@ -100,15 +100,17 @@ class DeepCreamPyInpainter:
                 break
             regions = Components(remaining, connectivity=4)
             ox, oy = regions.box[:2]
-            groups = _groups(regions, w)
+            groups = _groups(regions, w, h)
             lookup = np.concatenate([[-1], groups.of]).astype(np.int32)
             # A few crops at a time: a speckled picture has thousands of regions, and all
             # their tensors at once once took gigabytes. The batch's tensors are written
             # in place and serve batch after batch.
             tensors: tuple[FloatArray, FloatArray] | None = None
             for start in range(0, len(groups.boxes), self.batch):
-                part_boxes = groups.boxes[start : start + self.batch]
-                chunk = [(g, box, crop_for(box, w, h)) for g, box in enumerate(part_boxes, start)]
+                stop = start + self.batch
+                chunk = [(g, box, crop_for(aim, w, h)) for g, (box, aim) in enumerate(
+                    zip(groups.boxes[start:stop], groups.aims[start:stop], strict=True), start
+                )]  # fmt: skip
                 if tensors is None or len(tensors[0]) != len(chunk):
                     shape = (len(chunk), SIZE, SIZE, 3)
                     tensors = np.empty(shape, np.float32), np.empty(shape, np.float32)
@@ -151,19 +153,26 @@ class DeepCreamPyInpainter:
 class _Groups:
     of: NDArray[np.int64]  # each region's group (region label - 1)
     boxes: list[tuple[int, int, int, int]]  # each group's box (x0, y0, x1, y1)
+    aims: list[tuple[int, int, int, int]]  # the box each group's crop is centred on
 
 
-def _groups(regions: Components, width: int) -> _Groups:
+def _groups(regions: Components, width: int, height: int) -> _Groups:
     """Regions grouped by the ``GROUP_TILE`` square their box's centre lies in: small
     regions close together share one crop (still the model's native 256 px), so the
-    number of crops follows the masked area, not the number of regions."""
+    number of crops follows the masked area, not the number of regions.
+
+    A group spanning more than the picture's short side is not held by its crop, which
+    centred on the group could fall in the gap between its regions and fill none of
+    them, pass after pass: such a group's crop is centred on its largest region (each
+    pass fills at least the middle of one region of every group)."""
     ox, oy = regions.box[:2]
-    stats = regions.stats[1 : regions.count, :4].astype(np.int64)
+    stats = regions.stats[1 : regions.count, :5].astype(np.int64)
     x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
     x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
     across = width // GROUP_TILE + 1
     tiles = ((y0s + y1s) // 2 // GROUP_TILE) * across + (x0s + x1s) // 2 // GROUP_TILE
     _, of = np.unique(tiles, return_inverse=True)
+    of = of.astype(np.int64).reshape(-1)
     count = int(of.max()) + 1 if len(of) else 0
     big = np.iinfo(np.int64).max
     gx0, gy0 = np.full(count, big), np.full(count, big)
@@ -174,7 +183,15 @@ def _groups(regions: Components, width: int) -> _Groups:
     np.maximum.at(gy1, of, y1s)
     corners = zip(gx0, gy0, gx1, gy1, strict=True)
     boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in corners]
-    return _Groups(of.astype(np.int64).reshape(-1), boxes)
+    aims = list(boxes)
+    wide = np.flatnonzero(np.maximum(gx1 - gx0, gy1 - gy0) > min(width, height))
+    if len(wide):
+        # Each group's largest region: the first of its group by area, largest first.
+        order = np.lexsort((-stats[:, 4], of))
+        first = order[np.searchsorted(of[order], wide)]
+        for g, r in zip(wide.tolist(), first.tolist(), strict=True):
+            aims[g] = (int(x0s[r]), int(y0s[r]), int(x1s[r]), int(y1s[r]))
+    return _Groups(of, boxes, aims)
 
 
 # The model's image for each 8-bit value outside the hole: x / 255 * 2 - 1, in float32 as
