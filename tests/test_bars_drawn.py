@@ -302,6 +302,9 @@ HELD_OUT_BARS = {
     "fused in line, stepping in thickness": (17000, 26),
     "small fused pair of two thicknesses": (9000, 26),
     "fused pair stepping in thickness, short parts": (5000, 26),
+    # Fused at a bend of 20 degrees, each arm under three thicknesses long.
+    "short arms fused at a bend": (13000, 16),
+    "short arms of two thicknesses fused at a bend": (13000, 36),
 }
 
 

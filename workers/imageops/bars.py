@@ -408,6 +408,14 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     crossed = len(directions) == 2 and (
         abs((directions[0] - directions[1] + 90.0) % 180.0 - 90.0) >= 45.0
     )
+    # Two bars fused end to end at a bend show each other's end as a kink; both arms
+    # straight, of one thickness, each over twice as long as thick, still make the shape.
+    kinked = (
+        len(directions) == 2
+        and len(seen) == 2
+        and min(r for _, r in seen) >= 2.0
+        and max(widths) <= 1.35 * min(widths)
+    )
     # A curved band (a cel-shadow crescent, a limb) is straight only piecewise: its strips
     # run in several directions a few degrees apart, where a bar's strips share one (a bent
     # fused bar: two).
@@ -415,7 +423,7 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     # Short straight stretches turn up along any curve, in every direction and width; a
     # compound bar has one long strip, at most two directions, and one thickness.
     if (
-        longest < (1.5 if at_border else 2.2 if crossed else _MIN_ASPECT)
+        longest < (1.5 if at_border else 2.2 if crossed or kinked else _MIN_ASPECT)
         or len(directions) > 2
         or crowded
         or max(widths) > 1.6 * min(widths)
