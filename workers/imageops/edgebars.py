@@ -57,6 +57,8 @@ _MIN_ASPECT = 3.0
 # Share of a bar's extent whose columns are judged bar-like (crossings and masses take
 # the rest).
 _MIN_GOOD = 0.5
+# Share of those whose two sides both differ from the bar.
+_MIN_BOTH = 0.5
 # Spread of the colour inside (RGB distance from the median): JPEG q=80 stays under these.
 _MAX_P75 = 7.0
 _MAX_P95 = 16.0
@@ -67,14 +69,8 @@ _MAX_SCATTER = 0.8
 _MIN_INLIERS = 0.75
 # Widest contrasting rim taken with a bar (px).
 _MAX_RIM = 6
-
-
-_WHY: list[str] = []
-
-
-def _no(reason: str) -> None:
-    _WHY.append(reason)
-    return None
+# Thinnest bar (px) whose rim is looked for.
+_MIN_RIMMED = 10.0
 
 
 class _Cand(NamedTuple):
@@ -183,8 +179,16 @@ def _screen(small: F32, cx: F64, cy: F64, ux: F64, uy: F64, thick: F64, over: F6
     nx, ny = -uy, ux
     along = f[None, :] * over[:, None] * 0.9
     inner_v = np.stack([-0.25 * thick, 0 * thick, 0.25 * thick], 1)  # (N, 3)
-    xs = cx[:, None, None] + ux[:, None, None] * along[:, :, None] + nx[:, None, None] * inner_v[:, None, :]
-    ys = cy[:, None, None] + uy[:, None, None] * along[:, :, None] + ny[:, None, None] * inner_v[:, None, :]
+    xs = (
+        cx[:, None, None]
+        + ux[:, None, None] * along[:, :, None]
+        + nx[:, None, None] * inner_v[:, None, :]
+    )
+    ys = (
+        cy[:, None, None]
+        + uy[:, None, None] * along[:, :, None]
+        + ny[:, None, None] * inner_v[:, None, :]
+    )
     inner = _sample(small, xs, ys).reshape(len(cx), -1, 3)
     colour = np.median(inner, axis=1)
     near = np.sqrt(((inner - colour[:, None, :]) ** 2).sum(2)) <= _SCREEN_NEAR
@@ -263,9 +267,7 @@ def _frame(rgb: Image, c: _Cand, t0: int, cols: int, half_rows: int) -> tuple[F3
         np.float64,
     )
     frame = np.asarray(
-        cv2.warpAffine(
-            rgb, m, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        ),
+        cv2.warpAffine(rgb, m, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP),
         np.float32,
     )
     # Out of the picture, computed rather than marked: uint8 has no value to spare.
@@ -283,15 +285,15 @@ def _refine(rgb: Image, c: _Cand) -> _Bar | None:
     h, w = rgb.shape[:2]
     t = c.thick
     wb = int(np.clip(round(t / 2), 3, 10))
-    pad = int(math.ceil(max(t * 0.25, 3.0))) + 2 + wb + _MAX_RIM + 2
-    half_rows = int(math.ceil(t / 2)) + pad
+    pad = math.ceil(max(t * 0.25, 3.0)) + 2 + wb + _MAX_RIM + 2
+    half_rows = math.ceil(t / 2) + pad
     # The axis line's extent inside the picture.
     tlo, thi = -1e9, 1e9
     for p, d, size in ((c.cx, c.ux, w), (c.cy, c.uy, h)):
         if abs(d) > 1e-9:
             a, b = (-0.5 - p) / d, (size - 0.5 - p) / d
             tlo, thi = max(tlo, min(a, b)), min(thi, max(a, b))
-    t0, t1 = int(math.floor(tlo)), int(math.ceil(thi))
+    t0, t1 = math.floor(tlo), math.ceil(thi)
     if t1 - t0 + 1 < _MIN_ASPECT * t:
         return None
     # First the seed alone (cheap), then the whole line through the picture.
@@ -319,29 +321,29 @@ def _judge(
     quick: bool = False,
     more: tuple[bool, bool] = (False, False),
 ) -> _Bar | None:
-    rows, cols = frame.shape[:2]
+    _rows, cols = frame.shape[:2]
     outside = frame[:, :, 0] < -1.0
     t = c.thick
     ctr = half_rows
     s0, s1 = int(-t0 - c.half), int(-t0 + c.half) + 1
     s0, s1 = max(s0, 0), min(s1, cols)
     if s1 - s0 < 2:
-        return _no("j1")
+        return None
     ri = max(0, int(t / 2 - max(1.5, 0.2 * t)))
     seed = frame[ctr - ri : ctr + ri + 1, s0:s1].reshape(-1, 3)
     if (seed < -1).any():
-        return _no("j2")
+        return None
     colour = np.median(seed, axis=0)
     diff = frame - colour.astype(np.float32)
     dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
     dist[outside] = 1000.0
     # Contrast beside the seed.
-    off = int(round(t / 2 + max(2.0, 0.2 * t)))
-    k_top = float(np.median(dist[ctr - off, s0:s1]))
-    k_bot = float(np.median(dist[ctr + off, s0:s1]))
+    offs = {round(t / 2 + 2), round(t / 2 + 3), round(t / 2 + max(2.0, 0.2 * t))}
+    k_top = max(float(np.median(dist[ctr - o, s0:s1])) for o in offs)
+    k_bot = max(float(np.median(dist[ctr + o, s0:s1])) for o in offs)
     contrast = min(k_top, k_bot)
     if contrast < _MIN_CONTRAST:
-        return _no("j3")
+        return None
     tol = float(np.clip(0.5 * contrast, 10.0, 40.0))
     inside = dist < tol
     top, bot = _runs_from_centre(inside, ctr)
@@ -350,29 +352,43 @@ def _judge(
     et, eb = float(np.median(st)), float(np.median(sb))
     width = et + eb + 1
     if width < _MIN_THICK or abs(width - t) > max(3.0, 0.3 * t):
-        return _no("j4")
+        return None
     tolw = max(1.5, 0.12 * width)
     good_w = (np.abs(top - et) <= tolw) & (np.abs(bot - eb) <= tolw)
     # Columns covered: the inner rows (between the seen edges) in the colour.
-    mi = max(1, int(round(max(1.5, 0.15 * width))))
+    mi = max(1, round(max(1.5, 0.15 * width)))
     a, b = int(ctr - et + mi), int(ctr + eb - mi)
     if b < a:
         a = b = ctr
     covered = np.count_nonzero(inside[a : b + 1], axis=0) >= _COVERED * (b + 1 - a)
-    wb = int(np.clip(round(width / 2), 3, 10))
-    g = 2
+    # A rim: a band of another colour a few pixels wide along both sides; what lies past
+    # it may be the bar's colour again (a pink bar rimmed in black on pink skin). Thin
+    # strips between lines (hatching) would look rimmed too, hence the least thickness.
+    rim = 0
+    if width >= _MIN_RIMMED:
+        rim = _rim(frame, colour, tol, int(ctr - et), int(ctr + eb), covered & good_w)
+    if rim and _repeats(inside, covered & good_w, int(ctr - et), int(ctr + eb), rim, width):
+        return None
+    if rim:
+        wb, g = rim - 1, 1
+    else:
+        wb, g = int(np.clip(round(width * 0.75), 6, 12)), 2
     top_in = np.count_nonzero(inside[int(ctr - et) - g - wb : int(ctr - et) - g, :], axis=0)
     bot_in = np.count_nonzero(inside[int(ctr + eb) + g + 1 : int(ctr + eb) + g + wb + 1, :], axis=0)
-    side_ok = (top_in <= (1 - _SIDE) * wb) & (bot_in <= (1 - _SIDE) * wb)
-    good = covered & good_w & side_ok
+    top_ok, bot_ok = top_in <= (1 - _SIDE) * wb, bot_in <= (1 - _SIDE) * wb
+    # Where another bar of the colour crosses at a shallow angle, or a mass of it lies
+    # alongside, one side is the colour for a while: one side suffices there, both must
+    # differ along most of the bar.
+    good = covered & good_w & (top_ok | bot_ok)
+    both = good & top_ok & bot_ok
     if quick:
-        return _Bar(np.zeros((0, 2), np.float32)) if good[s0:s1].mean() >= 0.4 else _no("q")
+        return _Bar(np.zeros((0, 2), np.float32)) if good[s0:s1].mean() >= 0.4 else None
     # Follow the covered run from the seed (tiny gaps allowed).
     seed_col = (s0 + s1) // 2
     if not covered[seed_col]:
         near = np.flatnonzero(covered[s0:s1])
         if near.size == 0:
-            return _no("j5")
+            return None
         seed_col = s0 + int(near[near.size // 2])
     gap = max(2, int(0.1 * width))
     lo = seed_col
@@ -397,20 +413,21 @@ def _judge(
         return _MORE
     gidx = np.flatnonzero(good[lo : hi + 1])
     if gidx.size == 0:
-        return _no("j6")
+        return None
     ga, gb = lo + int(gidx[0]), lo + int(gidx[-1])
     length = gb - ga + 1
     if length < _MIN_ASPECT * width or gidx.size < _MIN_GOOD * length:
-        return _no("j7")
+        return None
+    if np.count_nonzero(both[ga : gb + 1]) < _MIN_BOTH * gidx.size:
+        return None
     # Straight sides a constant distance apart: a limb's lit side or a shadow bends away,
     # a tapered stroke narrows.
     if not _straight(dist, tol, ctr, top, bot, good, ga, gb, width):
-        _WHY.append(f"straight")
-        return _no("j8")
+        return None
     # One colour inside (over the judged columns).
     inner = dist[a : b + 1, ga : gb + 1][:, good[ga : gb + 1]]
     if np.percentile(inner, 75) > _MAX_P75 or np.percentile(inner, 95) > _MAX_P95:
-        return _no("j9")
+        return None
     # Square ends in another colour (not the picture's border).
     endm = max(3, int(0.3 * width))
 
@@ -427,11 +444,10 @@ def _judge(
 
     ends = (true_end(ga, lo, -1), true_end(gb, hi, 1))
     if not any(ends):
-        return _no("j10")
+        return None
     x0 = lo - 0.5 if ends[0] else ga - 0.5
     x1 = hi + 0.5 if ends[1] else gb + 0.5
     y0, y1 = ctr - et - 0.5, ctr + eb + 0.5
-    rim = _rim(frame, dist, tol, int(ctr - et), int(ctr + eb), good, ga, gb)
     x0, x1, y0, y1 = x0 - rim, x1 + rim, y0 - rim, y1 + rim
     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
     src = corners @ m[:, :2].T + m[:, 2]
@@ -444,9 +460,7 @@ def _edge_pos(dist: F32, ctr: int, run: NDArray[np.int64], sign: int) -> F64:
     rows = dist.shape[0]
     cols = np.arange(dist.shape[1])
     base = run - 1
-    prof = np.stack(
-        [dist[np.clip(ctr + sign * (base + k), 0, rows - 1), cols] for k in range(5)]
-    )
+    prof = np.stack([dist[np.clip(ctr + sign * (base + k), 0, rows - 1), cols] for k in range(5)])
     half = 0.5 * prof[4]
     above = prof >= half[None, :]
     above[4] = True
@@ -496,9 +510,28 @@ def _straight(
     return bool(abs(s1) <= max(1.2, 0.06 * width))
 
 
-def _rim(frame: F32, dist: F32, tol: float, top: int, bot: int, good: Mask, ga: int, gb: int) -> int:
-    """Width of a contrasting band of one colour hugging both long sides, or 0."""
-    cols = good[ga : gb + 1]
+def _repeats(inside: Mask, cols: Mask, top: int, bot: int, rim: int, width: float) -> bool:
+    """Whether past the rim on either side comes another strip of the bar's colour as wide
+    as the bar, then another line: a gap between hatching lines, not a rimmed bar."""
+    if cols.sum() < 8:
+        return False
+    rows = inside.shape[0]
+    wd = round(width)
+    for sign, edge in ((-1, top), (1, bot)):
+        strip = [edge + sign * k for k in range(rim + 2, rim + wd - 1)]
+        line = [edge + sign * k for k in range(rim + wd - 1, 2 * rim + wd + 2)]
+        if min(strip + line) < 0 or max(strip + line) >= rows:
+            continue
+        share_strip = float(inside[strip][:, cols].mean())
+        share_line = min(float(inside[r][cols].mean()) for r in line)
+        if share_strip >= 0.6 and share_line <= 0.3:
+            return True
+    return False
+
+
+def _rim(frame: F32, colour: F32, tol: float, top: int, bot: int, cols: Mask) -> int:
+    """Width (px past the edge rows ``top`` and ``bot``) of a band of one colour, unlike
+    the bar's, hugging both long sides over the columns ``cols``; 0 if there is none."""
     if cols.sum() < 8:
         return 0
     rows = frame.shape[0]
@@ -506,11 +539,11 @@ def _rim(frame: F32, dist: F32, tol: float, top: int, bot: int, good: Mask, ga: 
     def band(row: int) -> tuple[F32, float] | None:
         if row < 0 or row >= rows:
             return None
-        px = frame[row, ga : gb + 1][cols]
+        px = frame[row][cols]
         if (px < -1).any():
             return None
-        col = np.median(px, axis=0)
-        share = float((np.sqrt(((px - col) ** 2).sum(1)) < 14.0).mean())
+        col = np.median(px, axis=0).astype(np.float32)
+        share = float((np.sqrt(((px - col) ** 2).sum(1)) < 30.0).mean())
         return col, share
 
     widths = []
@@ -519,24 +552,27 @@ def _rim(frame: F32, dist: F32, tol: float, top: int, bot: int, good: Mask, ga: 
         wdt = 0
         first: F32 | None = None
         for k in range(1, _MAX_RIM + 3):
-            got = band(edge + sign * (k + 1))
+            got = band(edge + sign * k)
             if got is None:
                 break
             col, share = got
-            if share < 0.85:
+            # The first row may be the anti-aliased blend of bar and rim.
+            if share < 0.8 or float(np.sqrt(((col - colour) ** 2).sum())) < 2 * tol:
+                if k == 1:
+                    continue
                 break
             if first is None:
                 first = col
-            elif float(np.sqrt(((col - first) ** 2).sum())) > 20.0:
-                break
-            wdt = k + 1
+            wdt = k
         if first is None or wdt > _MAX_RIM + 1 or wdt < 2:
+            return 0
+        if float(np.sqrt(((first - colour) ** 2).sum())) < 2 * tol:
             return 0
         widths.append(wdt)
         colours.append(first)
     if abs(widths[0] - widths[1]) > 1:
         return 0
-    if float(np.sqrt(((colours[0] - colours[1]) ** 2).sum())) > 24.0:
+    if float(np.sqrt(((colours[0] - colours[1]) ** 2).sum())) > 40.0:
         return 0
     return min(widths)
 
@@ -562,7 +598,7 @@ def find_edge_bars(rgb: Image) -> list[NDArray[np.float32]]:
     done = np.zeros((h, w), np.uint8)
     seen: list[_Cand] = []
     for c in cands:
-        xi, yi = int(round(c.cx)), int(round(c.cy))
+        xi, yi = round(c.cx), round(c.cy)
         if 0 <= xi < w and 0 <= yi < h and done[yi, xi]:
             continue
         if any(_same_strip(c, o) for o in seen):
