@@ -35,6 +35,17 @@ _QUIET_RATIO = 2.5
 # Mean-colour difference (max over channels) that makes two neighbouring cells distinct.
 _STEP = 3.0
 _MIN_REGION_CELLS = 6
+# A grid moved by part of its block (see ``_native_shift``) that still finds this share of
+# its mosaic area sees the picture's own pixels; so does one whose regions cover this share
+# of the picture's cells.
+_NATIVE_SHARE = 0.4
+_WHOLE_SHARE = 0.85
+# A region's cell colours are binned in steps of 8, or of 1/_BINS of their spread where
+# that is finer, but never under _MIN_BIN (JPEG noise would split one colour).
+_BINS = 8.0
+_MIN_BIN = 2.0
+_FINE_CELLS = 2 * _MIN_REGION_CELLS
+_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 # Summed-channel difference that still counts as no change (JPEG-light noise).
 _QUIET = 6
 # ... or, next to a bigger step, up to 1/_QUIET_DIV of it: JPEG rings beside every mosaic step.
@@ -65,6 +76,8 @@ _TONE_RESID = 0.15
 _TONE_SOFT = 3.0
 # Share of either fill under which a cell counts as that fill alone.
 _TONE_PURE = 0.02
+# Share of the contrast within which a neighbouring cell counts as one of the two fills.
+_TONE_NEAR = 0.1
 # Smoothing after the two-tone edges: diffusion steps, each followed by putting the cells'
 # means back, and the rate of each (a discrete heat step is stable up to 0.25); cells whose
 # two-tone trust reaches _EDGE_HOLD keep their sharp edge. With true masks on the quality
@@ -258,6 +271,15 @@ def _grid_candidates(
     h, w = rgb.shape[:2]
     if min(h, w) < _MIN_SIDE:
         return [], []
+    whole, quarters, _ = _grid_search(rgb, limit, steps)
+    return whole, quarters
+
+
+def _grid_search(
+    rgb: Image, limit: int, steps: tuple[FloatArray, FloatArray] | None
+) -> tuple[list[MosaicGrid], list[MosaicGrid], tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """``_grid_candidates``, and the whole picture's step profiles it ranked."""
+    h, w = rgb.shape[:2]
     ex, ey = _isolated_steps(rgb, steps)
     px = np.count_nonzero(ex, axis=0).astype(np.float64)
     py = np.count_nonzero(ey, axis=1).astype(np.float64)
@@ -274,7 +296,7 @@ def _grid_candidates(
             break
         if grid not in whole and grid not in quarters:
             quarters.append(grid)
-    return whole, quarters
+    return whole, quarters, (px, py)
 
 
 def estimate_grid(rgb: Image) -> MosaicGrid | None:
@@ -306,10 +328,13 @@ class _Planes:
         self.sq_sum = np.asarray(squares, np.float64)
         self.dx, self.dy = _abs_steps(rgb)
         self.h, self.w = rgb.shape[:2]
-        self.blocky = _blocky(self.dx.mean(axis=0)) and _blocky(self.dy.mean(axis=1))
+        col, row = self.dx.mean(axis=0), self.dy.mean(axis=1)
+        self.blocky = _blocky(col) and _blocky(row)
+        # ... and over every other line too (a 2x upscale steps at every other line).
+        self.jpeg_blocky = _blocky(col, True) and _blocky(row, True)
 
 
-def _blocky(steps: FloatArray) -> bool:
+def _blocky(steps: FloatArray, strict: bool = False) -> bool:
     """Whether steps across every eighth line stand out, as JPEG's 8x8 block edges do.
 
     A mosaic only covers part of the picture, so unlike compression it barely moves the
@@ -319,7 +344,8 @@ def _blocky(steps: FloatArray) -> bool:
     if n < 16:
         return False
     folded = steps[:n].reshape(-1, 8).mean(axis=0)
-    return bool(folded[7] >= _BLOCKY * max(float(folded[:7].mean()), 1e-6))
+    others = float(folded[:7].max() if strict else folded[:7].mean())
+    return bool(folded[7] >= _BLOCKY * max(others, 1e-6))
 
 
 def _block_means(plane: FloatArray, grid: MosaicGrid, pad_r: int = 0, pad_b: int = 0) -> FloatArray:
@@ -456,21 +482,27 @@ def _on_jpeg_lines(block: int, phase: int) -> bool:
 
 
 def _mosaic_cells(
-    planes: _Planes, grid: MosaicGrid
+    planes: _Planes, grid: MosaicGrid, jpeg_aware: bool = True, flat_std: float = _FLAT_STD
 ) -> tuple[NDArray[np.bool_], FloatArray, NDArray[np.bool_]]:
-    """Cells that look pixelated: flat, with abrupt steps to flat neighbours on 2+ sides."""
+    """Cells that look pixelated: flat, with abrupt steps to flat neighbours on 2+ sides.
+
+    Without ``jpeg_aware``, grid lines on JPEG's block edges are judged like any other
+    (two grids can then be compared whatever their phases)."""
     mean, std, full = _cell_stats(planes, grid)
     right, bottom, inner = _edge_stats(planes, grid)
     lines_x, lines_y = _jpeg_lines_inside(planes, grid)
-    flat = (std <= _FLAT_STD) & full
+    if not jpeg_aware:
+        lines_x, lines_y = np.zeros_like(lines_x), np.zeros_like(lines_y)
+    flat = (std <= flat_std) & full
     flat_f = flat.astype(np.float32)
     # JPEG codes 8x8 blocks (16x16 for colour) from the origin, and its smooth areas decode
     # to flat blocks with small steps between them; on that grid only big steps count.
     b = grid.block
-    jpeg_like = 16 % b == 0 and grid.phase_x == 0 and grid.phase_y == 0
+    jpeg_like = jpeg_aware and 16 % b == 0 and grid.phase_x == 0 and grid.phase_y == 0
     # In a visibly compressed picture a mosaic line that falls on JPEG's along one axis
     # meets the same small steps there, but only along that axis.
-    on_x, on_y = _on_jpeg_lines(b, grid.phase_x), _on_jpeg_lines(b, grid.phase_y)
+    on_x = jpeg_aware and _on_jpeg_lines(b, grid.phase_x)
+    on_y = jpeg_aware and _on_jpeg_lines(b, grid.phase_y)
     jpeg_x = jpeg_like or (planes.blocky and on_x)
     jpeg_y = jpeg_like or (planes.blocky and on_y)
     # Losslessly saved mosaic cells are exactly uniform, and a mosaic over gentle shading
@@ -534,10 +566,13 @@ def _regions(
         members = (lab == k) & (closed > 0)
         if int(members.sum()) < _MIN_REGION_CELLS:
             continue
-        # Drawn stripes and checks repeat a few colours; pixelated art has many.
-        _, counts = np.unique(
-            (means[members & cells] / 8.0).astype(np.int32), axis=0, return_counts=True
-        )
+        # Drawn stripes and checks repeat a few colours; pixelated art has many. The colours
+        # are binned finer where they span little (a mosaic over a dim, grey photo), in a
+        # group of enough cells for its colours to say so.
+        own = means[members & cells]
+        spread = float((np.percentile(own, 95, axis=0) - np.percentile(own, 5, axis=0)).max())
+        q = min(8.0, max(_MIN_BIN, spread / _BINS)) if len(own) >= _FINE_CELLS else 8.0
+        _, counts = np.unique((own / q).astype(np.int32), axis=0, return_counts=True)
         if np.sort(counts)[::-1][:4].sum() >= 0.9 * counts.sum():
             continue
         ys, xs = np.nonzero(members)
@@ -567,6 +602,69 @@ def _refines(fine: MosaicGrid, coarse: MosaicGrid) -> bool:
     )
 
 
+def _found_at(
+    planes: _Planes, grid: MosaicGrid, jpeg_aware: bool = True, flat_std: float = _FLAT_STD
+) -> tuple[int, NDArray[np.uint8]]:
+    """Area (px) and cells of the mosaic regions that ``grid`` finds."""
+    cells, means, flat = _mosaic_cells(planes, grid, jpeg_aware, flat_std)
+    regions = _regions(cells, means, flat)
+    return int(regions.sum()) * grid.block * grid.block, regions
+
+
+def _native_shift(planes: _Planes, grid: MosaicGrid) -> int:
+    """A shift (a proper divisor of the block, 2 px or more) at which the grid moved
+    diagonally finds about as many pixelated-looking cells as where it is, or 0.
+
+    A censor mosaic's cells are uniform at its own phase only: moved by part of a block,
+    they straddle its lines. A picture's own pixel grid (a nearest-neighbour upscale, pixel
+    art) makes cells uniform at every phase on it, so a grid whose lines are the picture's
+    pixel edges finds its "cells" just as well moved by one of the picture's pixels. (Moved
+    along one axis only, a censor mosaic's cells over smooth shading still look pixelated:
+    each straddles two like cells, between lines that are still the mosaic's.)
+    They are counted both with and without JPEG's concessions, which depend on the phase:
+    a JPEG'd upscale's cells stand out at JPEG's phase only with them (counted so only in
+    a visibly compressed picture, where they apply).)"""
+    b = grid.block
+    own: dict[bool, int] = {}
+    for p in _PRIMES:
+        s = b // p
+        if b % p or s < 2:
+            continue
+        for aware in (False, True) if planes.jpeg_blocky else (False,):
+            if aware not in own:
+                own[aware] = max(int(np.count_nonzero(_mosaic_cells(planes, grid, aware)[0])), 1)
+            moved = MosaicGrid(b, (grid.phase_x + s) % b, (grid.phase_y + s) % b)
+            count = np.count_nonzero(_mosaic_cells(planes, moved, aware)[0])
+            if count >= _NATIVE_SHARE * own[aware]:
+                return s
+    return 0
+
+
+def _unmuted_native(
+    profiles: tuple[NDArray[np.float64], NDArray[np.float64]], native: tuple[int, int, int]
+) -> list[MosaicGrid]:
+    """Grids ranked with the picture's own pixel edges (every ``s``-th line from its phase)
+    muted, on both axes and on each alone: on an upscaled picture they are most of the
+    isolated steps, and drown a mosaic's."""
+    s, ph_x, ph_y = native
+
+    def mute(prof: NDArray[np.float64], phase: int) -> NDArray[np.float64]:
+        m = prof.copy()
+        on = np.zeros(prof.size, bool)
+        on[(phase - 1) % s :: s] = True
+        m[on] = np.median(prof[~on]) if (~on).any() else 0.0
+        return m
+
+    px, py = profiles
+    mx, my = mute(px, ph_x), mute(py, ph_y)
+    out: list[MosaicGrid] = []
+    for ax, ay in ((mx, my), (mx, py), (px, my)):
+        for _, grid in _ranked(ax, ay, 2):
+            if grid not in out:
+                out.append(grid)
+    return out
+
+
 def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
     found: list[tuple[int, NDArray[np.uint8], MosaicGrid]] = []
     if min(rgb.shape[:2]) < _MIN_SIDE:
@@ -574,18 +672,42 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
     planes = _Planes(rgb)
     # A drawn checkerboard or a multiple of the block can outscore the real mosaic's
     # periodicity; the candidate whose cells survive the texture tests and cover most wins.
-    whole, quarters = _grid_candidates(rgb, 2, (planes.dx, planes.dy))
+    whole, quarters, profiles = _grid_search(rgb, 2, (planes.dx, planes.dy))
+    natives: list[tuple[int, int, int]] = []
+    tried: list[MosaicGrid] = []
+
+    def look(grids: list[MosaicGrid], flat_std: float = _FLAT_STD) -> None:
+        for grid in grids:
+            if grid in tried:
+                continue
+            tried.append(grid)
+            area, regions = _found_at(planes, grid, True, flat_std)
+            # A censor mosaic covers a part of the picture; cells over (nearly) all of it
+            # are the picture's own pixels (pixel art, an upscale by the block).
+            if area <= 0:
+                continue
+            s = _native_shift(planes, grid)
+            if s:
+                natives.append((s, grid.phase_x % s, grid.phase_y % s))
+            elif regions.mean() < _WHOLE_SHARE:
+                found.append((area, regions, grid))
+
     # The quarters' grids are only looked at when the whole picture's show no mosaic:
     # each look costs a pass over the picture's cells.
     for grids in (whole, quarters):
-        for grid in grids:
-            cells, means, flat = _mosaic_cells(planes, grid)
-            regions = _regions(cells, means, flat)
-            area = int(regions.sum()) * grid.block * grid.block
-            if area > 0:
-                found.append((area, regions, grid))
+        look(grids)
         if found:
             break
+    if not found and natives:
+        # The picture's own pixel grid won the ranking; a mosaic on it is looked for
+        # with that grid's lines muted.
+        # Uncompressed, its cells are exactly uniform, and the picture's own are not: its
+        # pixels are smaller than the cells, so cells of a smooth area vary a little. (The
+        # picture's own cells in an area flat at the grid's size stay indistinguishable.)
+        look(
+            _unmuted_native(profiles, natives[0]),
+            _FLAT_STD if planes.jpeg_blocky else _EXACT_STD,
+        )
     if not found:
         return np.zeros(rgb.shape[:2], bool), None
     best = max(found, key=lambda f: f[0])
@@ -841,12 +963,19 @@ def _two_tone(
         return out
 
     alpha = np.clip(((target - lo) * axis).sum(axis=2) / d2, 0.0, 1.0)
+    # Two fills show as pure cells on both sides: at least two of the nine near each end.
+    # (Shading and texture spread along the line between their extremes; in a grey picture
+    # every colour lies on it, and the line test alone called every textured cell two-tone.)
+    t_nb = ((nb - lo[:, :, None]) * axis[:, :, None]).sum(axis=3) / d2[:, :, None]
+    fills = (np.count_nonzero(t_nb <= _TONE_NEAR, axis=2) >= 2) & (
+        np.count_nonzero(t_nb >= 1.0 - _TONE_NEAR, axis=2) >= 2
+    )
     trust = (
         np.clip((dist - _TONE_MIN) / _TONE_RAMP, 0.0, 1.0)
         * np.clip(1.0 - off_line(nb).max(axis=2) / _TONE_OFF, 0.0, 1.0)
         * np.clip(1.0 - off_line(target) / _TONE_RESID, 0.0, 1.0)
         # A cell that is one of the two extremes holds no edge to place.
-        * ((alpha > _TONE_PURE) & (alpha < 1.0 - _TONE_PURE) & whole)
+        * ((alpha > _TONE_PURE) & (alpha < 1.0 - _TONE_PURE) & whole & fills)
     )
     idx = np.flatnonzero(trust > 0)
     edged = trust >= _EDGE_HOLD
