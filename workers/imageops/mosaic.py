@@ -682,23 +682,45 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
                 continue
             tried.append(grid)
             area, regions = _found_at(planes, grid, True, flat_std)
-            # A censor mosaic covers a part of the picture; cells over (nearly) all of it
-            # are the picture's own pixels (pixel art, an upscale by the block).
             if area <= 0:
                 continue
+            if regions.mean() < _WHOLE_SHARE:
+                found.append((area, regions, grid))
+                continue
+            # A censor mosaic covers a part of the picture; cells over (nearly) all of it
+            # are the picture's own pixels (pixel art, an upscale by the block or by part).
             s = _native_shift(planes, grid)
             if s:
                 natives.append((s, grid.phase_x % s, grid.phase_y % s))
-            elif regions.mean() < _WHOLE_SHARE:
-                found.append((area, regions, grid))
+
+    def pick() -> tuple[int, NDArray[np.uint8], MosaicGrid] | None:
+        # (Only the grid that would be chosen is checked for the picture's own pixel grid:
+        # each check costs a few passes over the cells.)
+        while found:
+            best = max(found, key=lambda f: f[0])
+            # A grid at a fraction of the true block sees the same uniform cells, and its
+            # finer cells hug the border a little further out; the coarse grid found nearly
+            # as much is the mosaic, whose cells would not be uniform were it too coarse.
+            coarser = [f for f in found if _refines(best[2], f[2]) and f[0] >= 0.8 * best[0]]
+            if coarser:
+                best = max(coarser, key=lambda f: f[2].block)
+            s = _native_shift(planes, best[2])
+            if not s:
+                return best
+            natives.append((s, best[2].phase_x % s, best[2].phase_y % s))
+            # (By identity: equal areas would compare the regions' arrays.)
+            found[:] = [f for f in found if f is not best]
+        return None
 
     # The quarters' grids are only looked at when the whole picture's show no mosaic:
     # each look costs a pass over the picture's cells.
+    chosen = None
     for grids in (whole, quarters):
         look(grids)
-        if found:
+        chosen = pick()
+        if chosen is not None:
             break
-    if not found and natives:
+    if chosen is None and natives:
         # The picture's own pixel grid won the ranking; a mosaic on it is looked for
         # with that grid's lines muted.
         # Uncompressed, its cells are exactly uniform, and the picture's own are not: its
@@ -708,15 +730,10 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
             _unmuted_native(profiles, natives[0]),
             _FLAT_STD if planes.jpeg_blocky else _EXACT_STD,
         )
-    if not found:
+        chosen = pick()
+    if chosen is None:
         return np.zeros(rgb.shape[:2], bool), None
-    best = max(found, key=lambda f: f[0])
-    # A grid at a fraction of the true block sees the same uniform cells, and its finer
-    # cells hug the border a little further out; the coarse grid found nearly as much is
-    # the mosaic, whose cells would not be uniform were it too coarse.
-    coarser = [f for f in found if _refines(best[2], f[2]) and f[0] >= 0.8 * best[0]]
-    if coarser:
-        best = max(coarser, key=lambda f: f[2].block)
+    best = chosen
     return _to_pixels(best[1], best[2], rgb.shape), best[2]
 
 
