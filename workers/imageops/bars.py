@@ -429,6 +429,10 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
         or max(widths) > 1.6 * min(widths)
     ):
         return None
+    # A stub let through only because the border cut it must end squarely, as a bar cut by
+    # the edge does: a clipped ellipse (a pale cloud in the sky) fills its rectangle less.
+    if longest < _MIN_ASPECT and len(directions) < 2 and not _fills_its_rect(region):
+        return None
     if scale < 1.0:
         size = (region.shape[1], region.shape[0])
         strips = _u8(cv2.resize(strips * 255, size, interpolation=cv2.INTER_LINEAR) >= 128)
@@ -440,6 +444,15 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     if np.count_nonzero(strips) < need * np.count_nonzero(region):
         return None
     return strips
+
+
+def _fills_its_rect(region: U8) -> bool:
+    """Whether ``region`` fills its minimum-area rectangle as a plain bar (or its stub) does."""
+    rect = _rect_of(region)
+    if rect is None:
+        return False
+    (_, _), (rw, rh), _ = rect
+    return np.count_nonzero(region) >= _MIN_FILL * (rw + 1.0) * (rh + 1.0)
 
 
 def _colour_codes(rgb: Image) -> NDArray[np.int32]:
