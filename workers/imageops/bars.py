@@ -452,7 +452,7 @@ def _fills_its_rect(region: U8) -> bool:
     if rect is None:
         return False
     (_, _), (rw, rh), _ = rect
-    return np.count_nonzero(region) >= _MIN_FILL * (rw + 1.0) * (rh + 1.0)
+    return bool(np.count_nonzero(region) >= _MIN_FILL * (rw + 1.0) * (rh + 1.0))
 
 
 def _colour_codes(rgb: Image) -> NDArray[np.int32]:
