@@ -42,7 +42,7 @@ def _timed(timings: Timings, step: str) -> Iterator[None]:
         timings[step] = time.perf_counter() - start
 
 
-def _split(data: bytes, limits: Limits) -> tuple[Image, NDArray[np.uint8] | None]:
+def _split(data: bytes, limits: Limits) -> tuple[Image, Alpha]:
     """The input as RGB and its alpha plane (None if it has none), with the input
     limits: PNGs that workers/pngread.py reads exactly (8-bit RGB or RGBA, rows
     filtered 'none', 'sub' or 'up', as workers/png.py writes them) without Pillow, in a
@@ -53,7 +53,7 @@ def _split(data: bytes, limits: Limits) -> tuple[Image, NDArray[np.uint8] | None
     return _split_pillow(data, limits)
 
 
-def _split_pillow(data: bytes, limits: Limits) -> tuple[Image, NDArray[np.uint8] | None]:
+def _split_pillow(data: bytes, limits: Limits) -> tuple[Image, Alpha]:
     image = decode(data, limits)
     pixels = np.asarray(image)
     if image.mode == "RGBA":
@@ -63,9 +63,7 @@ def _split_pillow(data: bytes, limits: Limits) -> tuple[Image, NDArray[np.uint8]
     return pixels, None
 
 
-def encode_png(
-    rgb: Image, alpha: NDArray[np.uint8] | None = None, text: dict[str, str] | None = None
-) -> bytes:
+def encode_png(rgb: Image, alpha: Alpha = None, text: dict[str, str] | None = None) -> bytes:
     """The worker's PNG of ``rgb`` (and ``alpha``): workers/png.py, several times faster
     than Pillow's and OpenCV's encoders for files as small (bench/png.py)."""
     return png.encode(rgb, alpha, text)
