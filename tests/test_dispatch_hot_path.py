@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -151,36 +153,80 @@ async def test_a_set_event_whose_write_redis_lost_leaves_the_job_to_be_done(
     await client.aclose()
 
 
-@pytest.mark.parametrize("state", ["full", "read-only"])
+async def _misconf(client: aioredis.Redis) -> None:
+    """Redis in MISCONF: a save point, and a BGSAVE that fails (its file's name taken by
+    a directory, which no rename can replace, root or not)."""
+    folder = (await client.config_get("dir"))["dir"]
+    name = (await client.config_get("dbfilename"))["dbfilename"]
+    os.makedirs(os.path.join(folder, name, "blocker"), exist_ok=True)
+    await client.config_set("save", "3600 1")
+    await client.bgsave()
+
+    async def failed() -> bool:
+        info = await client.info("persistence")
+        return not info["rdb_bgsave_in_progress"] and info["rdb_last_bgsave_status"] == "err"
+
+    await wait_for(failed, what="the failed BGSAVE")
+
+
+async def _refuse_writes(client: aioredis.Redis, state: str) -> None:
+    if state == "full":
+        await client.config_set("maxmemory", 1)
+        with pytest.raises(aioredis.ResponseError, match="maxmemory"):
+            await client.set("probe", b"x")
+    elif state == "read-only":
+        # A replica of a primary that never answers keeps its data, read-only.
+        await client.replicaof("127.0.0.1", 1)
+        with pytest.raises(aioredis.ResponseError, match=r"READONLY|read only"):
+            await client.eval("return redis.call('DEL', KEYS[1])", 1, "probe")
+    else:
+        # stop-writes-on-bgsave-error: every write, DEL and LREM too, is refused until a
+        # save succeeds, which may take hours.
+        await _misconf(client)
+        with pytest.raises(aioredis.ResponseError, match="MISCONF"):
+            await client.delete("probe")
+
+
+async def _take_writes(client: aioredis.Redis) -> None:
+    await client.config_set("maxmemory", 0)
+    await client.replicaof("NO", "ONE")
+    await client.config_set("save", "")
+
+
+@pytest.mark.parametrize("state", ["full", "read-only", "misconf"])
 async def test_an_answer_stored_before_redis_refused_writes_is_still_read(
     redis_factory: Callable[..., EmbeddedRedis], state: str
 ) -> None:
-    # The answer is in Redis; then Redis fills up (or fails over to a replica)
-    # before the submitter reads it. Writes are refused from then on, reads are
-    # not: the user gets the picture instead of a timeout.
+    # The answer is in Redis; then Redis fills up, fails over to a replica or cannot
+    # persist, before the submitter reads it. Writes are refused from then on, reads
+    # are not: the user gets the picture at once, not after the cleanup's 30 s of
+    # retries or a timeout. What is left keeps its TTL, and once Redis takes writes
+    # again nothing is delivered twice.
     server = redis_factory()
     client = aioredis.Redis.from_url(server.url())
     async with Submitter(server.url()) as sub:
-        job_id = "answered-then-refusing"
+        job_id = f"answered-then-{state}"
         await sub.submit(b"img", Mode.MOSAIC, timeout=20, job_id=job_id)
         await client.config_set("notify-keyspace-events", "")
         await client.set(keys.result_key(job_id), b"done:img", ex=60)
-        if state == "full":
-            await client.config_set("maxmemory", 1)
-            with pytest.raises(aioredis.ResponseError, match="maxmemory"):
-                await client.set("probe", b"x")
-        else:
-            # A replica of a primary that never answers keeps its data, read-only.
-            await client.replicaof("127.0.0.1", 1)
-            with pytest.raises(aioredis.ResponseError, match=r"READONLY|read only"):
-                await client.eval("return redis.call('DEL', KEYS[1])", 1, "probe")
+        await _refuse_writes(client, state)
         await client.publish(keys.keyevent_channel(0), keys.result_key(job_id))
+        started = time.monotonic()
         assert await asyncio.wait_for(sub.result(job_id), 10) == b"done:img"
-    if state == "full":
-        # Plain DELs are allowed on a full Redis: nothing of the job is left.
-        assert await job_keys_left(client, job_id) == []
-    await client.config_set("maxmemory", 0)
-    await client.replicaof("NO", "ONE")
+        assert time.monotonic() - started < 3.0
+        left = await job_keys_left(client, job_id)
+        if state == "full":
+            # Plain DELs are allowed on a full Redis: nothing of the job is left.
+            assert left == []
+        else:
+            assert left, "the deletes were refused: the keys wait for their TTLs"
+        for key in left:
+            if key in [q.value for q in Queue]:
+                continue  # the queue itself carries the TTL the job's queueing gave it
+            assert await client.ttl(key) > 0, key
+        await _take_writes(client)
+        await client.publish(keys.keyevent_channel(0), keys.result_key(job_id))
+        assert sub.pending_ids() == []
     await client.aclose()
 
 
