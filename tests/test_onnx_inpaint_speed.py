@@ -20,7 +20,7 @@ from workers.onnx import OnnxConfig, standins
 from workers.onnx.config import LamaModel
 from workers.onnx.deepcreampy import SIZE, Crop, _finish, _prepare
 from workers.onnx.inpainters import Lama, Migan, RegionInpainter
-from workers.onnx.regions import resize_window, shrink_any
+from workers.onnx.regions import resize_window, shrink
 
 Feeds = dict[str, NDArray[Any]]
 
@@ -93,13 +93,12 @@ def test_tensors_written_in_place_are_the_formulas_even_over_old_ones(
 
 
 def old_prepare(rgb: Any, hole: Any, crop: Crop) -> tuple[Any, Any]:
-    """DeepCreamPy's tensors as built before, with the hole's shrink as now (held to its
-    own rule in tests/test_onnx_regions.py)."""
+    """DeepCreamPy's tensors as built before, with the crop's shrink as now (held to its
+    own rules in tests/test_onnx_crop_shrink.py)."""
     ys, xs = crop.slices
     pixels, gap = rgb[ys, xs], hole[ys, xs]
     if crop.size > SIZE:
-        pixels = cv2.resize(pixels, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-        gap = shrink_any(gap, (SIZE, SIZE))
+        pixels, gap = shrink(pixels, gap, (SIZE, SIZE))
     elif crop.size < SIZE:
         pixels = cv2.resize(pixels, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
         share = cv2.resize(gap.view(np.uint8) * np.uint8(255), (SIZE, SIZE))
@@ -184,8 +183,8 @@ def test_crops_of_one_size_share_reused_tensors(tmp_path: Path) -> None:
 
 
 def test_hole_tensors_follow_the_hole_rule(tmp_path: Path) -> None:
-    """A crop shrunk to the model marks as hole every pixel that averaged any of it
-    (``shrink_any``): the model never sees the green as context."""
+    """A crop shrunk to the model marks as hole every pixel that any of it reached
+    (``shrink``): the model never sees the green as context."""
     model = Lama.load(standins.lama(tmp_path / "lama.onnx"), LamaModel(), OnnxConfig())
     assert isinstance(model, RegionInpainter)
     rng = np.random.default_rng(33)
@@ -193,7 +192,12 @@ def test_hole_tensors_follow_the_hole_rule(tmp_path: Path) -> None:
     content, target = model._fit(800, 700)
     assert target == (512, 512) and content == (512, 448)
     pixels, gap = model._to_model(rgb, hole, content, target)
-    share = cv2.resize(hole.astype(np.float32), (448, 512), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(gap[:, :448], share > 0)
+    want_pixels, want_gap = shrink(rgb, hole, (512, 448))
+    assert np.array_equal(gap[:, :448], want_gap)
+    assert np.array_equal(pixels[:, :448], want_pixels)
+    # The hole as green on black: wherever it reached, it is hole.
+    green = np.zeros_like(rgb)
+    green[hole] = (0, 255, 0)
+    assert not model._to_model(green, hole, content, target)[0][~gap].any()
     assert np.array_equal(gap[:, 448:], np.repeat(gap[:, 447:448], 64, axis=1))
     assert pixels.shape == (512, 512, 3)

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from workers.backend import Image, Mask
 from workers.onnx.config import DeepCreamPyModel
-from workers.onnx.regions import Components, resize_window, shrink_any, source_window
+from workers.onnx.regions import Components, resize_window, shrink, source_window
 from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
 
 SIZE = 256
@@ -210,13 +210,10 @@ def _prepare(rgb: Image, hole: Mask, crop: Crop, image: FloatArray, known: Float
     pixels = rgb[ys, xs]
     gap = hole[ys, xs]
     if crop.size > SIZE:
-        # Resized as 8-bit pixels, several times cheaper than as floats.
-        pixels = np.asarray(
-            cv2.resize(pixels, (SIZE, SIZE), interpolation=cv2.INTER_AREA), np.uint8
-        )
-        # A resized pixel that saw any of the hole is part of the hole: the green that
-        # was there would otherwise pass for known context.
-        gap = shrink_any(gap, (SIZE, SIZE))
+        # Resized as 8-bit pixels, several times cheaper than as floats. A resized pixel
+        # that saw any of the hole is part of the hole: the green that was there would
+        # otherwise pass for known context.
+        pixels, gap = shrink(pixels, gap, (SIZE, SIZE))
     elif crop.size < SIZE:  # a picture smaller than the model: enlarged
         pixels = np.asarray(
             cv2.resize(pixels, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR), np.uint8

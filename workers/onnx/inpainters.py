@@ -39,7 +39,7 @@ from workers.backend import Image, Mask
 from workers.imageops.green import bounds
 from workers.onnx.config import LamaModel, MiganModel, OnnxConfig, model_path
 from workers.onnx.deepcreampy import DeepCreamPyInpainter
-from workers.onnx.regions import Components, grow, resize_window, shrink_any, source_window
+from workers.onnx.regions import Components, grow, resize_window, shrink, source_window
 from workers.onnx.sessions import (
     FLOAT,
     UINT8,
@@ -283,16 +283,16 @@ class RegionInpainter:
         h, w = hole.shape
         ch, cw = content
         if (ch, cw) != (h, w):
-            shrink = ch <= h and cw <= w
-            interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-            rgb = np.asarray(cv2.resize(rgb, (cw, ch), interpolation=interp), np.uint8)
             # A resized pixel that saw any of the hole is hole: what was there (green) must
             # not pass for context.
-            if shrink:
-                hole = shrink_any(hole, content)
+            if ch <= h and cw <= w:
+                rgb, hole = shrink(rgb, hole, content)
             else:
+                rgb = np.asarray(
+                    cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_LINEAR), np.uint8
+                )
                 share = cv2.resize(
-                    hole.view(np.uint8) * np.uint8(255), (cw, ch), interpolation=interp
+                    hole.view(np.uint8) * np.uint8(255), (cw, ch), interpolation=cv2.INTER_LINEAR
                 )
                 hole = np.asarray(share) > 0
         pad_y, pad_x = target[0] - ch, target[1] - cw
