@@ -482,7 +482,11 @@ def _on_jpeg_lines(block: int, phase: int) -> bool:
 
 
 def _mosaic_cells(
-    planes: _Planes, grid: MosaicGrid, jpeg_aware: bool = True, flat_std: float = _FLAT_STD
+    planes: _Planes,
+    grid: MosaicGrid,
+    jpeg_aware: bool = True,
+    flat_std: float = _FLAT_STD,
+    faint: bool = True,
 ) -> tuple[NDArray[np.bool_], FloatArray, NDArray[np.bool_]]:
     """Cells that look pixelated: flat, with abrupt steps to flat neighbours on 2+ sides.
 
@@ -508,7 +512,7 @@ def _mosaic_cells(
     # Losslessly saved mosaic cells are exactly uniform, and a mosaic over gentle shading
     # steps by a level or two between them; unpixelated shading quantizes into bands that
     # end off the grid, so two exactly uniform cells with a step between them are telling.
-    exact = ((std <= _EXACT_STD) & full).astype(np.float32)
+    exact = ((std <= _EXACT_STD) & full & faint).astype(np.float32)
     # A pixelated edge changes colour all at once; shading changes as much between any two
     # pixels, so its cells differ in mean but show no step at the grid line.
     quiet = np.maximum(inner, _shift(inner, 0, 1, 0.0))
@@ -611,7 +615,7 @@ def _found_at(
     return int(regions.sum()) * grid.block * grid.block, regions
 
 
-def _native_shift(planes: _Planes, grid: MosaicGrid) -> int:
+def _native_shift(planes: _Planes, grid: MosaicGrid, regions: NDArray[np.uint8]) -> int:
     """A shift (a proper divisor of the block, 2 px or more) at which the grid moved
     diagonally finds about as many pixelated-looking cells as where it is, or 0.
 
@@ -623,7 +627,11 @@ def _native_shift(planes: _Planes, grid: MosaicGrid) -> int:
     each straddles two like cells, between lines that are still the mosaic's.)
     They are counted both with and without JPEG's concessions, which depend on the phase:
     a JPEG'd upscale's cells stand out at JPEG's phase only with them (counted so only in
-    a visibly compressed picture, where they apply).)"""
+    a visibly compressed picture, where they apply).)
+
+    Faint steps (a level or two between exactly uniform cells) do not count here: a drawn
+    gradient's bands are such cells, and bands that happen to be part of a block high
+    vetoed a mosaic elsewhere on the picture."""
     b = grid.block
     own: dict[bool, int] = {}
     for p in _PRIMES:
@@ -632,9 +640,10 @@ def _native_shift(planes: _Planes, grid: MosaicGrid) -> int:
             continue
         for aware in (False, True) if planes.jpeg_blocky else (False,):
             if aware not in own:
-                own[aware] = max(int(np.count_nonzero(_mosaic_cells(planes, grid, aware)[0])), 1)
+                cells = _mosaic_cells(planes, grid, aware, faint=False)[0]
+                own[aware] = max(int(np.count_nonzero(cells)), 1)
             moved = MosaicGrid(b, (grid.phase_x + s) % b, (grid.phase_y + s) % b)
-            count = np.count_nonzero(_mosaic_cells(planes, moved, aware)[0])
+            count = np.count_nonzero(_mosaic_cells(planes, moved, aware, faint=False)[0])
             if count >= _NATIVE_SHARE * own[aware]:
                 return s
     return 0
@@ -689,7 +698,7 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
                 continue
             # A censor mosaic covers a part of the picture; cells over (nearly) all of it
             # are the picture's own pixels (pixel art, an upscale by the block or by part).
-            s = _native_shift(planes, grid)
+            s = _native_shift(planes, grid, regions)
             if s:
                 natives.append((s, grid.phase_x % s, grid.phase_y % s))
 
@@ -704,7 +713,7 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
             coarser = [f for f in found if _refines(best[2], f[2]) and f[0] >= 0.8 * best[0]]
             if coarser:
                 best = max(coarser, key=lambda f: f[2].block)
-            s = _native_shift(planes, best[2])
+            s = _native_shift(planes, best[2], best[1])
             if not s:
                 return best
             natives.append((s, best[2].phase_x % s, best[2].phase_y % s))
