@@ -486,12 +486,14 @@ def _mosaic_cells(
     grid: MosaicGrid,
     jpeg_aware: bool = True,
     flat_std: float = _FLAT_STD,
-    faint: bool = True,
+    pixel_grid: bool = False,
 ) -> tuple[NDArray[np.bool_], FloatArray, NDArray[np.bool_]]:
     """Cells that look pixelated: flat, with abrupt steps to flat neighbours on 2+ sides.
 
     Without ``jpeg_aware``, grid lines on JPEG's block edges are judged like any other
-    (two grids can then be compared whatever their phases)."""
+    (two grids can then be compared whatever their phases). With ``pixel_grid`` (the check
+    for the picture's own pixel grid, see ``_native_shift``) faint steps between exactly
+    uniform cells do not count, nor do a drawn gradient's bands."""
     mean, std, full = _cell_stats(planes, grid)
     right, bottom, inner = _edge_stats(planes, grid)
     lines_x, lines_y = _jpeg_lines_inside(planes, grid)
@@ -512,7 +514,7 @@ def _mosaic_cells(
     # Losslessly saved mosaic cells are exactly uniform, and a mosaic over gentle shading
     # steps by a level or two between them; unpixelated shading quantizes into bands that
     # end off the grid, so two exactly uniform cells with a step between them are telling.
-    exact = ((std <= _EXACT_STD) & full & faint).astype(np.float32)
+    exact = ((std <= _EXACT_STD) & full & (not pixel_grid)).astype(np.float32)
     # A pixelated edge changes colour all at once; shading changes as much between any two
     # pixels, so its cells differ in mean but show no step at the grid line.
     quiet = np.maximum(inner, _shift(inner, 0, 1, 0.0))
@@ -530,8 +532,20 @@ def _mosaic_cells(
     step_b &= _shift(flat_f, 1, 0, 0.0) > 0
     step_b &= bottom >= _QUIET_RATIO * np.maximum(lines_y, _shift(lines_y, 1, 0, 0.0))
     sr, sb = step_r.astype(np.float32), step_b.astype(np.float32)
-    sides = sr + sb + _shift(sr, 0, -1, 0.0) + _shift(sb, -1, 0, 0.0)
+    across_x = sr + _shift(sr, 0, -1, 0.0)
+    across_y = sb + _shift(sb, -1, 0, 0.0)
+    sides = across_x + across_y
     cells = flat & (sides >= 2)
+    if pixel_grid:
+        # A band of a drawn gradient: steps across one axis only, and its neighbours along
+        # the other are its own colour.
+        like_x = (np.abs(mean - _shift(mean, 0, 1, -1000.0)).max(axis=2) <= _STEP) & (
+            np.abs(mean - _shift(mean, 0, -1, -1000.0)).max(axis=2) <= _STEP
+        )
+        like_y = (np.abs(mean - _shift(mean, 1, 0, -1000.0)).max(axis=2) <= _STEP) & (
+            np.abs(mean - _shift(mean, -1, 0, -1000.0)).max(axis=2) <= _STEP
+        )
+        cells &= ~(((across_x == 0) & like_x) | ((across_y == 0) & like_y))
     # A drawn checkerboard is flat cells with stepping neighbours too, but each cell repeats
     # its diagonal neighbour; pixelated artwork rarely does.
     # Uniform cells repeat exactly; allowing them the usual slack would take a mosaic over
@@ -615,6 +629,19 @@ def _found_at(
     return int(regions.sum()) * grid.block * grid.block, regions
 
 
+def _area_around(
+    fine: tuple[int, NDArray[np.uint8], MosaicGrid],
+    coarse: tuple[int, NDArray[np.uint8], MosaicGrid],
+    shape: tuple[int, ...],
+) -> int:
+    """Area (px) of the ``fine`` grid's regions within a cell of the ``coarse`` grid's."""
+    k = 2 * coarse[2].block + 1
+    near = cv2.dilate(
+        _to_pixels(coarse[1], coarse[2], shape).astype(np.uint8), np.ones((k, k), np.uint8)
+    )
+    return int(np.count_nonzero(_to_pixels(fine[1], fine[2], shape) & (near > 0)))
+
+
 def _native_shift(planes: _Planes, grid: MosaicGrid, regions: NDArray[np.uint8]) -> int:
     """A shift (a proper divisor of the block, 2 px or more) at which the grid moved
     diagonally finds about as many pixelated-looking cells as where it is, or 0.
@@ -629,9 +656,10 @@ def _native_shift(planes: _Planes, grid: MosaicGrid, regions: NDArray[np.uint8])
     a JPEG'd upscale's cells stand out at JPEG's phase only with them (counted so only in
     a visibly compressed picture, where they apply).)
 
-    Faint steps (a level or two between exactly uniform cells) do not count here: a drawn
-    gradient's bands are such cells, and bands that happen to be part of a block high
-    vetoed a mosaic elsewhere on the picture."""
+    A drawn gradient's bands do not count here (faint steps between exactly uniform cells,
+    or cells that step across one axis only with their own colour either side along the
+    other): bands that happened to be part of a block high vetoed a mosaic elsewhere on
+    the picture."""
     b = grid.block
     own: dict[bool, int] = {}
     for p in _PRIMES:
@@ -640,10 +668,10 @@ def _native_shift(planes: _Planes, grid: MosaicGrid, regions: NDArray[np.uint8])
             continue
         for aware in (False, True) if planes.jpeg_blocky else (False,):
             if aware not in own:
-                cells = _mosaic_cells(planes, grid, aware, faint=False)[0]
+                cells = _mosaic_cells(planes, grid, aware, pixel_grid=True)[0]
                 own[aware] = max(int(np.count_nonzero(cells)), 1)
             moved = MosaicGrid(b, (grid.phase_x + s) % b, (grid.phase_y + s) % b)
-            count = np.count_nonzero(_mosaic_cells(planes, moved, aware, faint=False)[0])
+            count = np.count_nonzero(_mosaic_cells(planes, moved, aware, pixel_grid=True)[0])
             if count >= _NATIVE_SHARE * own[aware]:
                 return s
     return 0
@@ -710,7 +738,14 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
             # A grid at a fraction of the true block sees the same uniform cells, and its
             # finer cells hug the border a little further out; the coarse grid found nearly
             # as much is the mosaic, whose cells would not be uniform were it too coarse.
-            coarser = [f for f in found if _refines(best[2], f[2]) and f[0] >= 0.8 * best[0]]
+            # (Where it lies: the finer grid also takes regions elsewhere for mosaic, a
+            # gradient's bands or JPEG's blocks at its smaller size, that the mosaic's own
+            # grid rightly refuses.)
+            coarser = [
+                f
+                for f in found
+                if _refines(best[2], f[2]) and f[0] >= 0.8 * _area_around(best, f, rgb.shape)
+            ]
             if coarser:
                 best = max(coarser, key=lambda f: f[2].block)
             s = _native_shift(planes, best[2], best[1])
