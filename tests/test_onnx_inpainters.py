@@ -96,8 +96,12 @@ def test_region_box_properties(side: int | None) -> None:
                 max(x0 - margin, 0), max(y0 - margin, 0), min(x1 + margin, w), min(y1 + margin, h)
             )  # fmt: skip
         else:
-            # Square wherever the picture allows, never under the model's size.
-            want = max(max(x1 - x0, y1 - y0) + 2 * margin, side)
+            # Square wherever the picture allows, never under the model's size, and no
+            # larger than the hole with its margins needs (cut at the picture's edges:
+            # a hole at an edge is not shrunk for context that is not there).
+            need = max(min(x1 + margin, w) - max(x0 - margin, 0),
+                       min(y1 + margin, h) - max(y0 - margin, 0))  # fmt: skip
+            want = max(need, side)
             assert (b.x1 - b.x0, b.y1 - b.y0) == (min(want, w), min(want, h))
 
 
@@ -127,7 +131,8 @@ def test_lama_output_scale_is_measured(tmp_path: Path) -> None:
 
 def context_mean(rgb: NDArray[np.uint8], hole: NDArray[np.bool_], box: Box) -> NDArray[Any]:
     ys, xs = box.slices
-    return rgb[ys, xs][~hole[ys, xs]].astype(float).mean(axis=0)
+    mean: NDArray[Any] = rgb[ys, xs][~hole[ys, xs]].astype(float).mean(axis=0)
+    return mean
 
 
 @pytest.mark.parametrize("size", [None, 512], ids=["dynamic", "fixed-512"])

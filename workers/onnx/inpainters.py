@@ -56,6 +56,8 @@ FloatArray = NDArray[np.float32]
 Feeds = dict[str, NDArray[Any]]
 # Dynamic LaMa exports need sides that are multiples of 8 (its downsampling steps).
 LAMA_MULTIPLE = 8
+# The most a joined crop of a model taking any size spans, where it sets no cap itself.
+JOIN_SPAN = 2048
 # MI-GAN's generator was trained at 512; a raw export with a dynamic size runs at it.
 MIGAN_SIZE = 512
 
@@ -93,20 +95,108 @@ class Box:
         return self.x0, self.y0, self.x1, self.y1
 
 
+def group_holes(
+    boxes: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+    shape: tuple[int, int],
+    margin: int,
+    span: int,
+) -> tuple[NDArray[np.int64], int]:
+    """Each hole's group (and the number of groups) for holes whose boxes are ``boxes``
+    (x0s, y0s, x1s, y1s) in a picture of ``shape`` (h, w): groups whose holes, with
+    ``margin`` px around them cut at the picture's edges, span at most ``span`` px each
+    way, so that a fixed-size model's square holds a group at its own resolution.
+
+    Rows of holes first, then runs along each row, each as long as it can be (holes in
+    order of their top, then left edge): the fewest groups in one dimension, and near
+    the picture's edges a group reaches further, as its crop does. A hole that spans
+    more on its own is a group of its own."""
+    x0s, y0s, x1s, y1s = boxes
+    h, w = shape
+    group_of = np.zeros(len(x0s), np.int64)
+    count = 0
+    for band in _runs(y0s, y1s, np.arange(len(y0s)), h, margin, span):
+        for run in _runs(x0s[band], x1s[band], band, w, margin, span):
+            group_of[run] = count
+            count += 1
+    return group_of, count
+
+
+def _runs(
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    items: NDArray[np.intp],
+    size: int,
+    margin: int,
+    span: int,
+) -> list[NDArray[np.intp]]:
+    """``items`` (whose intervals are [starts, ends) along a side of ``size``) in runs:
+    in order of their start, each run as many as fit ``span`` with their margins."""
+    order = np.argsort(starts, kind="stable")
+    starts, ends, items = starts[order], ends[order], items[order]
+    runs = []
+    i, n = 0, len(items)
+    while i < n:
+        low = max(int(starts[i]) - margin, 0)
+        reach = np.minimum(np.maximum.accumulate(ends[i:]) + margin, size) - low
+        over = np.flatnonzero(reach > span)
+        stop = i + max(int(over[0]) if len(over) else n - i, 1)
+        runs.append(items[i:stop])
+        i = stop
+    return runs
+
+
+def join_groups(
+    boxes: NDArray[np.int64], shape: tuple[int, int], margin: int, span: int
+) -> NDArray[np.int64]:
+    """For crops of any size: each group's crop (groups given by their holes' boxes, rows
+    of x0, y0, x1, y1). Groups are grouped again (``group_holes``, up to ``span``), and
+    a joined crop kept where it holds no more pixels than its groups' own crops: where
+    margins overlap (specks all over) a few large crops cost less than many small
+    ones; groups far apart keep their own."""
+    h, w = shape
+    x0s, y0s, x1s, y1s = boxes.T
+    joined, count = group_holes((x0s, y0s, x1s, y1s), shape, margin, span)
+
+    def area(a: Any, b: Any, c: Any, d: Any) -> NDArray[np.int64]:
+        sides = (np.minimum(c + margin, w) - np.maximum(a - margin, 0),
+                 np.minimum(d + margin, h) - np.maximum(b - margin, 0))  # fmt: skip
+        found: NDArray[np.int64] = sides[0] * sides[1]
+        return found
+
+    apart = np.zeros(count, np.int64)
+    np.add.at(apart, joined, area(x0s, y0s, x1s, y1s))
+    jx0, jy0 = np.full(count, w, np.int64), np.full(count, h, np.int64)
+    jx1, jy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    np.minimum.at(jx0, joined, x0s)
+    np.minimum.at(jy0, joined, y0s)
+    np.maximum.at(jx1, joined, x1s)
+    np.maximum.at(jy1, joined, y1s)
+    keep = area(jx0, jy0, jx1, jy1) <= apart
+    # Where joining costs more, each group keeps a crop of its own (numbered after).
+    own = ~keep[joined]
+    out = joined.astype(np.int64)
+    out[own] = count + np.arange(int(own.sum()))
+    _, crop_of = np.unique(out, return_inverse=True)
+    result: NDArray[np.int64] = crop_of.astype(np.int64).reshape(-1)
+    return result
+
+
 def region_box(
     bbox: tuple[int, int, int, int], width: int, height: int, margin: int, side: int | None
 ) -> Box:
     """The crop for a hole whose bounding box is ``bbox`` (x0, y0, x1, y1).
 
     ``side`` None: the box grown by ``margin``, cut at the image's edges. Otherwise a
-    square centred on the hole, of side ``max(hole's larger side + 2 * margin, side)``,
-    moved inside the image and cut to it where the image is smaller.
+    square centred on the hole, of side ``side`` or what the hole with its margins (cut
+    at the image's edges) spans each way if more, moved inside the image and cut to it
+    where the image is smaller: it holds the hole and its margins.
     """
     x0, y0, x1, y1 = bbox
+    grown = (max(x0 - margin, 0), max(y0 - margin, 0),
+             min(x1 + margin, width), min(y1 + margin, height))  # fmt: skip
     if side is None:
-        return Box(max(x0 - margin, 0), max(y0 - margin, 0),
-                   min(x1 + margin, width), min(y1 + margin, height))  # fmt: skip
-    want = max(max(x1 - x0, y1 - y0) + 2 * margin, side)
+        return Box(*grown)
+    want = max(grown[2] - grown[0], grown[3] - grown[1], side)
     bw, bh = min(want, width), min(want, height)
     left = min(max((x0 + x1) // 2 - bw // 2, 0), width - bw)
     top = min(max((y0 + y1) // 2 - bh // 2, 0), height - bh)
@@ -115,10 +205,9 @@ def region_box(
 
 @dataclass(slots=True)
 class _Crop:
-    """One group of holes' crop, and how it sits in the model's tensor."""
+    """One or more groups of holes' crop, and how it sits in the model's tensor."""
 
-    group: int
-    bbox: Box  # the group's holes
+    parts: list[tuple[int, Box]]  # each group, and its holes' box
     crop: Box
     content: tuple[int, int]  # the crop's height, width inside the model's tensor
     target: tuple[int, int]  # the tensor's height, width
@@ -127,11 +216,12 @@ class _Crop:
 class RegionInpainter:
     """What LaMa and MI-GAN share: holes, crops, batching and the paste.
 
-    Holes are grouped by the tile (``self.tile`` pixels square) their bounding box's
-    centre falls in, and each group gets one crop: the number of crops is bounded by the
-    picture's area, not by the number of holes (a thousand specks are a handful of model
-    runs, not a thousand). Groups go through the model a few at a time
-    (``CHUNK_PIXELS``), so the tensors held at once are bounded too.
+    Holes are grouped so that each group's holes with their margins span at most
+    ``self.span`` pixels each way (``group_holes``), and each group gets one crop: the
+    number of crops is bounded by the picture's area, not by the number of holes (a
+    thousand specks are a handful of model runs, not a thousand). Groups go through the
+    model a few at a time (``CHUNK_PIXELS``), so the tensors held at once are bounded
+    too.
     """
 
     what = ""
@@ -153,6 +243,9 @@ class RegionInpainter:
         # group's crop is at most about twice as wide as its holes' own context.
         inner = (side or 0) - 2 * margin
         self.tile = inner if inner >= 64 else max(2 * margin, 64)
+        # The most a group's holes with their margins may span (side to side, cut at the
+        # picture's edges): a fixed-size model's square.
+        self.span = self.tile + 2 * margin
 
     # Per model: tensors for a few crops of one size, one crop's tensors written in
     # place, and one crop's output back as pixels.
@@ -198,25 +291,39 @@ class RegionInpainter:
         stats = regions.stats[1 : regions.count, :4].astype(np.int64)
         x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
         x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
-        across = w // self.tile + 1
-        tiles = ((y0s + y1s) // 2 // self.tile) * across + (x0s + x1s) // 2 // self.tile
-        _, group_of = np.unique(tiles, return_inverse=True)
-        count = int(group_of.max()) + 1
+        group_of, count = group_holes((x0s, y0s, x1s, y1s), (h, w), self.margin, self.span)
         gx0, gy0 = np.full(count, w, np.int64), np.full(count, h, np.int64)
         gx1, gy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
         np.minimum.at(gx0, group_of, x0s)
         np.minimum.at(gy0, group_of, y0s)
         np.maximum.at(gx1, group_of, x1s)
         np.maximum.at(gy1, group_of, y1s)
+        boxes = np.stack([gx0, gy0, gx1, gy1], axis=1)
+        # Groups sharing a crop (any-size models: where their margins overlap); each
+        # group is still pasted from its own box.
+        crop_of = np.arange(count)
+        if self.side is None and count > 1:
+            crop_of = join_groups(
+                boxes, (h, w), self.margin, min(self.max_side or JOIN_SPAN, JOIN_SPAN)
+            )
         # Region label -> group (label 0, the background, to none).
         lookup = np.concatenate([[-1], group_of]).astype(np.int32)
+        # Whether any other group's hole meets a group's box (else every masked pixel in
+        # the box is the group's own).
+        meets = ((x0s[None, :] < gx1[:, None]) & (x1s[None, :] > gx0[:, None])
+                 & (y0s[None, :] < gy1[:, None]) & (y1s[None, :] > gy0[:, None]))  # fmt: skip
+        foreign = (meets & (group_of[None, :] != np.arange(count)[:, None])).any(axis=1)
 
         crops = []
-        for g in range(count):
-            bbox = Box(int(gx0[g]), int(gy0[g]), int(gx1[g]), int(gy1[g]))
-            crop = region_box(bbox.corners, w, h, self.margin, self.side)
+        for members in np.split(np.argsort(crop_of, kind="stable"),
+                                np.flatnonzero(np.diff(np.sort(crop_of))) + 1):  # fmt: skip
+            parts = [(int(g), Box(*(int(v) for v in boxes[g]))) for g in members]
+            joint = boxes[members]
+            union = (int(joint[:, 0].min()), int(joint[:, 1].min()),
+                     int(joint[:, 2].max()), int(joint[:, 3].max()))  # fmt: skip
+            crop = region_box(union, w, h, self.margin, self.side)
             content, target = self._fit(crop.y1 - crop.y0, crop.x1 - crop.x0)
-            crops.append(_Crop(g, bbox, crop, content, target))
+            crops.append(_Crop(parts, crop, content, target))
         # Crops of one tensor size go through the model together, up to the batch size
         # and CHUNK_PIXELS, each written straight into the chunk's tensors; the tensors
         # serve chunk after chunk while the size stays (no stacking, no new pages).
@@ -238,23 +345,28 @@ class RegionInpainter:
             for i, item in enumerate(chunk):
                 ys, xs = item.crop.slices
                 pixels, gap = self._to_model(rgb[ys, xs], hole[ys, xs], item.content, item.target)
-                box = bounds(gap)
-                if box is None:  # cannot happen: a group's crop holds its holes
-                    box = (0, 0, 0, 0)
-                self.encode_into(feeds, i, pixels, gap, box)
+                # OpenCV's bounding box of the hole: several times numpy's two passes.
+                bx, by, bw, bh = cv2.boundingRect(gap.view(np.uint8))
+                self.encode_into(feeds, i, pixels, gap, (bx, by, bx + bw, by + bh))
             ran = self.model.run(names, feeds)
             for i, item in enumerate(chunk):
-                bbox, crop = item.bbox, item.crop
-                # Only the group's own box is touched: the cost follows the holes.
-                window = (bbox.x0 - crop.x0, bbox.y0 - crop.y0,
-                          bbox.x1 - crop.x0, bbox.y1 - crop.y0)  # fmt: skip
+                crop = item.crop
                 size = (crop.y1 - crop.y0, crop.x1 - crop.x0)
-                inner = self._from_model([r[i] for r in ran], size, window, item.content)
-                ys, xs = bbox.slices
-                labels = regions.labels[bbox.y0 - oy : bbox.y1 - oy, bbox.x0 - ox : bbox.x1 - ox]
-                region = (lookup[labels] == item.group) & mask[ys, xs]
-                # A masked copy in OpenCV: numpy's boolean indexing is several times slower.
-                cv2.copyTo(inner, region.view(np.uint8), out[ys, xs])
+                for group, bbox in item.parts:
+                    # Only each group's own box is touched: the cost follows the holes.
+                    window = (bbox.x0 - crop.x0, bbox.y0 - crop.y0,
+                              bbox.x1 - crop.x0, bbox.y1 - crop.y0)  # fmt: skip
+                    inner = self._from_model([r[i] for r in ran], size, window, item.content)
+                    ys, xs = bbox.slices
+                    region = mask[ys, xs]
+                    if foreign[group]:
+                        # Another group's holes reach into the box: only this group's.
+                        labels = regions.labels[ys.start - oy : ys.stop - oy,
+                                                xs.start - ox : xs.stop - ox]  # fmt: skip
+                        region = (lookup[labels] == group) & region
+                    # A masked copy in OpenCV: numpy's boolean indexing is several times
+                    # slower.
+                    cv2.copyTo(inner, region.view(np.uint8), out[ys, xs])
             start = stop
         return out
 
@@ -332,10 +444,14 @@ def _most_of(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
 
 def _rounded(pixels: FloatArray) -> Image:
     """RGB in [0, 255] (float, this call's own array) as 8-bit: clipped, then rounded
-    half up, in place."""
+    half up, in place; interleaved (height, width, channel in memory order)."""
     np.clip(pixels, 0.0, 255.0, out=pixels)
     pixels += np.float32(0.5)
     out: Image = pixels.astype(np.uint8)
+    if out.ndim == 3 and out.strides[-1] != 1:
+        # Planes (a model's channels first): interleaved by OpenCV, which would otherwise
+        # copy them at every resize and paste.
+        out = np.asarray(cv2.merge([out[..., c] for c in range(out.shape[2])]), np.uint8)
     return out
 
 
