@@ -14,8 +14,10 @@ from numpy.typing import NDArray
 
 from workers.imageops import synthetic as syn
 from workers.onnx import OnnxConfig, standins
-from workers.onnx.config import LamaModel
-from workers.onnx.inpainters import Lama, RegionInpainter, group_holes, join_groups, region_box
+from workers.onnx.config import DeepCreamPyModel, LamaModel
+from workers.onnx.deepcreampy import DeepCreamPyInpainter
+from workers.onnx.inpainters import Lama, RegionInpainter, join_groups, region_box
+from workers.onnx.regions import group_holes
 
 FILL = 200
 
@@ -168,3 +170,24 @@ def crop_area(b: Any, shape: tuple[int, int], margin: int) -> int:
     h, w = shape
     return int((min(b[2] + margin, w) - max(b[0] - margin, 0))
                * (min(b[3] + margin, h) - max(b[1] - margin, 0)))  # fmt: skip
+
+
+def test_deepcreampy_specks_share_crops_of_its_own_size(tmp_path: Path) -> None:
+    # 400 specks over 1024x1024: regions spanning up to 170 px share one 256 px crop
+    # (1.5 times the group); packed run by run, 25 crops (the 170 px tiles took 49),
+    # each at the model's own size.
+    path = standins.deepcreampy(tmp_path / "dcp.onnx", fill=FILL / 127.5 - 1.0, batch="b")
+    model = DeepCreamPyInpainter.load(path, DeepCreamPyModel(max_batch=1), "auto")
+    calls: list[Any] = []
+    run = model.model.run
+
+    def counted(outputs: Any, feeds: Any) -> Any:
+        calls.append(next(iter(feeds.values())).shape)
+        return run(outputs, feeds)
+
+    model.model.run = counted  # type: ignore[method-assign]
+    rgb, mask = specks(1024, 51)
+    out = model.inpaint(rgb, mask)
+    assert len(calls) <= 25
+    assert np.array_equal(out[~mask], rgb[~mask])
+    assert np.abs(out[mask].astype(int) - FILL).max() <= 1

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from workers.backend import Image, Mask
 from workers.onnx.config import DeepCreamPyModel
-from workers.onnx.regions import Components, resize_window, shrink, source_window
+from workers.onnx.regions import Components, group_holes, resize_window, shrink, source_window
 from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
 
 SIZE = 256
@@ -32,6 +32,7 @@ MAX_PASSES = 16
 # Regions whose boxes centre in one such square share a crop: a group of them spans
 # about this much, so its crop (1.5 times, at least 256) stays at the model's size.
 GROUP_TILE = SIZE * 2 // 3
+GROUP_MARGIN = (SIZE - GROUP_TILE + 1) // 2
 
 FloatArray = NDArray[np.float32]
 
@@ -157,9 +158,10 @@ class _Groups:
 
 
 def _groups(regions: Components, width: int, height: int) -> _Groups:
-    """Regions grouped by the ``GROUP_TILE`` square their box's centre lies in: small
-    regions close together share one crop (still the model's native 256 px), so the
-    number of crops follows the masked area, not the number of regions.
+    """Regions grouped so that each group spans at most ``GROUP_TILE`` each way (unless
+    one region alone spans more): small regions close together share one crop (still
+    the model's native 256 px), so the number of crops follows the masked area, not the
+    number of regions.
 
     A group spanning more than the picture's short side is not held by its crop, which
     centred on the group could fall in the gap between its regions and fill none of
@@ -169,11 +171,11 @@ def _groups(regions: Components, width: int, height: int) -> _Groups:
     stats = regions.stats[1 : regions.count, :5].astype(np.int64)
     x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
     x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
-    across = width // GROUP_TILE + 1
-    tiles = ((y0s + y1s) // 2 // GROUP_TILE) * across + (x0s + x1s) // 2 // GROUP_TILE
-    _, of = np.unique(tiles, return_inverse=True)
-    of = of.astype(np.int64).reshape(-1)
-    count = int(of.max()) + 1 if len(of) else 0
+    # As many regions per group as span GROUP_TILE (rows, then runs along each row), so
+    # that each group's crop is the model's own size; the picture's edges are not
+    # counted (crop_for centres a crop on its group wherever it lies).
+    far = 2**40
+    of, count = group_holes((x0s, y0s, x1s, y1s), (far, far), GROUP_MARGIN, SIZE)
     big = np.iinfo(np.int64).max
     gx0, gy0 = np.full(count, big), np.full(count, big)
     gx1, gy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)

@@ -39,7 +39,14 @@ from workers.backend import Image, Mask
 from workers.imageops.green import bounds
 from workers.onnx.config import LamaModel, MiganModel, OnnxConfig, model_path
 from workers.onnx.deepcreampy import DeepCreamPyInpainter
-from workers.onnx.regions import Components, grow, resize_window, shrink, source_window
+from workers.onnx.regions import (
+    Components,
+    group_holes,
+    grow,
+    resize_window,
+    shrink,
+    source_window,
+)
 from workers.onnx.sessions import (
     FLOAT,
     UINT8,
@@ -93,56 +100,6 @@ class Box:
     @property
     def corners(self) -> tuple[int, int, int, int]:
         return self.x0, self.y0, self.x1, self.y1
-
-
-def group_holes(
-    boxes: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
-    shape: tuple[int, int],
-    margin: int,
-    span: int,
-) -> tuple[NDArray[np.int64], int]:
-    """Each hole's group (and the number of groups) for holes whose boxes are ``boxes``
-    (x0s, y0s, x1s, y1s) in a picture of ``shape`` (h, w): groups whose holes, with
-    ``margin`` px around them cut at the picture's edges, span at most ``span`` px each
-    way, so that a fixed-size model's square holds a group at its own resolution.
-
-    Rows of holes first, then runs along each row, each as long as it can be (holes in
-    order of their top, then left edge): the fewest groups in one dimension, and near
-    the picture's edges a group reaches further, as its crop does. A hole that spans
-    more on its own is a group of its own."""
-    x0s, y0s, x1s, y1s = boxes
-    h, w = shape
-    group_of = np.zeros(len(x0s), np.int64)
-    count = 0
-    for band in _runs(y0s, y1s, np.arange(len(y0s)), h, margin, span):
-        for run in _runs(x0s[band], x1s[band], band, w, margin, span):
-            group_of[run] = count
-            count += 1
-    return group_of, count
-
-
-def _runs(
-    starts: NDArray[np.int64],
-    ends: NDArray[np.int64],
-    items: NDArray[np.intp],
-    size: int,
-    margin: int,
-    span: int,
-) -> list[NDArray[np.intp]]:
-    """``items`` (whose intervals are [starts, ends) along a side of ``size``) in runs:
-    in order of their start, each run as many as fit ``span`` with their margins."""
-    order = np.argsort(starts, kind="stable")
-    starts, ends, items = starts[order], ends[order], items[order]
-    runs = []
-    i, n = 0, len(items)
-    while i < n:
-        low = max(int(starts[i]) - margin, 0)
-        reach = np.minimum(np.maximum.accumulate(ends[i:]) + margin, size) - low
-        over = np.flatnonzero(reach > span)
-        stop = i + max(int(over[0]) if len(over) else n - i, 1)
-        runs.append(items[i:stop])
-        i = stop
-    return runs
 
 
 def join_groups(
