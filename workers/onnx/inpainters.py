@@ -168,6 +168,7 @@ class _Crop:
     crop: Box
     content: tuple[int, int]  # the crop's height, width inside the model's tensor
     target: tuple[int, int]  # the tensor's height, width
+    holes: tuple[int, int, int, int] = (0, 0, 0, 0)  # all holes' box, in the crop
 
 
 class RegionInpainter:
@@ -281,6 +282,20 @@ class RegionInpainter:
             crop = region_box(union, w, h, self.margin, self.side)
             content, target = self._fit(crop.y1 - crop.y0, crop.x1 - crop.x0)
             crops.append(_Crop(parts, crop, content, target))
+        # Each crop's holes' box inside it (the regions' boxes, cut to the crop): where the
+        # crop reaches the model unresized, no pass over its hole is needed to find it.
+        cx0, cy0, cx1, cy1 = np.array([c.crop.corners for c in crops], np.int64).T[..., None]
+        inside = ((x0s[None, :] < cx1) & (x1s[None, :] > cx0)
+                  & (y0s[None, :] < cy1) & (y1s[None, :] > cy0))  # fmt: skip
+        far = np.iinfo(np.int64).max
+        hx0 = np.where(inside, x0s[None, :], far).min(axis=1)
+        hy0 = np.where(inside, y0s[None, :], far).min(axis=1)
+        hx1 = np.where(inside, x1s[None, :], 0).max(axis=1)
+        hy1 = np.where(inside, y1s[None, :], 0).max(axis=1)
+        for c, item in enumerate(crops):
+            x0, y0, x1, y1 = item.crop.corners
+            item.holes = (max(int(hx0[c]), x0) - x0, max(int(hy0[c]), y0) - y0,
+                          min(int(hx1[c]), x1) - x0, min(int(hy1[c]), y1) - y0)  # fmt: skip
         # Crops of one tensor size go through the model together, up to the batch size
         # and CHUNK_PIXELS, each written straight into the chunk's tensors; the tensors
         # serve chunk after chunk while the size stays (no stacking, no new pages).
@@ -302,18 +317,22 @@ class RegionInpainter:
             for i, item in enumerate(chunk):
                 ys, xs = item.crop.slices
                 pixels, gap = self._to_model(rgb[ys, xs], hole[ys, xs], item.content, item.target)
-                # OpenCV's bounding box of the hole: several times numpy's two passes.
-                bx, by, bw, bh = cv2.boundingRect(gap.view(np.uint8))
-                self.encode_into(feeds, i, pixels, gap, (bx, by, bx + bw, by + bh))
+                size = (item.crop.y1 - item.crop.y0, item.crop.x1 - item.crop.x0)
+                if item.content == size:
+                    x0, y0, x1, y1 = item.holes
+                    # A hole at the crop's far edges reaches into the replicated padding.
+                    x1 = item.target[1] if x1 == size[1] else x1
+                    y1 = item.target[0] if y1 == size[0] else y1
+                    box = (x0, y0, x1, y1)
+                else:  # OpenCV's bounding box of the resized hole
+                    bx, by, bw, bh = cv2.boundingRect(gap.view(np.uint8))
+                    box = (bx, by, bx + bw, by + bh)
+                self.encode_into(feeds, i, pixels, gap, box)
             ran = self.model.run(names, feeds)
             for i, item in enumerate(chunk):
                 crop = item.crop
                 size = (crop.y1 - crop.y0, crop.x1 - crop.x0)
                 for group, bbox in item.parts:
-                    # Only each group's own box is touched: the cost follows the holes.
-                    window = (bbox.x0 - crop.x0, bbox.y0 - crop.y0,
-                              bbox.x1 - crop.x0, bbox.y1 - crop.y0)  # fmt: skip
-                    inner = self._from_model([r[i] for r in ran], size, window, item.content)
                     ys, xs = bbox.slices
                     region = mask[ys, xs]
                     if foreign[group]:
@@ -321,6 +340,19 @@ class RegionInpainter:
                         labels = regions.labels[ys.start - oy : ys.stop - oy,
                                                 xs.start - ox : xs.stop - ox]  # fmt: skip
                         region = (lookup[labels] == group) & region
+                    if item.content == size:
+                        # Specks in a box of context: only their own pixels decoded.
+                        points = _sparse(region)
+                        if points is not None:
+                            px, py = points
+                            cx, cy = px + (bbox.x0 - crop.x0), py + (bbox.y0 - crop.y0)
+                            taken = [r[i][:, cy, cx][..., None] for r in ran]
+                            out[py + bbox.y0, px + bbox.x0] = _rounded(self.decode(taken))[:, 0]
+                            continue
+                    # Only each group's own box is touched: the cost follows the holes.
+                    window = (bbox.x0 - crop.x0, bbox.y0 - crop.y0,
+                              bbox.x1 - crop.x0, bbox.y1 - crop.y0)  # fmt: skip
+                    inner = self._from_model([r[i] for r in ran], size, window, item.content)
                     # A masked copy in OpenCV: numpy's boolean indexing is several times
                     # slower.
                     cv2.copyTo(inner, region.view(np.uint8), out[ys, xs])
@@ -390,6 +422,16 @@ class RegionInpainter:
         # Rounded at the model's size first: resizing 8-bit pixels is several times
         # cheaper, and a bicubic overshoot saturates.
         return resize_window(pixels, size, window, part, content)
+
+
+def _sparse(region: Mask) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:
+    """The (x, y) of a region's pixels in its box where they are under a sixteenth of
+    it (then reading the model's output at them costs less than decoding the box), else
+    None."""
+    if cv2.countNonZero(region.view(np.uint8)) * 16 >= region.size:
+        return None
+    points = np.asarray(cv2.findNonZero(region.view(np.uint8))).reshape(-1, 2)
+    return points[:, 0].astype(np.intp), points[:, 1].astype(np.intp)
 
 
 def _most_of(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
