@@ -33,11 +33,16 @@ def grow(mask: Mask, px: int) -> Mask:
     grown = np.zeros(mask.shape, bool)
     # Every masked pixel's disc lies in its own window, so the union of the windows'
     # dilations is the whole mask's.
-    for a, b, c, d in _windows(mask, box, px, GROW_PIECES):
-        part = np.ascontiguousarray(mask[b:d, a:c]).view(np.uint8)
+    windows = _windows(mask, box, px, GROW_PIECES)
+    for a, b, c, d in windows:
+        # OpenCV reads the window in place (its rows need not be contiguous).
+        part = mask[b:d, a:c].view(np.uint8)
         done = cv2.dilate(part, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
         window = grown[b:d, a:c]
-        np.logical_or(window, np.asarray(done).view(bool), out=window)
+        if len(windows) == 1:  # nothing else written there yet
+            window[...] = np.asarray(done).view(bool)
+        else:
+            np.logical_or(window, np.asarray(done).view(bool), out=window)
     return grown
 
 
