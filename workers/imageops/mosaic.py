@@ -30,6 +30,14 @@ _TILE_GRIDS = 2
 # A cell counts as flat when every channel's standard deviation inside it is below this
 # (JPEG at quality 80 leaves a mosaic cell next to a strong edge a std of about 6).
 _FLAT_STD = 8.0
+# ... and, inside the hull of a region of pixelated cells, below this many times it (JPEG
+# rings inside a mosaic cell next to an ink line, most at small blocks and quality 80).
+_HULL_STD = 1.5
+# Restoration leaves masked flat cells that continue a flat field outside the mask as they
+# are (see ``_held_cells``): rounds of peeling them from the mask's border inwards, and the
+# largest mean-colour difference (max over channels) from the field's cell beside them.
+_PEEL_ROUNDS = 3
+_PEEL_SAME = 1.5
 # A grid step must exceed the mean step inside the two cells this many times.
 _QUIET_RATIO = 2.5
 # Mean-colour difference (max over channels) that makes two neighbouring cells distinct.
@@ -565,7 +573,10 @@ def _fill_holes(cells: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 
 def _regions(
-    cells: NDArray[np.bool_], means: FloatArray, flat: NDArray[np.bool_]
+    cells: NDArray[np.bool_],
+    means: FloatArray,
+    flat: NDArray[np.bool_],
+    loose: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.uint8]:
     """Grow candidate cells into solid regions; drop specks and regular textures.
 
@@ -597,7 +608,9 @@ def _regions(
         hull = cv2.convexHull(np.stack([xs, ys], axis=1).astype(np.int32))
         filled = np.zeros_like(closed)
         cv2.fillConvexPoly(filled, hull, 1)
-        out |= (filled & flat.astype(np.uint8)) | members.astype(np.uint8)
+        out |= (filled & (flat if loose is None else loose).astype(np.uint8)) | members.astype(
+            np.uint8
+        )
     return out
 
 
@@ -625,7 +638,11 @@ def _found_at(
 ) -> tuple[int, NDArray[np.uint8]]:
     """Area (px) and cells of the mosaic regions that ``grid`` finds."""
     cells, means, flat = _mosaic_cells(planes, grid, jpeg_aware, flat_std)
-    regions = _regions(cells, means, flat)
+    # Inside a region's hull a cell counts as flat a little more loosely: JPEG rings inside
+    # a mosaic cell next to a strong step, most at small blocks.
+    _, std, full = _cell_stats(planes, grid)
+    loose = (std <= _HULL_STD * flat_std) & full
+    regions = _regions(cells, means, flat, loose)
     return int(regions.sum()) * grid.block * grid.block, regions
 
 
@@ -872,6 +889,11 @@ def restore_mosaic(
         return out
 
     target = block_mean(win)
+    held = _held_cells(win, inside, known, target, cell_mean)
+    if held.any():
+        inside &= ~np.repeat(np.repeat(held, b, 0), b, 1)
+        if not inside.any():
+            return rgb.copy()
     # An unmasked cell speaks for its masked neighbour through its pixels next to the mask,
     # not its mean: an outline at its far side would otherwise bleed into the restored cell.
     near = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_C, 3)
@@ -919,6 +941,42 @@ def restore_mosaic(
         restored = a * restored + (1.0 - a) * win[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0][sub]
     patch[sub] = restored.astype(np.uint8)
     return out
+
+
+def _held_cells(
+    win: FloatArray,
+    inside: Mask,
+    known: FloatArray,
+    target: FloatArray,
+    cell_mean: Callable[[FloatArray], FloatArray],
+) -> NDArray[np.bool_]:
+    """Masked cells left as they are: flat ones that continue a flat field outside the mask.
+
+    Such a cell has an unmasked flat neighbour of its own colour. Whether it is a mosaic cell
+    over flat paint or the paint beside a mosaic that passed for one (a flat cell at a
+    concave corner of a mosaic steps to it on two sides), the paint under it is that flat
+    colour: restoring it only smears the mosaic's steps into it. Peeled from the mask's
+    border inwards, a few rounds.
+    """
+    sq = cell_mean(win * win)
+    std = np.sqrt(np.maximum(sq - target * target, 0.0)).max(axis=2)
+    flat = std <= _FLAT_STD
+    masked = cell_mean(inside.astype(np.float32))[:, :, 0] > 0
+    whole = cell_mean(known)[:, :, 0] >= 0.999
+    field = ~masked & whole & flat
+    held = np.zeros_like(masked)
+    cand = masked & whole & flat
+    for _ in range(_PEEL_ROUNDS):
+        fresh = np.zeros_like(held)
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            other = _shift(target, dy, dx, -1000.0)
+            same = np.abs(target - other).max(axis=2) <= _PEEL_SAME
+            fresh |= cand & ~held & same & (_shift(field.astype(np.float32), dy, dx, 0.0) > 0)
+        if not fresh.any():
+            break
+        held |= fresh
+        field |= fresh
+    return held
 
 
 def _smooth(
