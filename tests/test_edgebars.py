@@ -37,7 +37,8 @@ def _bar(
 
 
 def _u8(img: NDArray[np.float32]) -> Image:
-    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    out: Image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _recall(found: Mask, truth: Mask) -> float:
@@ -172,3 +173,54 @@ def test_grow_dilates() -> None:
     assert _recall(plain, truth) >= 0.98
     assert grown.sum() > plain.sum() and not (plain & ~grown).any()
     assert (detect_bars(rgb, grow=3) & ~detect_bars(rgb)).any()
+
+
+def _free_page(seed: int, i: int, quality: int | None) -> drawn.Censored:
+    """Case ``i`` of the quality bench's free section at seed base ``seed`` (its picture,
+    censor and coding), built here with drawn.py; the coded picture is in ``image``."""
+    shift = seed - 1000
+    size = drawn.FREE_SIZES[i % len(drawn.FREE_SIZES)]
+    pic = drawn.draw_art(shift + 40000 + i, size, drawn.THEMES[i % len(drawn.THEMES)])
+    kind = drawn.FREE_KINDS[(i // len(drawn.FREE_SIZES)) % len(drawn.FREE_KINDS)]
+    cen = drawn.censor_free(pic, shift + 41000 + i, kind)
+    img = cen.image if quality is None else drawn.jpeg(cen.image, quality)
+    return cen._replace(image=img)
+
+
+def _free_recall(cen: drawn.Censored) -> float:
+    return _recall(edgebars.detect_edge_bars(cen.image, grow=2), cen.bars)
+
+
+def test_dark_bar_over_a_dark_scene() -> None:
+    """A near-black bar (20, 20, 30) half over a navy night sky, half over skin (JPEG 80):
+    its colour is held to its own noise, not to half its contrast with the skin at the
+    seed, or the sky passes for more bar and the bar for too wide there."""
+    cen = _free_page(25000, 27, 80)
+    assert cen.colour == (20, 20, 30)
+    assert _free_recall(cen) >= 0.95
+
+
+def test_thin_saturated_bar_under_strong_jpeg() -> None:
+    """Thin dark-blue bars (1.2-2 % of the short side) at JPEG 80: the chroma noise spreads
+    over the whole thickness, the brightness stays flat."""
+    cen = _free_page(25000, 15, 80)
+    assert cen.colour == (30, 60, 160)
+    assert _free_recall(cen) >= 0.95
+
+
+def test_grey_bar_over_lighter_and_darker_greys() -> None:
+    """A mid-grey bar over greys both lighter and darker than it (JPEG 80): each of its
+    edges is cut into pieces where the gradient flips, and where the grey beside it is
+    near its own the edge found wanders; the pieces are joined and the straightness is
+    judged where the edges are sharp."""
+    cen = _free_page(29000, 19, 80)
+    assert cen.colour == (128, 128, 128)
+    assert _free_recall(cen) >= 0.95
+
+
+@pytest.mark.parametrize(("seed", "i", "quality"), [(29000, 22, 92), (25000, 20, None)])
+def test_rim_taken_whole(seed: int, i: int, quality: int | None) -> None:
+    """A bar inside a 3 px rim of the opposite lightness: the blend between bar and rim
+    may span two rows and pass for a band of its own; the rim is still taken whole."""
+    cen = _free_page(seed, i, quality)
+    assert _free_recall(cen) >= 0.98

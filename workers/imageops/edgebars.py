@@ -38,6 +38,11 @@ _MIN_THICK = 6.0
 _MAX_THICK_FRAC = 0.15
 # Shortest segment (px on the search copy) taken into pairs.
 _MIN_SEG = 6.0
+# Pieces of one edge joined: within this many degrees, px off the line (search copy), and
+# gap (px, or half the shorter piece if more).
+_JOIN_ANGLE = 2.0
+_JOIN_OFF = 1.5
+_JOIN_GAP = 6.0
 # Two edges of one bar are parallel within this many degrees.
 _ANGLE_TOL = 3.0
 # Strip screening on the search copy: share of the inside near its colour, and of each side's
@@ -46,6 +51,10 @@ _SCREEN_INNER = 0.8
 _SCREEN_SIDE = 0.45
 _SCREEN_NEAR = 20.0
 _SCREEN_FAR = 24.0
+# Tolerance of the bar's colour: at least this (RGB distance), and this many times the
+# 90th percentile of its spread at the seed.
+_TOL_FLOOR = 10.0
+_TOL_NOISE = 3.0
 # A bar's colour differs from what is beside it by at least this much (RGB distance).
 _MIN_CONTRAST = 18.0
 # Full-size columns: share of the inner rows in the bar's colour for the column to be
@@ -62,13 +71,28 @@ _MIN_BOTH = 0.5
 # Spread of the colour inside (RGB distance from the median): JPEG q=80 stays under these.
 _MAX_P75 = 7.0
 _MAX_P95 = 16.0
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+# Largest spread (5th to 95th percentile) of the brightness of the bar's columns (their
+# medians): this, or this many times the spread within a column (JPEG's noise) plus one.
+_MAX_STEP = 1.5
+_STEP_NOISE = 2.5
+# ... unless the spread is in colour only (JPEG's chroma): brightness's own limit.
+_MAX_LUMA_P75 = 2.5
 # Straightness of a bar's sides over its length (px): largest sag of a fitted parabola,
 # scatter around it.
 _MAX_SAG = 1.0
 _MAX_SCATTER = 0.8
 _MIN_INLIERS = 0.75
+# An edge is sharp where the pixel 3 px past it is this many tolerances (and at least
+# _SHARP_MIN) from the bar's colour; straightness is judged on the sharp columns when they
+# are this share of all.
+_SHARP = 2.5
+_SHARP_MIN = 24.0
+_MIN_SHARP = 0.4
 # Widest contrasting rim taken with a bar (px).
 _MAX_RIM = 6
+# Rows of blend between a bar and its rim.
+_RIM_BLEND = 2
 # Thinnest bar (px) whose rim is looked for.
 _MIN_RIMMED = 10.0
 
@@ -100,6 +124,67 @@ def _segments(gray: NDArray[np.uint8]) -> F64:
     length = np.hypot(segs[:, 2] - segs[:, 0], segs[:, 3] - segs[:, 1])
     out: F64 = segs[length >= _MIN_SEG]
     return out
+
+
+def _joined(segs: F64) -> F64:
+    """Segments lying on one line with short gaps, joined end to end: a bar's edge is cut
+    into pieces wherever what lies beside it turns lighter or darker than the bar (the
+    gradient flips) or an ink line crosses it, and two sides cut in different places would
+    overlap too little to pair. Only the joined lines (two or more pieces) are answered."""
+    n = len(segs)
+    if n < 2:
+        return np.zeros((0, 4), np.float64)
+    p1, p2 = segs[:, :2], segs[:, 2:]
+    d = p2 - p1
+    length = np.hypot(d[:, 0], d[:, 1])
+    u = d / length[:, None]
+    u = np.where((u[:, 0] < 0)[:, None] | ((u[:, 0] == 0) & (u[:, 1] < 0))[:, None], -u, u)
+    theta = np.degrees(np.arctan2(u[:, 1], u[:, 0]))  # -90 .. 90
+    order = np.argsort(theta)
+    th = theta[order]
+    hi = np.searchsorted(th, th + _JOIN_ANGLE, side="right")
+    counts = np.maximum(hi - np.arange(n) - 1, 0)
+    ii = np.repeat(np.arange(n), counts)
+    if ii.size == 0:
+        return np.zeros((0, 4), np.float64)
+    starts = np.cumsum(counts) - counts
+    jj = ii + 1 + (np.arange(ii.size) - np.repeat(starts, counts))
+    a, b = order[ii], order[jj]
+    ua = u[a]
+    na = np.stack([-ua[:, 1], ua[:, 0]], 1)
+    # b's endpoints off a's line, and the gap between them along it.
+    off = np.maximum(np.abs(((p1[b] - p1[a]) * na).sum(1)), np.abs(((p2[b] - p1[a]) * na).sum(1)))
+    ta = np.sort(np.stack([(p1[a] * ua).sum(1), (p2[a] * ua).sum(1)], 1), 1)
+    tb = np.sort(np.stack([(p1[b] * ua).sum(1), (p2[b] * ua).sum(1)], 1), 1)
+    gap = np.maximum(ta[:, 0], tb[:, 0]) - np.minimum(ta[:, 1], tb[:, 1])
+    ok = (off <= _JOIN_OFF) & (gap <= np.maximum(_JOIN_GAP, 0.5 * np.minimum(length[a], length[b])))
+    if not ok.any():
+        return np.zeros((0, 4), np.float64)
+    # Groups: connected components of the joinable pairs.
+    parent = np.arange(n)
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = int(parent[k])
+        return k
+
+    for x, y in zip(a[ok].tolist(), b[ok].tolist(), strict=True):
+        rx, ry = root(x), root(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+    roots = np.array([root(k) for k in range(n)])
+    out = []
+    for r in np.unique(roots[np.bincount(roots, minlength=n)[roots] >= 2]):
+        g = np.flatnonzero(roots == r)
+        w = length[g]
+        ug = (u[g] * w[:, None]).sum(0)
+        ug /= np.hypot(ug[0], ug[1])
+        pts = np.concatenate([p1[g], p2[g]])
+        c = (((p1[g] + p2[g]) / 2) * w[:, None]).sum(0) / w.sum()
+        t = (pts - c) @ ug
+        out.append(np.concatenate([c + t.min() * ug, c + t.max() * ug]))
+    return np.asarray(out, np.float64).reshape(-1, 4)
 
 
 def _pairs(segs: F64, tmin: float, tmax: float) -> tuple[F64, F64, F64, F64, F64, F64]:
@@ -219,6 +304,7 @@ def _candidates(rgb: Image) -> tuple[list[_Cand], float]:
         cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)), np.uint8
     )
     segs = np.concatenate([_segments(gray), _segments(chroma)])
+    segs = np.concatenate([segs, _joined(segs)])
     tmin = max(3.0, _MIN_THICK * scale) - 1.0
     tmax = _MAX_THICK_FRAC * min(h, w) * scale
     cx, cy, ux, uy, thick, over = _pairs(segs, tmin, tmax)
@@ -344,7 +430,16 @@ def _judge(
     contrast = min(k_top, k_bot)
     if contrast < _MIN_CONTRAST:
         return None
+    # What counts as the bar's colour: within half the contrast with its sides, but no
+    # further from it than its own (JPEG) noise warrants: past the seed, a side of a near
+    # colour (a dark bar over a night sky, a light one over pale skin) would otherwise pass
+    # for more bar, and the bar for wider than it is there or running on past its end. The
+    # noise is read out to 2 px from the edges, where JPEG's coarser chroma bleeds in.
+    rn = max(ri, int(t / 2 - 2))
+    strip = frame[ctr - rn : ctr + rn + 1, s0:s1].reshape(-1, 3)
+    noise = float(np.percentile(np.sqrt(((strip - colour) ** 2).sum(1)), 90))
     tol = float(np.clip(0.5 * contrast, 10.0, 40.0))
+    tol = min(tol, max(_TOL_FLOOR, _TOL_NOISE * noise))
     inside = dist < tol
     top, bot = _runs_from_centre(inside, ctr)
     # The edges seen from the seed: medians of the runs.
@@ -426,7 +521,22 @@ def _judge(
         return None
     # One colour inside (over the judged columns).
     inner = dist[a : b + 1, ga : gb + 1][:, good[ga : gb + 1]]
-    if np.percentile(inner, 75) > _MAX_P75 or np.percentile(inner, 95) > _MAX_P95:
+    if np.percentile(inner, 95) > _MAX_P95:
+        return None
+    if np.percentile(inner, 75) > _MAX_P75:
+        # JPEG keeps a saturated colour's chroma coarser (subsampled, quantised harder) than
+        # its brightness: a thin bar of one is noisy in colour but flat in luma.
+        sel = frame[a : b + 1, ga : gb + 1][:, good[ga : gb + 1]]
+        luma = sel @ _LUMA
+        if np.percentile(np.abs(luma - float(np.median(luma))), 75) > _MAX_LUMA_P75:
+            return None
+    # Nor steps along it: a run of like cells in a mosaic is as flat and as straight, but
+    # its cells differ by a few levels, less than the colour's tolerance.
+    lum = (frame[a : b + 1, ga : gb + 1] @ _LUMA)[:, good[ga : gb + 1]]
+    lo_l, hi_l = np.percentile(np.median(lum, axis=0), (5, 95))
+    p10, p90 = np.percentile(lum, (10, 90), axis=0)
+    within = float(np.median(p90 - p10))
+    if hi_l - lo_l > max(_MAX_STEP, _STEP_NOISE * within + 1.0):
         return None
     # Square ends in another colour (not the picture's border).
     endm = max(3, int(0.3 * width))
@@ -447,16 +557,24 @@ def _judge(
         return None
     x0 = lo - 0.5 if ends[0] else ga - 0.5
     x1 = hi + 0.5 if ends[1] else gb + 0.5
-    y0, y1 = ctr - et - 0.5, ctr + eb + 0.5
+    # The sides where the colour is half-way to what lies past them (the edge's middle,
+    # sub-pixel): the last pixel near the bar's colour lies up to a pixel inside that when
+    # the colour's tolerance is tight.
+    gcols = np.flatnonzero(good[ga : gb + 1]) + ga
+    et_mid = float(np.median(_edge_pos(dist, ctr, top, -1)[0][gcols]))
+    eb_mid = float(np.median(_edge_pos(dist, ctr, bot, 1)[0][gcols]))
+    y0 = ctr - float(np.clip(et_mid, et + 0.5, et + 1.5))
+    y1 = ctr + float(np.clip(eb_mid, eb + 0.5, eb + 1.5))
     x0, x1, y0, y1 = x0 - rim, x1 + rim, y0 - rim, y1 + rim
     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
     src = corners @ m[:, :2].T + m[:, 2]
     return _Bar(src.astype(np.float32))
 
 
-def _edge_pos(dist: F32, ctr: int, run: NDArray[np.int64], sign: int) -> F64:
+def _edge_pos(dist: F32, ctr: int, run: NDArray[np.int64], sign: int) -> tuple[F64, F32]:
     """Sub-pixel offset from ``ctr`` of each column's edge: where the distance from the bar's
-    colour crosses half that of the pixel 3 px outside (an anti-aliased edge's middle)."""
+    colour crosses half that of the pixel 3 px outside (an anti-aliased edge's middle); and
+    that pixel's distance (the edge's contrast)."""
     rows = dist.shape[0]
     cols = np.arange(dist.shape[1])
     base = run - 1
@@ -469,7 +587,8 @@ def _edge_pos(dist: F32, ctr: int, run: NDArray[np.int64], sign: int) -> F64:
     lo, hi = prof[k - 1, cols], prof[k, cols]
     frac = np.clip((half - lo) / np.maximum(hi - lo, 1e-3), 0.0, 1.0)
     pos: F64 = base + (k - 1) + frac.astype(np.float64)
-    return pos
+    far: F32 = prof[4]
+    return pos, far
 
 
 def _straight(
@@ -486,8 +605,14 @@ def _straight(
     x = np.flatnonzero(good[ga : gb + 1]) + ga
     if x.size < 6:
         return False
-    et = _edge_pos(dist, ctr, top, -1)[x]
-    eb = _edge_pos(dist, ctr, bot, 1)[x]
+    et, ft = (v[x] for v in _edge_pos(dist, ctr, top, -1))
+    eb, fb = (v[x] for v in _edge_pos(dist, ctr, bot, 1))
+    # Where what lies beside the bar is near its colour, JPEG's noise moves the edge found by
+    # a pixel or two (a grey bar over a lighter grey): judged where both edges are sharp,
+    # when most are.
+    sharp = (ft >= max(_SHARP * tol, _SHARP_MIN)) & (fb >= max(_SHARP * tol, _SHARP_MIN))
+    if np.count_nonzero(sharp) >= max(6, _MIN_SHARP * x.size):
+        x, et, eb = x[sharp], et[sharp], eb[sharp]
     xc = (x - x.mean()) / max(float(x.max() - x.min()), 1.0)  # -0.5 .. 0.5
     keep = np.ones(x.size, bool)
     for e in (et, eb):
@@ -546,27 +671,36 @@ def _rim(frame: F32, colour: F32, tol: float, top: int, bot: int, cols: Mask) ->
         share = float((np.sqrt(((px - col) ** 2).sum(1)) < 30.0).mean())
         return col, share
 
+    def dist(a: F32, b: F32) -> float:
+        return float(np.sqrt(((a - b) ** 2).sum()))
+
     widths = []
     colours = []
     for sign, edge in ((-1, top), (1, bot)):
-        wdt = 0
-        first: F32 | None = None
+        got: list[tuple[F32, float]] = []
         for k in range(1, _MAX_RIM + 3):
-            got = band(edge + sign * k)
-            if got is None:
+            one = band(edge + sign * k)
+            if one is None:
                 break
-            col, share = got
-            # The first row may be the anti-aliased blend of bar and rim.
-            if share < 0.8 or float(np.sqrt(((col - colour) ** 2).sum())) < 2 * tol:
-                if k == 1:
-                    continue
-                break
-            if first is None:
-                first = col
-            wdt = k
-        if first is None or wdt > _MAX_RIM + 1 or wdt < 2:
+            got.append(one)
+        # The rim's colour: the row of one colour farthest from the bar's. Blends of bar
+        # and rim come before it (two rows where the edge falls between pixels, or where
+        # the bar's axis is off by a fraction of a degree and the blend's phase drifts
+        # along the bar), and may pass for a band of their own.
+        flat = [k for k, (col, share) in enumerate(got) if share >= 0.8]
+        if not flat:
             return 0
-        if float(np.sqrt(((first - colour) ** 2).sum())) < 2 * tol:
+        kk = max(flat, key=lambda k: dist(got[k][0], colour))
+        first = got[kk][0]
+        if dist(first, colour) < 2 * tol:
+            return 0
+        k0 = k1 = kk
+        while k0 > 0 and got[k0 - 1][1] >= 0.8 and dist(got[k0 - 1][0], first) <= 40.0:
+            k0 -= 1
+        while k1 + 1 < len(got) and got[k1 + 1][1] >= 0.8 and dist(got[k1 + 1][0], first) <= 40.0:
+            k1 += 1
+        wdt = k1 + 1
+        if k0 > _RIM_BLEND or wdt > _MAX_RIM + 1 or wdt < 2:
             return 0
         widths.append(wdt)
         colours.append(first)
