@@ -13,8 +13,10 @@ import pytest
 
 from workers.imageops import synthetic as syn
 from workers.onnx import OnnxConfig, standins
+from workers.onnx import deepcreampy as dcp
 from workers.onnx import inpainters as module
-from workers.onnx.config import LamaModel
+from workers.onnx.config import DeepCreamPyModel, LamaModel
+from workers.onnx.deepcreampy import DeepCreamPyInpainter
 from workers.onnx.inpainters import Lama, Migan, RegionInpainter
 
 
@@ -81,5 +83,39 @@ def test_specks_read_at_their_pixels_paste_what_the_box_would(
     # The specks' values read: a few times their pixels, not their groups' boxes.
     assert sum(sizes) <= 3 * (mask.sum() + 60 * 620 * 2)
     monkeypatch.setattr(module, "_sparse", lambda region: None)
+    want = model.inpaint(rgb, mask)
+    assert np.array_equal(got, want)
+
+
+def test_deepcreampy_specks_read_at_their_pixels_paste_what_the_box_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DeepCreamPy's output read at the specks' own pixels, and a group's pixels taken
+    # straight from the mask where no other group's region is in its box: the same
+    # pasted pixels as finishing the box and looking the labels up.
+    path = standins.deepcreampy(tmp_path / "dcp.onnx", fill=0.5, batch="b")
+    model = DeepCreamPyInpainter.load(path, DeepCreamPyModel(max_batch=3), "auto")
+    run = model.model.run
+
+    def backwards(outputs: Any, feeds: Any) -> Any:
+        run(outputs, feeds)
+        first = next(iter(feeds.values()))
+        return [np.ascontiguousarray(first[:, ::-1, :, :])]
+
+    model.model.run = backwards  # type: ignore[method-assign]
+    finished: list[int] = []
+    finish = dcp._finish
+
+    def counted(pred: Any, size: int, window: Any) -> Any:
+        finished.append((window[2] - window[0]) * (window[3] - window[1]))
+        return finish(pred, size, window)
+
+    monkeypatch.setattr(dcp, "_finish", counted)
+    rgb, mask = speckled(1024)
+    got = model.inpaint(rgb, mask)
+    assert np.array_equal(got[~mask], rgb[~mask])
+    assert sum(finished) <= 2 * 60 * 620  # the bar's boxes only
+    monkeypatch.setattr(dcp, "_sparse", lambda region: None)
+    monkeypatch.setattr(dcp, "_foreign", lambda regions, groups: np.ones(len(groups.boxes), bool))
     want = model.inpaint(rgb, mask)
     assert np.array_equal(got, want)

@@ -103,6 +103,7 @@ class DeepCreamPyInpainter:
             ox, oy = regions.box[:2]
             groups = _groups(regions, w, h)
             lookup = np.concatenate([[-1], groups.of]).astype(np.int32)
+            foreign = _foreign(regions, groups)
             # A few crops at a time: a speckled picture has thousands of regions, and all
             # their tensors at once once took gigabytes. The batch's tensors are written
             # in place and serve batch after batch.
@@ -124,13 +125,24 @@ class DeepCreamPyInpainter:
                     # Only the part of the group inside its crop, within the group's box.
                     x0, y0 = max(x, crop.left), max(y, crop.top)
                     x1, y1 = min(rx1, crop.left + crop.size), min(ry1, crop.top + crop.size)
-                    labels = regions.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-                    region = lookup[labels] == g
-                    window = (x0 - crop.left, y0 - crop.top, x1 - crop.left, y1 - crop.top)
-                    part = _finish(pred, crop.size, window)
-                    # Masked copies in OpenCV: numpy's boolean indexing is slower.
-                    cv2.copyTo(part, region.view(np.uint8), out[y0:y1, x0:x1])
-                    np.logical_and(remaining[y0:y1, x0:x1], ~region, out=remaining[y0:y1, x0:x1])
+                    left = remaining[y0:y1, x0:x1]
+                    if foreign[g]:
+                        labels = regions.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+                        region = lookup[labels] == g
+                    else:  # every region in the group's box is the group's own
+                        region = left.copy()
+                    points = _sparse(region) if crop.size == SIZE else None
+                    if points is not None:
+                        # Specks: the model's output read at their own pixels only.
+                        px, py = points
+                        values = pred[py + (y0 - crop.top), px + (x0 - crop.left)]
+                        out[py + y0, px + x0] = _to_pixels(values)
+                    else:
+                        window = (x0 - crop.left, y0 - crop.top, x1 - crop.left, y1 - crop.top)
+                        part = _finish(pred, crop.size, window)
+                        # Masked copies in OpenCV: numpy's boolean indexing is slower.
+                        cv2.copyTo(part, region.view(np.uint8), out[y0:y1, x0:x1])
+                    np.logical_and(left, ~region, out=left)
         return out
 
     def _predict(self, images: FloatArray, knowns: FloatArray) -> list[FloatArray]:
@@ -172,10 +184,11 @@ def _groups(regions: Components, width: int, height: int) -> _Groups:
     x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
     x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
     # As many regions per group as span GROUP_TILE (rows, then runs along each row), so
-    # that each group's crop is the model's own size; the picture's edges are not
-    # counted (crop_for centres a crop on its group wherever it lies).
+    # that each group's crop is the model's own size; the picture's edges give no room
+    # (crop_for sizes a crop by its group alone), so the boxes are moved far from them.
     far = 2**40
-    of, count = group_holes((x0s, y0s, x1s, y1s), (far, far), GROUP_MARGIN, SIZE)
+    moved = (x0s + far, y0s + far, x1s + far, y1s + far)
+    of, count = group_holes(moved, (4 * far, 4 * far), GROUP_MARGIN, SIZE)
     big = np.iinfo(np.int64).max
     gx0, gy0 = np.full(count, big), np.full(count, big)
     gx1, gy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
@@ -240,6 +253,39 @@ def _lookup(values: NDArray[Any], table: FloatArray, target: FloatArray) -> None
         result = cv2.LUT(values, table)
     if not np.may_share_memory(result, target):
         target[...] = result
+
+
+def _foreign(regions: Components, groups: _Groups) -> NDArray[np.bool_]:
+    """Per group, whether another group's region meets its box."""
+    ox, oy = regions.box[:2]
+    stats = regions.stats[1 : regions.count, :4].astype(np.int64)
+    x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
+    x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
+    gx0, gy0, gx1, gy1 = np.array(groups.boxes, np.int64).reshape(-1, 4).T[..., None]
+    meets = (x0s < gx1) & (x1s > gx0) & (y0s < gy1) & (y1s > gy0)
+    others = groups.of[None, :] != np.arange(len(groups.boxes))[:, None]
+    found: NDArray[np.bool_] = (meets & others).any(axis=1)
+    return found
+
+
+def _sparse(region: Mask) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:
+    """The (x, y) of a region's pixels in its box where they are under a sixteenth of
+    it (reading the output at them then costs less than finishing the box), else None."""
+    if cv2.countNonZero(region.view(np.uint8)) * 16 >= region.size:
+        return None
+    points = np.asarray(cv2.findNonZero(region.view(np.uint8))).reshape(-1, 2)
+    return points[:, 0].astype(np.intp), points[:, 1].astype(np.intp)
+
+
+def _to_pixels(values: FloatArray) -> Image:
+    """The model's [-1, 1] output values (a new array of them) as 8-bit pixels, as
+    ``_finish`` makes them."""
+    values += np.float32(1.0)
+    values *= np.float32(127.5)
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    out: Image = values.astype(np.uint8)
+    return out
 
 
 def _finish(pred: FloatArray, size: int, window: tuple[int, int, int, int]) -> Image:
