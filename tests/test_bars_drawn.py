@@ -306,6 +306,35 @@ HELD_OUT_BARS = {
     "short arms fused at a bend": (13000, 16),
     "short arms of two thicknesses fused at a bend": (13000, 36),
 }
+# Held-out cases of bases 25000 and 29000, one per class of miss, each pinned by the test
+# below against the one change that finds it.
+HELD_OUT_CLASSES = {
+    # A grey bar whose sides run through cross-hatching: the median melts the black-on-white
+    # hatching into grey along its rim, and the rim's ink and paper read as texture.
+    "grey bar through cross-hatching": ((25000, 8), "_melted_rim"),
+    # Two thick bars fused at a bend of 10 degrees, arms 2 thicknesses long: the strips of
+    # both arms cover the whole pair, as those of a gently bent band do.
+    "short thick arms fused at a slight bend": ((25000, 16), "_kinked"),
+    # Slid off the bottom edge along its length, 8 of its 16 px left: the rectangle's pixel of
+    # slack lies outside the picture.
+    "sliver of a white bar along the edge": ((25000, 37), "_filled_rect"),
+    # An L whose arm crosses the bottom edge at 9 degrees, its side cut for 5 thicknesses.
+    "L leaving the picture at a slant": ((25000, 34), "_slanted_cut"),
+}
+
+
+def _held_out_class(case: str) -> tuple[drawn.Censored, Image]:
+    (base, i, *quality), _ = HELD_OUT_CLASSES[case]
+    cen = _bench_case(base, i)
+    return cen, drawn.jpeg(cen.image, quality[0]) if quality else cen.image
+
+
+@pytest.mark.parametrize("case", sorted(HELD_OUT_CLASSES))
+def test_held_out_classes_of_misses_found(case: str) -> None:
+    cen, img = _held_out_class(case)
+    recall, outside = recall_and_outside(detect_bars(img, grow=2), cen.bars)
+    assert recall >= 0.9, (case, recall)
+    assert outside <= 0.002, (case, outside)
 
 
 @pytest.mark.parametrize("case", sorted(HELD_OUT_BARS))

@@ -60,10 +60,19 @@ _PAIR_TOL = 7.0
 _MIN_RECTILINEAR = 0.9
 # Smallest compound bar (share of the picture) judged by its outline's sides alone.
 _MIN_RECTILINEAR_FRAC = 0.006
+# Sides of a kinked pair's outline this long (in thicknesses) are its bars' own; shorter
+# pieces are notches at the joint and rounded corners.
+_KINK_SIDE = 0.5
 # Pictures larger than this (px, longer side) are searched downscaled: bars are large.
 SEARCH_SIZE = 768
 # Strips are examined with their thickness scaled to about this many pixels.
 _NORM_THICK = 20.0
+# Least share of a melted rim's far pixels on each side (darker, lighter) of the colour.
+_MELT_SHARE = 0.25
+# Rows along the picture's edge that a strip cut by it reaches.
+_BORDER_BAND = 3
+# A strip crossing the picture's edge at this angle or more is cut there, not lying on it.
+_MIN_SLANT = 4.0
 
 _ELLIPSE5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 _ELLIPSE9 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
@@ -140,8 +149,21 @@ def _filled_rect(core: U8, region: U8) -> U8 | None:
     closed = _u8(cv2.morphologyEx(core, cv2.MORPH_CLOSE, _ELLIPSE5))
     if np.count_nonzero(closed) < _MIN_CORE_FILL * (cw + 1.0) * (ch + 1.0):
         return None
-    inside = float(np.count_nonzero(region & _box_mask(region.shape, rect, 1.0)))
-    if inside < _MIN_FILL * (cw + 3.0) * (ch + 3.0):
+    box = _box_mask(region.shape, rect, 1.0)
+    inside = float(np.count_nonzero(region & box))
+    # The pixel of slack around the rectangle is no part of it: where the rectangle runs
+    # along the picture's edge (a bar slid off it, a sliver of a few px left), that slack
+    # lies outside the picture and cannot be filled.
+    (cx, cy), _, ang = rect
+    hgt, wid = region.shape
+    pad = 4
+    whole = int(
+        np.count_nonzero(
+            _box_mask((hgt + 2 * pad, wid + 2 * pad), ((cx + pad, cy + pad), (cw, ch), ang), 1.0)
+        )
+    )
+    seen = float(np.count_nonzero(box)) / max(whole, 1)
+    if inside < _MIN_FILL * (cw + 3.0) * (ch + 3.0) * seen:
         return None
     return region & _box_mask(region.shape, rect, _GROW)
 
@@ -396,6 +418,9 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
                 bends = bends or bool(shared >= 0.4 * small_side)
         if ratio >= 3.0 and not stepped:
             long_strips.append((found, dirs[0], ratio))
+    # Two short, thick bars fused at a slight bend are covered twice as well, but their
+    # outline is a few long straight sides, where a bent band's is many.
+    bends = bends and not _kinked(small, thick)
     # The ends of an X's or T's bars are short straight strips too, across both; only
     # strips of about a bar's length set a direction.
     for angle, ratio in seen:
@@ -444,6 +469,21 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
     if np.count_nonzero(strips) < need * np.count_nonzero(region):
         return None
     return strips
+
+
+def _kinked(small: U8, thick: float) -> bool:
+    """Whether the outline of ``small`` (scaled to a thickness of about ``thick`` px) is
+    that of two bars fused at a slight bend: at most six long straight sides (each arm's
+    two, its end, the other's), which make up nine tenths of it. Traced to a pixel, a
+    gently bent band's sides take a piece per few degrees of turn."""
+    contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return False
+    poly = cv2.approxPolyDP(max(contours, key=cv2.contourArea), 1.0, True)[:, 0, :]
+    vec = np.roll(poly, -1, axis=0).astype(np.float64) - poly
+    length = np.hypot(vec[:, 0], vec[:, 1])
+    long = length >= _KINK_SIDE * thick
+    return bool(np.count_nonzero(long) <= 6 and length[long].sum() >= 0.9 * length.sum())
 
 
 def _fills_its_rect(region: U8) -> bool:
@@ -571,14 +611,13 @@ def _examine(
         return f"not one colour {spread:.1f}"
     # The median filter also melts fine hatching and screentone into a flat mid-tone; the
     # picture itself still shows them.
-    # Anti-aliased rims (many of them in a stack of thin rotated bars) are no texture: look
-    # a couple of pixels inside.
-    if stacked:
-        # A stack of thin rotated bars is mostly anti-aliased rims, which are no texture:
-        # look a couple of pixels inside.
-        deep = _u8(cv2.erode(inside.astype(np.uint8), _square(5))).astype(bool)
-        if np.count_nonzero(deep) >= min_area // 2:
-            inside = deep
+    deep = _u8(cv2.erode(inside.astype(np.uint8), _square(5))).astype(bool)
+    # A stack of thin rotated bars is mostly anti-aliased rims, which are no texture; a
+    # mid-tone bar's rim may be texture melted into its colour: look a couple of px inside.
+    if np.count_nonzero(deep) >= min_area // 2 and (
+        stacked or _melted_rim(rgb[y0:y1, x0:x1], colour, inside, deep)
+    ):
+        inside = deep
     texture = float(rgb[y0:y1, x0:x1][inside].std(axis=0).max())
     if texture > _MAX_TEXTURE:
         return f"textured {texture:.1f}"
@@ -801,20 +840,48 @@ def _bowed(ang: NDArray[np.float64], length: NDArray[np.float64], thick: float) 
 
 
 def _along_border(shape: U8, left: bool, top: bool, right: bool, bottom: bool) -> bool:
-    """A bar cut by the picture's edge meets it with an end, never along its length."""
-    edge = np.zeros_like(shape)
-    # Rotation rounding can leave the strips a pixel or two short of the edge.
-    band = 3
-    if left:
-        edge[:, :band] = 1
-    if top:
-        edge[:band, :] = 1
-    if right:
-        edge[:, -band:] = 1
-    if bottom:
-        edge[-band:, :] = 1
-    touching = np.count_nonzero(shape & edge) / band
-    return bool(touching > 1.6 * _thickness(shape))
+    """A bar cut by the picture's edge meets it with an end, or crosses it at a slant; it
+    never lies along it for more than its thickness, as fills fenced off by strokes do."""
+    thick = _thickness(shape)
+    touching = 0.0
+    # Each side turned to the bottom: the picture's edge is then the last row.
+    for on, turned in (
+        (left, np.rot90(shape, 1)),
+        (top, shape[::-1]),
+        (right, np.rot90(shape, -1)),
+        (bottom, shape),
+    ):
+        if not on:
+            continue
+        # Rotation rounding can leave the strips a pixel or two short of the edge.
+        near = turned[-_BORDER_BAND:]
+        length = np.count_nonzero(near) / _BORDER_BAND
+        if length > 1.6 * thick and _slanted_cut(turned, np.nonzero(near.any(axis=0))[0], thick):
+            continue
+        touching += length
+    return bool(touching > 1.6 * thick)
+
+
+def _slanted_cut(turned: U8, cols: NDArray[np.intp], thick: float) -> bool:
+    """Whether the shape (``turned``: the picture's edge at its bottom row) leaves the
+    picture at a slant along columns ``cols``: its height above the edge changes evenly,
+    as a bar crossing the edge at an angle is cut, where a fill fenced along it keeps
+    its height or follows a curve."""
+    col = turned[::-1, cols].astype(bool)  # the edge first
+    # Height of the run that starts at the edge (within the band) in each column.
+    start = np.argmax(col, axis=0)
+    below = np.arange(col.shape[0])[:, None] < start[None, :]
+    ends = np.argmin(np.vstack([col | below, np.zeros((1, col.shape[1]), bool)]), axis=0)
+    height = (ends - start).astype(np.float64)
+    if cols[-1] - cols[0] + 1 > cols.size + 2:
+        return False  # broken into pieces along the edge
+    fit = np.polyfit(cols.astype(np.float64), height, 1)
+    resid = height - np.polyval(fit, cols.astype(np.float64))
+    slope = abs(float(fit[0]))
+    return bool(
+        np.tan(np.radians(_MIN_SLANT)) <= slope <= np.tan(np.radians(60.0))
+        and float(np.sqrt((resid**2).mean())) <= max(1.5, 0.1 * thick)
+    )
 
 
 def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
@@ -865,6 +932,22 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
                 held.append((colour, core, x, y))
     found += _stacks(rgb, med, held, lone, min_area)
     return found
+
+
+def _melted_rim(
+    roi: Image, colour: NDArray[np.float32], inside: NDArray[np.bool_], deep: NDArray[np.bool_]
+) -> bool:
+    """Whether the pixels of ``inside`` (the median-filtered picture's ``colour``) that are
+    far from it in ``roi`` itself lie on its rim only and are both darker and lighter: black
+    ink on white paper (hatching) that the median's window melted into the mid-tone of a
+    bar whose side runs through it. A fill of one of the texture's own tones next to it
+    (the paper between a bar and hatching) gets only the other tone on its rim."""
+    dist = np.sqrt(((roi.astype(np.float32) - colour) ** 2).sum(axis=2))
+    far = inside & (dist > 3 * _CORE_DIST)
+    if not far.any() or (far & deep).any():
+        return False
+    light = roi.astype(np.float32).sum(axis=2)[far] > float(colour.sum())
+    return bool(min(np.count_nonzero(light), np.count_nonzero(~light)) >= _MELT_SHARE * light.size)
 
 
 def _closed(core: NDArray[np.bool_]) -> NDArray[np.bool_]:
