@@ -16,7 +16,7 @@ from workers.imageops import synthetic as syn
 from workers.onnx import OnnxConfig, standins
 from workers.onnx.config import DeepCreamPyModel, LamaModel
 from workers.onnx.deepcreampy import DeepCreamPyInpainter
-from workers.onnx.inpainters import Lama, RegionInpainter, join_groups, region_box
+from workers.onnx.inpainters import Lama, Migan, RegionInpainter, join_groups, region_box
 from workers.onnx.regions import group_holes
 
 FILL = 200
@@ -191,3 +191,24 @@ def test_deepcreampy_specks_share_crops_of_its_own_size(tmp_path: Path) -> None:
     assert len(calls) <= 25
     assert np.array_equal(out[~mask], rgb[~mask])
     assert np.abs(out[mask].astype(int) - FILL).max() <= 1
+
+
+def test_migan_pipeline_crops_are_never_joined(tmp_path: Path) -> None:
+    # MI-GAN's pipeline export resizes a box around all of a crop's holes to its own
+    # 512: a joined crop of specks all over would be filled at a quarter of their
+    # resolution. Each crop stays the size of one group's: at most 512 px each way.
+    model = Migan.load(standins.migan_pipeline(tmp_path / "mp.onnx", fill=FILL),
+                       OnnxConfig().migan, OnnxConfig())  # fmt: skip
+    fed: list[Any] = []
+    run = model.model.run
+
+    def recorded(outputs: Any, feeds: Any) -> Any:
+        fed.append(np.array(feeds[OnnxConfig().migan.mask_input]))
+        return run(outputs, feeds)
+
+    model.model.run = recorded  # type: ignore[method-assign]
+    rgb, mask = specks(1024, 61)
+    out = model.inpaint(rgb, mask)
+    assert len(fed) >= 9
+    assert all(max(holes.shape[2:]) <= 512 for holes in fed)
+    assert np.array_equal(out[~mask], rgb[~mask])

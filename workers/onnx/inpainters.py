@@ -63,7 +63,7 @@ FloatArray = NDArray[np.float32]
 Feeds = dict[str, NDArray[Any]]
 # Dynamic LaMa exports need sides that are multiples of 8 (its downsampling steps).
 LAMA_MULTIPLE = 8
-# The most a joined crop of a model taking any size spans, where it sets no cap itself.
+# The most a crop joining several groups spans (any-size LaMa; less where its cap is).
 JOIN_SPAN = 2048
 # MI-GAN's generator was trained at 512; a raw export with a dynamic size runs at it.
 MIGAN_SIZE = 512
@@ -204,6 +204,11 @@ class RegionInpainter:
         # The most a group's holes with their margins may span (side to side, cut at the
         # picture's edges): a fixed-size model's square.
         self.span = self.tile + 2 * margin
+        # The most a crop joining several groups may span (None: groups are not joined).
+        # Only for a model that takes the crop as it is: MI-GAN's pipeline export
+        # resizes a box around all of its holes to its own 512, so joined groups would be
+        # filled at a fraction of their resolution.
+        self.join: int | None = None
 
     # Per model: tensors for a few crops of one size, one crop's tensors written in
     # place, and one crop's output back as pixels.
@@ -257,13 +262,11 @@ class RegionInpainter:
         np.maximum.at(gx1, group_of, x1s)
         np.maximum.at(gy1, group_of, y1s)
         boxes = np.stack([gx0, gy0, gx1, gy1], axis=1)
-        # Groups sharing a crop (any-size models: where their margins overlap); each
+        # Groups sharing a crop (any-size LaMa: where their margins overlap); each
         # group is still pasted from its own box.
         crop_of = np.arange(count)
-        if self.side is None and count > 1:
-            crop_of = join_groups(
-                boxes, (h, w), self.margin, min(self.max_side or JOIN_SPAN, JOIN_SPAN)
-            )
+        if self.join is not None and count > 1:
+            crop_of = join_groups(boxes, (h, w), self.margin, self.join)
         # Region label -> group (label 0, the background, to none).
         lookup = np.concatenate([[-1], group_of]).astype(np.int32)
         # Whether any other group's hole meets a group's box (else every masked pixel in
@@ -480,6 +483,8 @@ class Lama(RegionInpainter):
         super().__init__(model, side=fh, multiple=LAMA_MULTIPLE, max_batch=cfg.max_batch,
                          margin=margin, hole_grow=hole_grow, max_side=cfg.max_side)  # fmt: skip
         self.cfg = cfg
+        if self.side is None:  # LaMa is convolutional: a crop is filled as it is
+            self.join = min(cfg.max_side or JOIN_SPAN, JOIN_SPAN)
         self.scale = cfg.output_scale or self._probe()
         log.info("%s: LaMa output in [0, %g]", model.path, self.scale)
 
