@@ -179,3 +179,34 @@ def test_held_out_flat_field_beside_a_mosaic_is_not_changed() -> None:
     out = restore_mosaic(img, mask, got)
     changed = (out != img).any(axis=2)
     assert changed[far_from(truth)].mean() < 0.001
+
+
+# -- a small mosaic on a busy picture is looked for in windows about its size ----------------
+
+
+def both_case(base: int, i: int, quality: int) -> tuple[Image, Mask, MosaicGrid]:
+    """Case ``i`` of the quality bench's bars-and-mosaic section at seed base ``base``."""
+    shift = base - _DEFAULT_BASE
+    k = (i * 3 + 1) % _PICTURES
+    theme = drawn.BENCH_SCHEMES[drawn.bench_scheme(k)][0]
+    pic = drawn.draw_art(1000 + k + shift, drawn.BENCH_SIZES[k % len(drawn.BENCH_SIZES)], theme)
+    layout = drawn.LAYOUTS[i % len(drawn.LAYOUTS)]
+    scheme = drawn.BENCH_SCHEMES[drawn.bench_scheme(i + 5)]
+    colour = scheme[1] if pic.theme == scheme[0] else None
+    block = _BLOCKS[(i * 2) % len(_BLOCKS)]
+    cen = drawn.censor_both(pic, 6000 + i + shift, layout, colour, block)
+    img = drawn.decode(drawn.jpeg_bytes(cen.image, quality))
+    return img, cen.mosaic, MosaicGrid(block, cen.phase[0] % block, cen.phase[1] % block)
+
+
+def test_a_small_mosaic_on_a_busy_picture_is_found_in_a_window() -> None:
+    # Screentone, hatching and JPEG noise step in isolation too, and drown a mosaic of a
+    # few dozen cells in the whole picture's (and its quarters') comb: base 25000 both #01
+    # (b10 on manga art, JPEG 90; 647 of 13362 isolated steps are the mosaic's) and mosaic
+    # #04 (b14, JPEG 90) answered NoCensoredRegionsFound. In a window a quarter of the short
+    # side wide they stand out (or a multiple of the block does, whose half is then tried).
+    for img, truth, grid in (both_case(25000, 1, 90), bench_case(25000, 4, 90)):
+        mask, got = detect_mosaic(img)
+        assert got == grid
+        assert (mask & truth).sum() >= 0.5 * truth.sum()
+        assert (mask & far_from(truth)).mean() < 0.0005

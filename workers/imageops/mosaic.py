@@ -27,6 +27,10 @@ _MIN_AXIS_COMB = 1.8
 _MIN_SIDE = 3 * MIN_BLOCK
 # At most this many more grids from the picture's quarters (each costs a look at its cells).
 _TILE_GRIDS = 2
+# When neither finds a mosaic, at most this many more from windows a quarter of the picture's
+# short side wide (not under _LOCAL_MIN px).
+_LOCAL_GRIDS = 2
+_LOCAL_MIN = 96
 # A cell counts as flat when every channel's standard deviation inside it is below this
 # (JPEG at quality 80 leaves a mosaic cell next to a strong edge a std of about 6).
 _FLAT_STD = 8.0
@@ -279,14 +283,20 @@ def _grid_candidates(
     h, w = rgb.shape[:2]
     if min(h, w) < _MIN_SIDE:
         return [], []
-    whole, quarters, _ = _grid_search(rgb, limit, steps)
+    whole, quarters, _, _ = _grid_search(rgb, limit, steps)
     return whole, quarters
 
 
 def _grid_search(
     rgb: Image, limit: int, steps: tuple[FloatArray, FloatArray] | None
-) -> tuple[list[MosaicGrid], list[MosaicGrid], tuple[NDArray[np.float64], NDArray[np.float64]]]:
-    """``_grid_candidates``, and the whole picture's step profiles it ranked."""
+) -> tuple[
+    list[MosaicGrid],
+    list[MosaicGrid],
+    tuple[NDArray[np.float64], NDArray[np.float64]],
+    tuple[NDArray[np.bool_], NDArray[np.bool_]],
+]:
+    """``_grid_candidates``, the whole picture's step profiles it ranked and the isolated
+    steps they count."""
     h, w = rgb.shape[:2]
     ex, ey = _isolated_steps(rgb, steps)
     px = np.count_nonzero(ex, axis=0).astype(np.float64)
@@ -304,7 +314,42 @@ def _grid_search(
             break
         if grid not in whole and grid not in quarters:
             quarters.append(grid)
-    return whole, quarters, (px, py)
+    return whole, quarters, (px, py), (ex, ey)
+
+
+def _local_grids(
+    isolated: tuple[NDArray[np.bool_], NDArray[np.bool_]], tried: list[MosaicGrid]
+) -> list[MosaicGrid]:
+    """The best grids of windows a quarter of the picture's short side wide (half
+    overlapping), not yet ``tried``: at most _LOCAL_GRIDS by comb score, with the half and
+    third of each."""
+    ex, ey = isolated
+    h, w = ex.shape[0], ey.shape[1]
+    side = max(_LOCAL_MIN, min(h, w) // 4)
+    if min(h, w) < side:
+        return []
+    step = side // 2
+    found: list[tuple[float, MosaicGrid]] = []
+    for r0 in range(0, max(h - side, 0) + 1, step):
+        for c0 in range(0, max(w - side, 0) + 1, step):
+            tx = np.count_nonzero(ex[r0 : r0 + side, c0 : c0 + side], axis=0)
+            ty = np.count_nonzero(ey[r0 : r0 + side, c0 : c0 + side], axis=1)
+            found += _candidates_of(tx.astype(np.float64), ty.astype(np.float64), 1, (c0, r0))
+    out: list[MosaicGrid] = []
+    for _, grid in sorted(found, key=lambda e: -e[0]):
+        if len(out) >= _LOCAL_GRIDS:
+            break
+        if grid not in tried and grid not in out:
+            out.append(grid)
+    # In a small window a multiple of the block outscores it more often; its half and
+    # third are looked at too.
+    for grid in list(out):
+        for p in (2, 3):
+            d = grid.block // p
+            fine = MosaicGrid(d, grid.phase_x % max(d, 1), grid.phase_y % max(d, 1))
+            if grid.block % p == 0 and d >= MIN_BLOCK and fine not in tried and fine not in out:
+                out.append(fine)
+    return out
 
 
 def estimate_grid(rgb: Image) -> MosaicGrid | None:
@@ -726,7 +771,7 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
     planes = _Planes(rgb)
     # A drawn checkerboard or a multiple of the block can outscore the real mosaic's
     # periodicity; the candidate whose cells survive the texture tests and cover most wins.
-    whole, quarters, profiles = _grid_search(rgb, 2, (planes.dx, planes.dy))
+    whole, quarters, profiles, isolated = _grid_search(rgb, 2, (planes.dx, planes.dy))
     natives: list[tuple[int, int, int]] = []
     tried: list[MosaicGrid] = []
 
@@ -781,6 +826,11 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
         chosen = pick()
         if chosen is not None:
             break
+    if chosen is None and not natives:
+        # A small mosaic on a busy picture (screentone, hatching, JPEG noise all step in
+        # isolation too) stands out only in a window about its size.
+        look(_local_grids(isolated, tried))
+        chosen = pick()
     if chosen is None and natives:
         # The picture's own pixel grid won the ranking; a mosaic on it is looked for
         # with that grid's lines muted.
