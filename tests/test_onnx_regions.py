@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from workers.imageops.green import bounds
 from workers.onnx import regions
 from workers.onnx.esrgan import _feather
 from workers.onnx.regions import (
     Components,
     Labels,
-    bounds,
     grow,
     resize_window,
     shrink_any,
@@ -150,7 +150,9 @@ def test_feather_in_the_box_matches_the_whole_picture() -> None:
 
 def test_resize_window_is_the_window_of_the_whole_resize() -> None:
     rng = np.random.default_rng(10)
-    image = cv2.GaussianBlur(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), (7, 7), 2)
+    image = np.asarray(
+        cv2.GaussianBlur(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), (7, 7), 2), np.uint8
+    )
     for _ in range(100):
         h, w = (int(v) for v in rng.integers(100, 700, 2))
         x0, y0 = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
@@ -172,7 +174,10 @@ def test_resize_window_of_a_part_is_the_window_of_the_whole_resize() -> None:
     rng = np.random.default_rng(11)
     for _ in range(200):
         sh, sw = (int(v) for v in rng.integers(8, 300, 2))
-        image = cv2.GaussianBlur(rng.integers(0, 256, (sh, sw, 3), dtype=np.uint8), (5, 5), 2)
+        image = np.asarray(
+            cv2.GaussianBlur(rng.integers(0, 256, (sh, sw, 3), dtype=np.uint8), (5, 5), 2),
+            np.uint8,
+        )
         h, w = sh + int(rng.integers(0, 400)), sw + int(rng.integers(0, 400))
         x0, y0 = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
         x1, y1 = (
@@ -234,7 +239,7 @@ def test_grow_piece_by_piece_is_the_whole_dilation(monkeypatch: pytest.MonkeyPat
         dilated.append(part.size)
         return dilate(part, *args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(regions.cv2, "dilate", counted)
+    monkeypatch.setattr(cv2, "dilate", counted)  # the module regions calls
     rng = np.random.default_rng(13)
     for case in range(30):
         h, w = (int(v) for v in rng.integers(200, 900, 2))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -121,7 +122,9 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], list[Inpai
 
 def _job(seed: int, h: int, w: int) -> tuple[Picture, Hole]:
     rng = np.random.default_rng(seed)
-    rgb = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (0, 0), 4)
+    rgb = np.asarray(
+        cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (0, 0), 4), np.uint8
+    )
     mask = np.zeros((h, w), bool)
     n = int(rng.integers(20, 120))
     mask[rng.integers(0, h, n), rng.integers(0, w, n)] = True
@@ -178,9 +181,9 @@ def test_packed_labelling_matches_opencv_on_the_whole_picture(
 ) -> None:
     # Specks far apart (packed side by side and labelled at once), blobs and chains
     # crossing squares, next to the labelling of the whole picture.
-    packed = []
+    packed: list[bool] = []
 
-    def counted(*args: object) -> object:
+    def counted(*args: Any) -> Any:
         found = real(*args)
         packed.append(found is not None)
         return found
