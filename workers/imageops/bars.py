@@ -34,7 +34,7 @@ _MIN_FILL = 0.9
 _MIN_CORE_FILL = 0.85
 # Compound bars: the share of the region the accepted strips must explain.
 _MIN_EXPLAINED = 0.88
-_MIN_EXPLAINED_ONE = 0.88
+_MIN_EXPLAINED_ONE = 0.93
 _MIN_THICK_FRAC = 0.02
 # How far past the flat core's rectangle a plain bar may reach, in px.
 _GROW = 3.0
