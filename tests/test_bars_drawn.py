@@ -320,6 +320,15 @@ HELD_OUT_CLASSES = {
     "sliver of a white bar along the edge": ((25000, 37), "_filled_rect"),
     # An L whose arm crosses the bottom edge at 9 degrees, its side cut for 5 thicknesses.
     "L leaving the picture at a slant": ((25000, 34), "_slanted_cut"),
+    # Small (0.5 % of the picture) in-line pair stepping 2-3 px a side: traced, the step is
+    # a slanted piece and the rounded corners the rest, 20 % of the outline.
+    "small in-line pair with a small step": ((29000, 6), "_excused"),
+    # Two grey bars 3 px apart that the median joins into one core: the colour cut parts
+    # them again and only the larger was kept.
+    "stack of two parted by the colour cut": ((29000, 35), "_uncovered"),
+    # Fused at 9 degrees, 40 and 33 px thick: one side of each bar runs on with the other's,
+    # so each run's thickness drifts at one end (JPEG 90).
+    "bent pair of two thicknesses, JPEG": ((29000, 16, 90), "_even_end"),
 }
 
 
@@ -333,6 +342,9 @@ FENCED_FILLS = {
     "band beside a rotated bar": (25000, 31, None),
     "band beside a rotated bar, JPEG": (25000, 31, 90),
     "shadow beside a single bar, JPEG": (25000, 30, 80),
+    # A fill one of whose sides is even for a stretch and then drifts (its even end a strip
+    # since bent fused pairs are taken, see HELD_OUT_CLASSES).
+    "fill with one even stretch beside an outline bar": (25000, 28, None),
 }
 
 

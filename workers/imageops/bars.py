@@ -73,6 +73,13 @@ _MELT_SHARE = 0.25
 _BORDER_BAND = 3
 # A strip crossing the picture's edge at this angle or more is cut there, not lying on it.
 _MIN_SLANT = 4.0
+# A rectangle's corner rounded off, and a step between two bars fused end to end, in
+# thicknesses: the most of an outline's pieces that need no side of their own.
+_MAX_CORNER_CUT = 0.4
+_MAX_JOG = 0.25
+# Least length (in thicknesses) of an even stretch at one end of a run whose thickness
+# drifts, to count as a strip: the arm of a bent fused pair.
+_MIN_EVEN_END = 2.0
 
 _ELLIPSE5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 _ELLIPSE9 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
@@ -292,6 +299,23 @@ def _even_parts(
     taper = abs(float(np.median(thickness[:third]) - np.median(thickness[-third:])))
     if taper <= max(3.0, 0.15 * thick):
         return [(run, thick, slope)]
+    return _stepped_parts(run, top, bottom, thick) or _even_end(run, top, bottom, thick)
+
+
+def _fitted(
+    part: NDArray[np.intp], top: NDArray[np.intp], bottom: NDArray[np.intp]
+) -> tuple[NDArray[np.intp], float, float]:
+    """``part`` as a strip: its columns, thickness and its lines' mean slope."""
+    fit_t = np.polyfit(part, top[part], 1)
+    fit_b = np.polyfit(part, bottom[part], 1)
+    return part, float(np.median((bottom - top)[part])) + 1.0, float(fit_t[0] + fit_b[0]) / 2.0
+
+
+def _stepped_parts(
+    run: NDArray[np.intp], top: NDArray[np.intp], bottom: NDArray[np.intp], thick: float
+) -> list[tuple[NDArray[np.intp], float, float]]:
+    """The two even parts of ``run`` when its thickness steps once, else []."""
+    thickness = (bottom - top)[run]
     # A step: the thickness jumps within a few columns and is even on both sides of it.
     smooth = np.convolve(thickness, np.ones(5) / 5.0, mode="same")
     k = 2 + int(np.argmax(np.abs(smooth[4:-2] - smooth[2:-4]))) if len(run) > 8 else 0
@@ -304,10 +328,32 @@ def _even_parts(
         part_thick = float(np.median(t)) + 1.0
         if abs(float(np.median(t[:third]) - np.median(t[-third:]))) > max(2.0, 0.1 * part_thick):
             return []
-        fit_t = np.polyfit(part, top[part], 1)
-        fit_b = np.polyfit(part, bottom[part], 1)
-        out.append((part, part_thick, float(fit_t[0] + fit_b[0]) / 2.0))
+        out.append(_fitted(part, top, bottom))
     return out
+
+
+def _even_end(
+    run: NDArray[np.intp], top: NDArray[np.intp], bottom: NDArray[np.intp], thick: float
+) -> list[tuple[NDArray[np.intp], float, float]]:
+    """The part of ``run`` at one of its ends that keeps one thickness for at least
+    ``_MIN_EVEN_END`` thicknesses, when the rest drifts off it: a bar whose line the other
+    bar of a bent fused pair continues at a slight angle (its side on the same line, the
+    other side drifting). [] when neither end is even that long: a wedge."""
+    thickness = (bottom - top)[run]
+    tol = max(2.0, 0.1 * thick)
+    head = max(5, round(0.5 * thick))
+    best: NDArray[np.intp] = run[:0]
+    for seq, cols in ((thickness, run), (thickness[::-1], run[::-1])):
+        ref = float(np.median(seq[:head]))
+        off = np.abs(seq - ref) > tol
+        n = int(np.argmax(off)) if off.any() else len(seq)
+        if n > best.size:
+            best = np.sort(cols[:n])
+    if best.size < _MIN_EVEN_END * (
+        float(np.median((bottom - top)[best])) + 1.0 if best.size else 1.0
+    ):
+        return []
+    return [_fitted(best, top, bottom)]
 
 
 def _runs_on_lines(
@@ -771,9 +817,33 @@ def _rectilinear(region: U8, sides: tuple[bool, bool, bool, bool]) -> bool:
                     return False
         left[np.abs(off) <= _PAIR_TOL] = 0.0
         explained += best_w
-        if explained >= _MIN_RECTILINEAR * total:
+        done = (left == 0.0) & (length > 0.0)
+        if explained + _excused(length, ang, done, thick) >= _MIN_RECTILINEAR * total:
             return True
     return False
+
+
+def _excused(
+    length: NDArray[np.float64], ang: NDArray[np.float64], done: NDArray[np.bool_], thick: float
+) -> float:
+    """Length of the outline's short pieces between two explained sides (``done``) that a
+    bar's outline has too: a corner rounded off between perpendicular sides, and the jog
+    where two bars fused end to end step by a few px in thickness, between parallel ones
+    (traced to 1.5 px, a small step becomes a slanted piece)."""
+    n = len(length)
+    out = 0.0
+    for k in np.nonzero(~done & (length > 0.0))[0]:
+        prev, nxt = (k - 1) % n, (k + 1) % n
+        if not (done[prev] and done[nxt]):
+            continue
+        turn = abs((ang[nxt] - ang[prev] + 90.0) % 180.0 - 90.0)
+        if turn <= _PAIR_TOL:
+            offset = length[k] * abs(np.sin(np.radians(ang[k] - ang[prev])))
+            if offset <= _MAX_JOG * thick:
+                out += float(length[k])
+        elif turn >= 90.0 - _PAIR_TOL and length[k] <= _MAX_CORNER_CUT * thick:
+            out += float(length[k])
+    return out
 
 
 def _curved(region: U8) -> bool:
@@ -910,6 +980,10 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
                     # Its neighbours in a stack see its colour past a thin gap: it joins
                     # them there.
                     lone.append((colour, core, x, y))
+                if _uncovered(core, x, y, bar[0], bar[1], bar[2]) >= min_area:
+                    # A stack bridged by the median filter whose bars the colour cut parted
+                    # again: the largest was taken, the others are still to be judged.
+                    held += _split_stack(rgb, colour, core, x, y)
                 continue
             # The median filter bridges gaps of a few px between stacked bars, so a stack
             # can come as one core; the picture itself still shows the gaps, and each bar
@@ -948,6 +1022,21 @@ def _melted_rim(
         return False
     light = roi.astype(np.float32).sum(axis=2)[far] > float(colour.sum())
     return bool(min(np.count_nonzero(light), np.count_nonzero(~light)) >= _MELT_SHARE * light.size)
+
+
+def _uncovered(core: NDArray[np.bool_], x: int, y: int, region: U8, x0: int, y0: int) -> int:
+    """How many pixels of ``core`` (at ``x, y``) the accepted ``region`` (at ``x0, y0``)
+    leaves out."""
+    ch, cw = core.shape
+    rh, rw = region.shape
+    ox, oy = x - x0, y - y0  # the core's corner in the region's frame
+    sx0, sy0 = max(ox, 0), max(oy, 0)
+    sx1, sy1 = min(ox + cw, rw), min(oy + ch, rh)
+    covered = 0
+    if sx1 > sx0 and sy1 > sy0:
+        part = core[sy0 - oy : sy1 - oy, sx0 - ox : sx1 - ox]
+        covered = int(np.count_nonzero(part & region[sy0:sy1, sx0:sx1].astype(bool)))
+    return int(np.count_nonzero(core)) - covered
 
 
 def _closed(core: NDArray[np.bool_]) -> NDArray[np.bool_]:
