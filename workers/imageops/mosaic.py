@@ -34,9 +34,12 @@ _LOCAL_MIN = 96
 # A cell counts as flat when every channel's standard deviation inside it is below this
 # (JPEG at quality 80 leaves a mosaic cell next to a strong edge a std of about 6).
 _FLAT_STD = 8.0
-# ... and, inside the hull of a region of pixelated cells, below this many times it (JPEG
-# rings inside a mosaic cell next to an ink line, most at small blocks and quality 80).
-_HULL_STD = 1.5
+# ... and, inside the hull of a region of pixelated cells, when its luma's is below this
+# (JPEG rings inside a mosaic cell next to an ink line, and its chroma, kept at half size,
+# smears colour across cells; the luma of such a cell stays flat, that of unpixelated art
+# beside a mosaic does not). Scaled with the flat limit where that is stricter.
+_HULL_LUMA_STD = 6.0
+_CHROMA_STD = 3.0
 # Restoration leaves masked flat cells that continue a flat field outside the mask as they
 # are (see ``_held_cells``): rounds of peeling them from the mask's border inwards, and the
 # largest mean-colour difference (max over channels) from the field's cell beside them.
@@ -385,6 +388,18 @@ class _Planes:
         self.blocky = _blocky(col) and _blocky(row)
         # ... and over every other line too (a 2x upscale steps at every other line).
         self.jpeg_blocky = _blocky(col, True) and _blocky(row, True)
+        self._rgb = rgb
+        self._luma: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+
+    def luma(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Integral images of the luma plane and its square (padded like ``sum``), made on
+        first use: only a grid that found a region needs them."""
+        if self._luma is None:
+            y = cv2.cvtColor(self._rgb, cv2.COLOR_RGB2GRAY)
+            padded = cv2.copyMakeBorder(y, *(MAX_BLOCK,) * 4, cv2.BORDER_REPLICATE)
+            sums, squares = cv2.integral2(padded, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+            self._luma = (np.asarray(sums, np.float64), np.asarray(squares, np.float64))
+        return self._luma
 
 
 def _blocky(steps: FloatArray, strict: bool = False) -> bool:
@@ -444,6 +459,27 @@ def _cell_stats(
     c1 = nw - (1 if ox + nw * b > planes.w else 0)
     full[r0:r1, c0:c1] = True
     return mean, std.astype(np.float32), full
+
+
+def _luma_std(planes: _Planes, grid: MosaicGrid) -> FloatArray:
+    """Per-cell standard deviation of the luma (cells laid out as ``_cell_stats``')."""
+    b = grid.block
+    ox, oy = _origin(grid)
+    nw = -(-(planes.w - ox) // b)
+    nh = -(-(planes.h - oy) // b)
+    ys = (MAX_BLOCK + oy + b * np.arange(nh + 1))[:, None]
+    xs = (MAX_BLOCK + ox + b * np.arange(nw + 1))[None, :]
+    sums, squares = planes.luma()
+
+    def cell_sums(integral: NDArray[np.float64]) -> NDArray[np.float64]:
+        c = integral[ys, xs]
+        out: NDArray[np.float64] = c[1:, 1:] - c[:-1, 1:] - c[1:, :-1] + c[:-1, :-1]
+        return out
+
+    mean = cell_sums(sums) / (b * b)
+    var = cell_sums(squares) / (b * b) - mean * mean
+    out: FloatArray = np.sqrt(np.maximum(var, 0.0)).astype(np.float32)
+    return out
 
 
 def _shift(a: NDArray[np.float32], dy: int, dx: int, fill: float) -> NDArray[np.float32]:
@@ -553,6 +589,13 @@ def _mosaic_cells(
     if not jpeg_aware:
         lines_x, lines_y = np.zeros_like(lines_x), np.zeros_like(lines_y)
     flat = (std <= flat_std) & full
+    if not pixel_grid:
+        # (Chroma smeared by JPEG over a cell whose luma is flat: see _HULL_LUMA_STD.)
+        flat |= (
+            (std <= _CHROMA_STD * flat_std)
+            & (_luma_std(planes, grid) <= _HULL_LUMA_STD * flat_std / _FLAT_STD)
+            & full
+        )
     flat_f = flat.astype(np.float32)
     # JPEG codes 8x8 blocks (16x16 for colour) from the origin, and its smooth areas decode
     # to flat blocks with small steps between them; on that grid only big steps count.
@@ -683,10 +726,12 @@ def _found_at(
 ) -> tuple[int, NDArray[np.uint8]]:
     """Area (px) and cells of the mosaic regions that ``grid`` finds."""
     cells, means, flat = _mosaic_cells(planes, grid, jpeg_aware, flat_std)
-    # Inside a region's hull a cell counts as flat a little more loosely: JPEG rings inside
-    # a mosaic cell next to a strong step, most at small blocks.
-    _, std, full = _cell_stats(planes, grid)
-    loose = (std <= _HULL_STD * flat_std) & full
+    # Inside a region's hull a cell also counts as flat when its luma is: JPEG rings inside
+    # a mosaic cell next to a strong step, and its halved chroma smears colour across cells.
+    loose = None
+    if cells.any():
+        loose = flat | (_luma_std(planes, grid) <= _HULL_LUMA_STD * flat_std / _FLAT_STD)
+        loose &= _cell_stats(planes, grid)[2]
     regions = _regions(cells, means, flat, loose)
     return int(regions.sum()) * grid.block * grid.block, regions
 
