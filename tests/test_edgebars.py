@@ -224,3 +224,21 @@ def test_rim_taken_whole(seed: int, i: int, quality: int | None) -> None:
     may span two rows and pass for a band of its own; the rim is still taken whole."""
     cen = _free_page(seed, i, quality)
     assert _free_recall(cen) >= 0.98
+
+
+def test_rimmed_light_bar_seen_off_its_middle() -> None:
+    """A 240-grey bar in a black rim on white paper (JPEG 80), its candidate a few px off
+    the bar's middle: the rim's pixels in the strip read for the bar's noise are not
+    noise, or the tolerance stays loose enough to take the white paper for bar."""
+    cen = _free_page(25000, 39, 80)
+    assert cen.colour == (240, 240, 240)
+    assert _free_recall(cen) >= 0.9
+
+
+def test_white_bars_over_near_white_paper() -> None:
+    """White bars over paper of 248 and over darker ink (JPEG 92): where they lie on the
+    paper their edges differ by 7 grey levels, under LSD's default gradient bound; a
+    finer search finds them."""
+    cen = _free_page(25000, 34, 92)
+    assert cen.colour == (255, 255, 255)
+    assert _free_recall(cen) >= 0.85

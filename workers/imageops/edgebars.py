@@ -36,6 +36,8 @@ SEARCH_SIZE = 1024
 # Thinnest bar (px at full size) and thickest (share of the shorter side).
 _MIN_THICK = 6.0
 _MAX_THICK_FRAC = 0.15
+# LSD's bound on the gradient's quantisation error (OpenCV's default 2.0).
+_LSD_QUANT = 0.7
 # Shortest segment (px on the search copy) taken into pairs.
 _MIN_SEG = 6.0
 # Pieces of one edge joined: within this many degrees, px off the line (search copy), and
@@ -115,8 +117,8 @@ class _Bar(NamedTuple):
 _MORE = _Bar(np.zeros((0, 2), np.float32))
 
 
-def _segments(gray: NDArray[np.uint8]) -> F64:
-    lsd = cv2.createLineSegmentDetector(cv2.LSD_REFINE_NONE)
+def _segments(gray: NDArray[np.uint8], quant: float = 2.0) -> F64:
+    lsd = cv2.createLineSegmentDetector(cv2.LSD_REFINE_NONE, 0.8, 0.6, quant)
     found = lsd.detect(gray)[0]
     if found is None:
         return np.zeros((0, 4), np.float64)
@@ -303,7 +305,10 @@ def _candidates(rgb: Image) -> tuple[list[_Cand], float]:
     chroma = np.asarray(
         cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)), np.uint8
     )
-    segs = np.concatenate([_segments(gray), _segments(chroma)])
+    # Faint edges too (OpenCV's default bound on the gradient's quantisation error, 2, cut
+    # to a third): a white bar over 248 paper differs by 7 grey levels. A search of its own,
+    # as the finer one cuts and joins the strong edges differently.
+    segs = np.concatenate([_segments(gray), _segments(chroma), _segments(gray, _LSD_QUANT)])
     segs = np.concatenate([segs, _joined(segs)])
     tmin = max(3.0, _MIN_THICK * scale) - 1.0
     tmax = _MAX_THICK_FRAC * min(h, w) * scale
@@ -436,10 +441,13 @@ def _judge(
     # for more bar, and the bar for wider than it is there or running on past its end. The
     # noise is read out to 2 px from the edges, where JPEG's coarser chroma bleeds in.
     rn = max(ri, int(t / 2 - 2))
-    strip = frame[ctr - rn : ctr + rn + 1, s0:s1].reshape(-1, 3)
-    noise = float(np.percentile(np.sqrt(((strip - colour) ** 2).sum(1)), 90))
+    # Pixels of another colour there (the candidate a little off the bar's middle: its rim)
+    # are not noise.
     tol = float(np.clip(0.5 * contrast, 10.0, 40.0))
-    tol = min(tol, max(_TOL_FLOOR, _TOL_NOISE * noise))
+    strip = dist[ctr - rn : ctr + rn + 1, s0:s1]
+    strip = strip[strip < tol]
+    if strip.size:
+        tol = min(tol, max(_TOL_FLOOR, _TOL_NOISE * float(np.percentile(strip, 90))))
     inside = dist < tol
     top, bot = _runs_from_centre(inside, ctr)
     # The edges seen from the seed: medians of the runs.
