@@ -329,6 +329,10 @@ HELD_OUT_CLASSES = {
     # Fused at 9 degrees, 40 and 33 px thick: one side of each bar runs on with the other's,
     # so each run's thickness drifts at one end (JPEG 90).
     "bent pair of two thicknesses, JPEG": ((29000, 16, 90), "_even_end"),
+    # The default base's grey X (JPEG 90): seen 6 degrees off, one arm's run drifts where the
+    # other crosses, and its even end, 3 degrees off the arm's own strip, read as a band
+    # covered twice (a bend) until such an end counted as a fused bar's, as a step does.
+    "X whose arm runs on into the crossing, JPEG": ((1000, 22, 90), "stepped"),
 }
 
 

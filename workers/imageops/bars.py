@@ -220,7 +220,8 @@ def _strips_at(
 ) -> tuple[U8, float, list[float], list[float], bool]:
     """Straight, constant-thickness strips of ``region`` running at ``angle`` degrees, the
     largest length-to-thickness ratio among them, their thicknesses, their directions, and
-    whether one run of them steps in thickness (two bars fused end to end)."""
+    whether one run of them steps in thickness or keeps it only at one end (two bars fused
+    end to end, see ``_even_end``)."""
     h, w = region.shape
     diag = int(np.ceil(np.hypot(h, w))) + 4
     rot = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
@@ -262,7 +263,8 @@ def _strips_at(
             left = np.setdiff1d(left, taken, assume_unique=True)
             for whole in runs:
                 parts = _even_parts(whole, top, bottom, strip_thick, slope)
-                stepped = stepped or len(parts) > 1
+                # One part short of the run: the rest is another bar, as for a step.
+                stepped = stepped or len(parts) > 1 or any(len(p[0]) < len(whole) for p in parts)
                 # Two bars fused end to end along one line make one long strip.
                 span = (int(whole[-1]) - int(whole[0]) + 1) / max([1.0] + [p[1] for p in parts])
                 for run, part_thick, part_slope in parts:
@@ -453,8 +455,8 @@ def _compound(region: U8, at_border: bool) -> U8 | None:
         widths += w
         yielding += dirs
         seen.append((angle, ratio))
-        # A strip that steps in thickness is two fused bars, not a piece of a curve; its
-        # short parts' directions are rough.
+        # A strip that steps in thickness (or runs on into another bar) is two fused bars,
+        # not a piece of a curve; its short parts' directions are rough.
         for other, o_dir, o_ratio in [] if stepped else long_strips:
             apart = abs((dirs[0] - o_dir + 90.0) % 180.0 - 90.0)
             shared = np.count_nonzero(found & other)
