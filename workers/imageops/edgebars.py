@@ -710,6 +710,13 @@ def _rim(frame: F32, colour: F32, tol: float, top: int, bot: int, cols: Mask) ->
         wdt = k1 + 1
         if k0 > _RIM_BLEND or wdt > _MAX_RIM + 1 or wdt < 2:
             return 0
+        # A rim ends where another colour begins (after a row of blend, at most). Where
+        # the next two rows keep its colour and are only less flat (strokes crossing a
+        # plain background at random), the "rim" is the background itself, and taking it
+        # would paint a frame around the bar.
+        past = got[k1 + 1 : k1 + 3]
+        if len(past) == 2 and all(dist(col, first) <= 40.0 for col, _ in past):
+            return 0
         widths.append(wdt)
         colours.append(first)
     if abs(widths[0] - widths[1]) > 1:
