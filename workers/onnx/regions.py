@@ -459,6 +459,10 @@ def _any_over(
 # (its taps are never more than a pixel apart) and the picture stays as sharp as an area
 # average leaves it; larger ones go through twice the size (see ``shrink``).
 LINEAR_UP_TO = 1.25
+# A side still over this many times its size where halving both sides stops (a thin
+# crop) is halved alone: the bilinear step then shrinks it by at most 1.5, every source
+# pixel weighing at least half.
+LONE_UP_TO = 3.0
 
 
 def shrink(
@@ -482,16 +486,23 @@ def shrink(
     pixels = image
     if max(h / ch, w / cw) <= LINEAR_UP_TO:
         return _linear(pixels, size), _linear(gap, size) > 0
-    while h > 2.5 * ch and w > 2.5 * cw:
-        if h % 2 or w % 2:
-            h, w = h + h % 2, w + w % 2
+    # Both sides halved while over 2.5 times their size; then a side still over
+    # ``LONE_UP_TO`` times alone: a crop far longer than wide (5000 x 20 to 512 x 8)
+    # would otherwise leave that side's bilinear step over twice the size, skipping
+    # rows whose specks would be lost to the hole.
+    while (h > 2.5 * ch and w > 2.5 * cw) or h > LONE_UP_TO * ch or w > LONE_UP_TO * cw:
+        both = h > 2.5 * ch and w > 2.5 * cw
+        fy = 2 if both or h > LONE_UP_TO * ch else 1
+        fx = 2 if both or w > LONE_UP_TO * cw else 1
+        if h % fy or w % fx:
+            h, w = h + h % fy, w + w % fx
             pixels, gap = _linear(pixels, (h, w)), _any(_linear(gap, (h, w)))
-        pixels, gap = _halved(pixels), _halved_any(gap)
-        h, w = h // 2, w // 2
+        h, w = h // fy, w // fx
+        pixels, gap = _halved(pixels, (h, w)), _any(_halved(gap, (h, w)))
     if (h, w) != (2 * ch, 2 * cw):
         pixels, gap = _linear(pixels, (2 * ch, 2 * cw)), _any(_linear(gap, (2 * ch, 2 * cw)))
-    found: Mask = np.asarray(_halved(gap)) > 0
-    return _halved(pixels), found
+    found: Mask = np.asarray(_halved(gap, size)) > 0
+    return _halved(pixels, size), found
 
 
 def _linear(image: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
@@ -499,15 +510,10 @@ def _linear(image: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8
     return np.asarray(cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
-def _halved(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """Each 2x2 block's mean (OpenCV's exact, fast area halving)."""
-    h, w = image.shape[:2]
-    return np.asarray(cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA), np.uint8)
-
-
-def _halved_any(gap: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """A 0/255 mask halved: 255 where any of the block's four is (a mean of at least 64)."""
-    return _any(_halved(gap))
+def _halved(image: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
+    """``image`` halved to ``size`` (h, w) on one side or both: each block's mean
+    (OpenCV's exact, fast area averaging at whole ratios)."""
+    return np.asarray(cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA), np.uint8)
 
 
 def _any(values: NDArray[Any]) -> NDArray[np.uint8]:
