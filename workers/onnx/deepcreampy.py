@@ -21,7 +21,14 @@ from numpy.typing import NDArray
 
 from workers.backend import Image, Mask
 from workers.onnx.config import DeepCreamPyModel
-from workers.onnx.regions import Components, group_holes, resize_window, shrink, source_window
+from workers.onnx.regions import (
+    Components,
+    group_holes,
+    meeting,
+    resize_window,
+    shrink,
+    source_window,
+)
 from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, load
 
 SIZE = 256
@@ -261,10 +268,10 @@ def _foreign(regions: Components, groups: _Groups) -> NDArray[np.bool_]:
     stats = regions.stats[1 : regions.count, :4].astype(np.int64)
     x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
     x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
-    gx0, gy0, gx1, gy1 = np.array(groups.boxes, np.int64).reshape(-1, 4).T[..., None]
-    meets = (x0s < gx1) & (x1s > gx0) & (y0s < gy1) & (y1s > gy0)
-    others = groups.of[None, :] != np.arange(len(groups.boxes))[:, None]
-    found: NDArray[np.bool_] = (meets & others).any(axis=1)
+    boxes = np.array(groups.boxes, np.int64).reshape(-1, 4)
+    found: NDArray[np.bool_] = np.zeros(len(boxes), bool)
+    for g, r in meeting((x0s, y0s, x1s, y1s), groups.of, boxes, boxes):
+        found[g[groups.of[r] != g]] = True
     return found
 
 

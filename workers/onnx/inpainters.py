@@ -43,6 +43,7 @@ from workers.onnx.regions import (
     Components,
     group_holes,
     grow,
+    meeting,
     resize_window,
     shrink,
     source_window,
@@ -271,9 +272,10 @@ class RegionInpainter:
         lookup = np.concatenate([[-1], group_of]).astype(np.int32)
         # Whether any other group's hole meets a group's box (else every masked pixel in
         # the box is the group's own).
-        meets = ((x0s[None, :] < gx1[:, None]) & (x1s[None, :] > gx0[:, None])
-                 & (y0s[None, :] < gy1[:, None]) & (y1s[None, :] > gy0[:, None]))  # fmt: skip
-        foreign = (meets & (group_of[None, :] != np.arange(count)[:, None])).any(axis=1)
+        holes = (x0s, y0s, x1s, y1s)
+        foreign = np.zeros(count, bool)
+        for g, r in meeting(holes, group_of, boxes, boxes):
+            foreign[g[group_of[r] != g]] = True
 
         crops = []
         for members in np.split(np.argsort(crop_of, kind="stable"),
@@ -287,14 +289,17 @@ class RegionInpainter:
             crops.append(_Crop(parts, crop, content, target))
         # Each crop's holes' box inside it (the regions' boxes, cut to the crop): where the
         # crop reaches the model unresized, no pass over its hole is needed to find it.
-        cx0, cy0, cx1, cy1 = np.array([c.crop.corners for c in crops], np.int64).T[..., None]
-        inside = ((x0s[None, :] < cx1) & (x1s[None, :] > cx0)
-                  & (y0s[None, :] < cy1) & (y1s[None, :] > cy0))  # fmt: skip
+        corners = np.array([c.crop.corners for c in crops], np.int64).reshape(-1, 4)
         far = np.iinfo(np.int64).max
-        hx0 = np.where(inside, x0s[None, :], far).min(axis=1)
-        hy0 = np.where(inside, y0s[None, :], far).min(axis=1)
-        hx1 = np.where(inside, x1s[None, :], 0).max(axis=1)
-        hy1 = np.where(inside, y1s[None, :], 0).max(axis=1)
+        hx0, hy0 = np.full(len(crops), far), np.full(len(crops), far)
+        hx1, hy1 = np.zeros(len(crops), np.int64), np.zeros(len(crops), np.int64)
+        for met, r in meeting(holes, group_of, boxes, corners):
+            # Sorted by crop: each crop's run reduced at once.
+            at = np.flatnonzero(np.diff(met, prepend=-1))
+            which = met[at]
+            for ends, values, op in ((hx0, x0s, np.minimum), (hy0, y0s, np.minimum),
+                                     (hx1, x1s, np.maximum), (hy1, y1s, np.maximum)):  # fmt: skip
+                ends[which] = op(ends[which], op.reduceat(values[r], at))
         for c, item in enumerate(crops):
             x0, y0, x1, y1 = item.crop.corners
             item.holes = (max(int(hx0[c]), x0) - x0, max(int(hy0[c]), y0) - y0,
