@@ -35,6 +35,12 @@ _LOCAL_MIN = 96
 # and then spread out along it. A picture of aspect 2:1 or squarer keeps its quarter-side
 # windows; at 400x40000 there were 5600 of them (3.8 s CPU).
 _LOCAL_WINDOWS = 128
+# A grid only a window found must step by this much (max over channels) between this share
+# of its regions' neighbouring cells: JPEG's blocks in a smooth area, cropped off JPEG's
+# phase (a scanned page), step by a level or two (1 % of them by 6), where the mosaics of
+# bases 25000 / 29000 step by 6 between 21-93 % of their cells.
+_WINDOW_STEP = 6.0
+_WINDOW_STEP_SHARE = 0.1
 # A cell counts as flat when every channel's standard deviation inside it is below this
 # (JPEG at quality 80 leaves a mosaic cell next to a strong edge a std of about 6).
 _FLAT_STD = 8.0
@@ -364,6 +370,18 @@ def _local_grids(
             if grid.block % p == 0 and d >= MIN_BLOCK and fine not in tried and fine not in out:
                 out.append(fine)
     return out
+
+
+def _steps_as_mosaic(planes: _Planes, found: tuple[int, NDArray[np.uint8], MosaicGrid]) -> bool:
+    """Whether the regions a grid ``found`` step between their cells as a mosaic's do (see
+    _WINDOW_STEP)."""
+    _, regions, grid = found
+    mean = _cell_stats(planes, grid)[0]
+    r = regions.astype(bool)
+    across = np.abs(mean[:, 1:] - mean[:, :-1]).max(axis=2)[r[:, 1:] & r[:, :-1]]
+    down = np.abs(mean[1:] - mean[:-1]).max(axis=2)[r[1:] & r[:-1]]
+    steps = np.concatenate([across, down])
+    return bool(np.count_nonzero(steps >= _WINDOW_STEP) >= _WINDOW_STEP_SHARE * max(steps.size, 1))
 
 
 def _window_starts(length: int, side: int, most: int = 0) -> list[int]:
@@ -893,7 +911,9 @@ def _best(rgb: Image) -> tuple[Mask, MosaicGrid | None]:
     if chosen is None and not natives:
         # A small mosaic on a busy picture (screentone, hatching, JPEG noise all step in
         # isolation too) stands out only in a window about its size.
-        look(_local_grids(isolated, tried))
+        local = _local_grids(isolated, tried)
+        look(local)
+        found[:] = [f for f in found if f[2] not in local or _steps_as_mosaic(planes, f)]
         chosen = pick()
     if chosen is None and natives:
         # The picture's own pixel grid won the ranking; a mosaic on it is looked for
