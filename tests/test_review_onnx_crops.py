@@ -110,3 +110,24 @@ def test_the_regions_near_each_box_are_the_same_in_small_chunks(
     whole = model.inpaint(rgb, mask)
     monkeypatch.setattr(regions, "MEET_CHUNK", 3)
     assert np.array_equal(model.inpaint(rgb, mask), whole)
+
+
+@pytest.mark.parametrize("shape", [(8, 300), (300, 8), (8, 3000), (20, 3000), (9, 700)])
+def test_deepcreampy_fills_a_bar_across_a_thin_picture(
+    tmp_path: Path, shape: tuple[int, int]
+) -> None:
+    # Pictures 8 px and up pass the upload checks. A bar across a thin picture is
+    # longer than any square crop there (at most the short side): centred on it, a
+    # pass filled its middle and each later pass its two ends' middles, so 16 passes
+    # left green (8 x 3000: 1,109 pixels). Its crops now tile it: one pass fills it.
+    model = deepcreampy(tmp_path)
+    h, w = shape
+    rng = np.random.default_rng(43)
+    rgb = rng.integers(0, 200, (h, w, 3)).astype(np.uint8)
+    mask = np.zeros(shape, bool)
+    mask[rng.integers(0, h, h * w // 50), rng.integers(0, w, h * w // 50)] = True
+    mask[h // 2, :] = mask[:, w // 2] = True
+    rgb[mask] = (0, 255, 0)
+    out = model.inpaint(rgb, mask)
+    assert np.array_equal(out[~mask], rgb[~mask])
+    assert not (out[mask] == (0, 255, 0)).all(-1).any()

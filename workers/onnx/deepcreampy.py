@@ -33,8 +33,8 @@ from workers.onnx.sessions import FLOAT, Contract, Model, TensorSpec, fixed, loa
 
 SIZE = 256
 EXPAND = 1.5
-# A region wider than the image's short side is only partly inside its crop; each pass
-# fills at least the middle of every region, so a few passes always finish the mask.
+# Every region lies in its group's crops (a group longer than the image's short side
+# has several), so one pass fills the mask; later passes are a safeguard.
 MAX_PASSES = 16
 # Regions whose boxes centre in one such square share a crop: a group of them spans
 # about this much, so its crop (1.5 times, at least 256) stays at the model's size.
@@ -115,11 +115,10 @@ class DeepCreamPyInpainter:
             # their tensors at once once took gigabytes. The batch's tensors are written
             # in place and serve batch after batch.
             tensors: tuple[FloatArray, FloatArray] | None = None
-            for start in range(0, len(groups.boxes), self.batch):
-                stop = start + self.batch
-                chunk = [(g, box, crop_for(aim, w, h)) for g, (box, aim) in enumerate(
-                    zip(groups.boxes[start:stop], groups.aims[start:stop], strict=True), start
-                )]  # fmt: skip
+            jobs = [(g, box, crop_for(aim, w, h)) for g, (box, aims) in enumerate(
+                zip(groups.boxes, groups.aims, strict=True)) for aim in aims]  # fmt: skip
+            for start in range(0, len(jobs), self.batch):
+                chunk = jobs[start : start + self.batch]
                 if tensors is None or len(tensors[0]) != len(chunk):
                     shape = (len(chunk), SIZE, SIZE, 3)
                     tensors = np.empty(shape, np.float32), np.empty(shape, np.float32)
@@ -135,7 +134,8 @@ class DeepCreamPyInpainter:
                     left = remaining[y0:y1, x0:x1]
                     if foreign[g]:
                         labels = regions.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-                        region = lookup[labels] == g
+                        # (Still to fill: another crop of a long group may have been.)
+                        region = (lookup[labels] == g) & left
                     else:  # every region in the group's box is the group's own
                         region = left.copy()
                     points = _sparse(region) if crop.size == SIZE else None
@@ -173,7 +173,7 @@ class DeepCreamPyInpainter:
 class _Groups:
     of: NDArray[np.int64]  # each region's group (region label - 1)
     boxes: list[tuple[int, int, int, int]]  # each group's box (x0, y0, x1, y1)
-    aims: list[tuple[int, int, int, int]]  # the box each group's crop is centred on
+    aims: list[list[tuple[int, int, int, int]]]  # the boxes its crops are centred on
 
 
 def _groups(regions: Components, width: int, height: int) -> _Groups:
@@ -182,10 +182,11 @@ def _groups(regions: Components, width: int, height: int) -> _Groups:
     the model's native 256 px), so the number of crops follows the masked area, not the
     number of regions.
 
-    A group spanning more than the picture's short side is not held by its crop, which
-    centred on the group could fall in the gap between its regions and fill none of
-    them, pass after pass: such a group's crop is centred on its largest region (each
-    pass fills at least the middle of one region of every group)."""
+    A group spanning more than the picture's short side is not held by one crop (a
+    square at most that side): its box is cut along its length into pieces that long,
+    each with a crop of its own, so that one pass fills it (a crop centred on it filled
+    its middle, and each later pass the middles of what was left at its ends: a bar
+    across a thin picture, 8 x 3000, was still green after 16 passes)."""
     ox, oy = regions.box[:2]
     stats = regions.stats[1 : regions.count, :5].astype(np.int64)
     x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
@@ -205,14 +206,14 @@ def _groups(regions: Components, width: int, height: int) -> _Groups:
     np.maximum.at(gy1, of, y1s)
     corners = zip(gx0, gy0, gx1, gy1, strict=True)
     boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in corners]
-    aims = list(boxes)
-    wide = np.flatnonzero(np.maximum(gx1 - gx0, gy1 - gy0) > min(width, height))
-    if len(wide):
-        # Each group's largest region: the first of its group by area, largest first.
-        order = np.lexsort((-stats[:, 4], of))
-        first = order[np.searchsorted(of[order], wide)]
-        for g, r in zip(wide.tolist(), first.tolist(), strict=True):
-            aims[g] = (int(x0s[r]), int(y0s[r]), int(x1s[r]), int(y1s[r]))
+    aims = [[box] for box in boxes]
+    side = min(width, height)
+    for g in np.flatnonzero(np.maximum(gx1 - gx0, gy1 - gy0) > side).tolist():
+        x0, y0, x1, y1 = boxes[g]
+        if x1 - x0 > side:  # then the picture's height is its short side
+            aims[g] = [(a, y0, min(a + side, x1), y1) for a in range(x0, x1, side)]
+        else:
+            aims[g] = [(x0, a, x1, min(a + side, y1)) for a in range(y0, y1, side)]
     return _Groups(of, boxes, aims)
 
 
