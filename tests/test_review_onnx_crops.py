@@ -16,7 +16,7 @@ import pytest
 from workers.onnx import regions, standins
 from workers.onnx.config import DeepCreamPyModel, LamaModel, OnnxConfig
 from workers.onnx.deepcreampy import DeepCreamPyInpainter
-from workers.onnx.inpainters import Inpainter, Lama
+from workers.onnx.inpainters import Inpainter, Lama, Migan
 from workers.onnx.regions import shrink, shrink_any
 
 
@@ -131,3 +131,42 @@ def test_deepcreampy_fills_a_bar_across_a_thin_picture(
     out = model.inpaint(rgb, mask)
     assert np.array_equal(out[~mask], rgb[~mask])
     assert not (out[mask] == (0, 255, 0)).all(-1).any()
+
+
+@pytest.mark.parametrize("kind", ["lama-512", "migan-raw"])
+def test_the_hole_is_fed_as_nothing_in_the_padding_too(tmp_path: Path, kind: str) -> None:
+    # A picture smaller than the model's square is padded by replicating its edges, the
+    # hole with it: where a hole touches the far edges, the green replicated into the
+    # padding is hole too and must be fed blacked out (MI-GAN's input is rgb * known),
+    # though the crop's holes' box is read from the regions' boxes.
+    if kind == "lama-512":
+        path = standins.lama(tmp_path / "lama.onnx", fill=0.5, batch="b")
+        model: Inpainter = Lama.load(path, LamaModel(max_batch=3), OnnxConfig())
+    else:
+        path = standins.migan_raw(tmp_path / "migan.onnx", fill=0.0)
+        model = Migan.load(path, OnnxConfig().migan, OnnxConfig())
+    fed: list[Any] = []
+    run = model.model.run
+
+    def recorded(outputs: Any, feeds: Any) -> Any:
+        fed.append({k: v.copy() for k, v in feeds.items()})
+        return run(outputs, feeds)
+
+    model.model.run = recorded  # type: ignore[method-assign]
+    rng = np.random.default_rng(44)
+    rgb = rng.integers(0, 200, (300, 400, 3)).astype(np.uint8)
+    mask = np.zeros((300, 400), bool)
+    mask[270:, 330:340] = mask[290:, 390:] = mask[200:210, 385:] = True  # a small box
+    rgb[mask] = (0, 255, 0)
+    model.inpaint(rgb, mask)
+    assert fed
+    for feeds in fed:
+        if kind == "lama-512":
+            image, hole = feeds["image"], feeds["mask"][:, 0] > 0.5
+            assert hole[:, 300:, :].any() and hole[:, :, 400:].any()
+            assert not np.moveaxis(image, 1, -1)[hole].any()
+        else:
+            planes = feeds["input"]
+            hole = planes[:, 0] < 0
+            assert hole[:, 300:, :].any() and hole[:, :, 400:].any()
+            assert not np.moveaxis(planes[:, 1:], 1, -1)[hole].any()
