@@ -726,7 +726,7 @@ def _examine(
         strips = _compound(region, at_border)
         sides = (x0 == 0, y0 == 0, x1 == w, y1 == h)
         # A small one must show it all: strips and an outline of rectangles' sides.
-        if small and (strips is None or not _rectilinear(region, sides)):
+        if small and (strips is None or not _rectilinear(region, sides, excuse=True)):
             return "small for a compound bar"
         if strips is None:
             # A small fill cut by one straight line (a cel shadow's edge) and a gentle curve
@@ -754,7 +754,7 @@ def _examine(
     return grown | shape, x0, y0, cut
 
 
-def _rectilinear(region: U8, sides: tuple[bool, bool, bool, bool]) -> bool:
+def _rectilinear(region: U8, sides: tuple[bool, bool, bool, bool], excuse: bool = False) -> bool:
     """Whether the outline of ``region`` runs along the sides of at most two rectangles.
 
     Every edge of a union of rectangles is parallel to a side of one of them, so a bar, an
@@ -763,6 +763,11 @@ def _rectilinear(region: U8, sides: tuple[bool, bool, bool, bool]) -> bool:
     need many edges in many directions; a trapezoid's or parallelogram's sides are not
     perpendicular. Edges along the picture's border (``sides``: left, top, right, bottom)
     are where a bar was cut, not its own.
+
+    ``excuse``: short pieces between two explained sides count too (:func:`_excused`).
+    Only for small compound bars, whose rounded corners and jogs are a large share of a
+    short outline; on a large region the same allowance, in thicknesses, runs to tens of
+    pixels and lets through fills that a limb's curve and a straight tone edge enclose.
     """
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
@@ -820,7 +825,8 @@ def _rectilinear(region: U8, sides: tuple[bool, bool, bool, bool]) -> bool:
         left[np.abs(off) <= _PAIR_TOL] = 0.0
         explained += best_w
         done = (left == 0.0) & (length > 0.0)
-        if explained + _excused(length, ang, done, thick) >= _MIN_RECTILINEAR * total:
+        spare = _excused(length, ang, done, thick) if excuse else 0.0
+        if explained + spare >= _MIN_RECTILINEAR * total:
             return True
     return False
 
