@@ -318,16 +318,32 @@ def _grid_search(
     extra: list[tuple[float, MosaicGrid]] = []
     for r0, r1 in ((0, h // 2), (h // 2, h)):
         for c0, c1 in ((0, w // 2), (w // 2, w)):
-            tx = np.count_nonzero(ex[r0:r1, c0 : min(c1, w - 1)], axis=0).astype(np.float64)
-            ty = np.count_nonzero(ey[r0 : min(r1, h - 1), c0:c1], axis=1).astype(np.float64)
-            extra += _candidates_of(tx, ty, 1, (c0, r0))
-    quarters: list[MosaicGrid] = []
-    for _, grid in sorted(extra, key=lambda e: -e[0]):
-        if len(quarters) >= _TILE_GRIDS:
-            break
-        if grid not in whole and grid not in quarters:
-            quarters.append(grid)
+            extra += _window_candidates(ex, ey, r0, r1, c0, c1)
+    quarters = _best_new(extra, _TILE_GRIDS, whole)
     return whole, quarters, (px, py), (ex, ey)
+
+
+def _window_candidates(
+    ex: NDArray[np.bool_], ey: NDArray[np.bool_], r0: int, r1: int, c0: int, c1: int
+) -> list[tuple[float, MosaicGrid]]:
+    """The best grid (with its score) of the window ``[r0:r1, c0:c1]``, from the isolated
+    steps in it (``ex`` one column, ``ey`` one row short of the picture)."""
+    tx = np.count_nonzero(ex[r0:r1, c0:c1], axis=0).astype(np.float64)
+    ty = np.count_nonzero(ey[r0:r1, c0:c1], axis=1).astype(np.float64)
+    return _candidates_of(tx, ty, 1, (c0, r0))
+
+
+def _best_new(
+    found: list[tuple[float, MosaicGrid]], limit: int, tried: list[MosaicGrid]
+) -> list[MosaicGrid]:
+    """At most ``limit`` of the grids ``found``, best score first, none ``tried``, each once."""
+    out: list[MosaicGrid] = []
+    for _, grid in sorted(found, key=lambda e: -e[0]):
+        if len(out) >= limit:
+            break
+        if grid not in tried and grid not in out:
+            out.append(grid)
+    return out
 
 
 def _local_grids(
@@ -352,15 +368,8 @@ def _local_grids(
     found: list[tuple[float, MosaicGrid]] = []
     for r0 in rows:
         for c0 in cols:
-            tx = np.count_nonzero(ex[r0 : r0 + side, c0 : c0 + side], axis=0)
-            ty = np.count_nonzero(ey[r0 : r0 + side, c0 : c0 + side], axis=1)
-            found += _candidates_of(tx.astype(np.float64), ty.astype(np.float64), 1, (c0, r0))
-    out: list[MosaicGrid] = []
-    for _, grid in sorted(found, key=lambda e: -e[0]):
-        if len(out) >= _LOCAL_GRIDS:
-            break
-        if grid not in tried and grid not in out:
-            out.append(grid)
+            found += _window_candidates(ex, ey, r0, r0 + side, c0, c0 + side)
+    out = _best_new(found, _LOCAL_GRIDS, tried)
     # In a small window a multiple of the block outscores it more often; its half and
     # third are looked at too.
     for grid in list(out):
