@@ -322,3 +322,71 @@ def test_transparent_pixels_are_never_paint() -> None:
     hidden = scene.copy()
     hidden[alpha == 0] = syn.GREEN
     assert not fast.painted_mask(hidden, alpha).any()
+
+
+def test_hard_edged_paint_is_read_in_its_box_and_near_misses_in_the_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paint with no blend next to it (exact green with hard edges) is read in its box
+    grown by 3 px, not in the window: the same pixels, greenish ones 2 px out included.
+    Edges with a blend next to them are read in the window, as before: a grey beside
+    white (no green in it, yet a fifth of paint over white), a tenth of green over pink
+    (only the tail round reads it), a dab beside a soft edge, JPEG's fringe."""
+    taken: list[bool] = []
+    read_hard = fast._read_hard
+
+    def spy(*args: object) -> object:
+        got = read_hard(*args)  # type: ignore[arg-type]
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(fast, "_read_hard", spy)
+
+    def read(img: Image, alpha: NDArray[np.uint8] | None = None) -> list[bool]:
+        if alpha is None:
+            want = reference.painted_mask(img)
+        else:
+            # The reference reads no alpha: the windows' reading, which the tests of
+            # transparent pixels pin, does.
+            monkeypatch.setattr(fast, "_read_hard", lambda *args: None)
+            want = fast.painted_mask(img, alpha)
+            monkeypatch.setattr(fast, "_read_hard", spy)
+        taken.clear()
+        got = fast.painted_mask(img, alpha)
+        diff = np.argwhere(got != want)
+        assert not len(diff), f"{len(diff)} pixels differ, first at {diff[:5].tolist()}"
+        return list(taken)
+
+    # Three hard bars on a drawn scene, one at the picture's edge, and a greenish
+    # stroke 2 px below the widest: each window read in its box.
+    scene = syn.draw_scene(7, (700, 640))
+    bars = scene.copy()
+    for y0, y1, x0, x1 in ((40, 70, 30, 200), (330, 370, 120, 470), (600, 700, 600, 640)):
+        bars[y0:y1, x0:x1] = (0, 255, 0)
+    bars[371, 200:230] = (40, 120, 40)
+    assert read(bars) == [True, True, True]
+    assert reference.painted_mask(bars)[371, 200:230].all()
+    # With alpha: the top bar cut by a transparent band (its green, unseen, lies next to
+    # the paint, so the window reads it), the bottom one barely showing.
+    alpha = np.full(bars.shape[:2], 255, np.uint8)
+    alpha[:55] = 0
+    alpha[650:] = 1
+    assert read(bars, alpha) == [False, True, True]
+
+    # Near misses, each next to a hard bar: not read in the box.
+    white = np.full((120, 160, 3), 255, np.uint8)
+    white[40:80, 50:110] = (0, 255, 0)
+    white[40:80, 49] = (200, 200, 200)
+    assert read(white) == [False]
+    assert reference.painted_mask(white)[40:80, 49].all()
+    pink = np.full((120, 160, 3), (250, 150, 200), np.uint8)
+    pink[40:80, 50:110] = (0, 255, 0)
+    pink[40:80, 110] = blend(pink, np.full(pink.shape[:2], 0.1, np.float32))[40:80, 110]
+    assert read(pink) == [False]
+    assert reference.painted_mask(pink)[40:80, 110].all()
+    soft = bars.copy()
+    share = np.zeros(soft.shape[:2], np.float32)
+    share[50:60, 200:215] = 1.0
+    soft = blend(soft, np.asarray(cv2.GaussianBlur(share, (0, 0), 1.5), np.float32))
+    assert read(soft) == [False, True, True]
+    assert read(syn.jpeg(bars, 85)) == [False, False, False]

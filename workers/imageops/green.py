@@ -35,6 +35,18 @@ def green_mask(rgb: Image, tolerance: int = 0) -> Mask:
     return _as_mask(np.asarray(cv2.inRange(rgb, lo, hi), np.uint8))
 
 
+def _flat_nonzero(levels: NDArray[np.uint8]) -> NDArray[np.intp]:
+    """The flat indices of a 2-D uint8 array's nonzero pixels, in order (np.flatnonzero's
+    answer: OpenCV finds them row by row, some four times faster)."""
+    found = cv2.findNonZero(levels)
+    if found is None:
+        return np.zeros(0, np.intp)
+    xy = found.reshape(-1, 2).astype(np.intp)
+    out: NDArray[np.intp] = xy[:, 1] * levels.shape[1]
+    out += xy[:, 0]
+    return out
+
+
 def bounds(mask: Mask | NDArray[np.uint8], pad: int = 0) -> tuple[int, int, int, int] | None:
     """The mask's bounding box (x0, y0, x1, y1), grown by ``pad`` and cut to the picture;
     None when the mask is empty."""
@@ -209,15 +221,27 @@ class _Colours:
         return rgb[0], rgb[1], rgb[2]
 
 
-def _blends(px: Planes, bg: Planes, min_alpha: float = _MIN_ALPHA) -> NDArray[np.bool_]:
-    """Which of the colours ``px`` read as paint green blended over the colours ``bg``
-    with a noticeable share. Channel by channel, in the order numpy sums a last axis of
-    three ((r + g) + b), so that every float is the one the per-pixel form gave."""
+def _shares(px: Planes, bg: Planes) -> tuple[NDArray[np.float32], Planes, NDArray[np.float32]]:
+    """The share of paint green in each colour of ``px`` over the colour ``bg`` (the
+    projection onto the line from ``bg`` to green), that line's step, and its squared
+    length."""
     pr, pg, pb = px
     br, bgg, bb = bg
     tr, tg, tb = _FLOAT0 - br, _FLOAT255 - bgg, _FLOAT0 - bb
     tt = tr * tr + tg * tg + tb * tb
     alpha = ((pr - br) * tr + (pg - bgg) * tg + (pb - bb) * tb) / np.maximum(tt, 1.0)
+    return alpha, (tr, tg, tb), tt
+
+
+def _blends(
+    px: Planes, bg: Planes, min_alpha: float | NDArray[np.float32] = _MIN_ALPHA
+) -> NDArray[np.bool_]:
+    """Which of the colours ``px`` read as paint green blended over the colours ``bg``
+    with a noticeable share. Channel by channel, in the order numpy sums a last axis of
+    three ((r + g) + b), so that every float is the one the per-pixel form gave."""
+    pr, pg, pb = px
+    br, bgg, bb = bg
+    alpha, (tr, tg, tb), tt = _shares(px, bg)
     # A blend lies on the line from its background to green; a dark stroke beside the
     # paint, tinted by JPEG, projects onto it too, but far off the line.
     a = np.clip(alpha, 0.0, 1.0)
@@ -312,10 +336,12 @@ def _read_rim(
     reaches: tuple[int, ...] | None = None,
     min_alpha: float | None = None,
     dist: NDArray[np.float32] | None = None,
-) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32]]:
+    frontier: NDArray[np.intp] | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32], NDArray[np.intp]]:
     """``core`` and the blends around it that reach it (one round), the distances from
     ``core`` of the pixels added, and of every pixel (``dist``, when given, is that of
-    ``core``). Pixels are addressed by flat index."""
+    ``core``), and the pixels next to ``core`` (``frontier``, when given, are those).
+    Pixels are addressed by flat index."""
     # Distance of every pixel from the paint: the rim and the rings beyond are its levels.
     if dist is None:
         dist = np.asarray(
@@ -355,7 +381,9 @@ def _read_rim(
     # found (a blend elsewhere would not join, so it is never read): what joins is what
     # reading the whole rim and keeping the blends 8-connected to the paint gave, and a
     # hard edge costs its outline only.
-    frontier = np.flatnonzero(np.asarray(cv2.inRange(dist, 0.5, min(_ADJACENT, edge))))
+    if frontier is None or edge < _ADJACENT:
+        frontier = _flat_nonzero(np.asarray(cv2.inRange(dist, 0.5, min(_ADJACENT, edge))))
+    next_to = frontier
     kept: list[NDArray[np.intp]] = []
     steps = 0
     while frontier.size:
@@ -367,14 +395,14 @@ def _read_rim(
         if steps >= _MAX_STEPS:
             # A long winding trail of blends: the rest of the rim at once.
             rest = np.asarray(cv2.inRange(dist, 0.5, edge)).reshape(-1) & (seen == 0)
-            return _join_all(core, kept, flat, np.flatnonzero(rest), read)
+            return (*_join_all(core, kept, flat, np.flatnonzero(rest), read), next_to)
         frontier = _unread_neighbours(new, flat, seen, edge, h, w)
     if not kept:
-        return core, np.zeros(0, np.float32), dist
+        return core, np.zeros(0, np.float32), dist, next_to
     joined = np.concatenate(kept)
     found = core.copy()
     found.reshape(-1)[joined] = 1
-    return found, flat[joined], dist
+    return found, flat[joined], dist, next_to
 
 
 # Steps of reading a rim outwards after which the rest of it is read at once.
@@ -448,7 +476,7 @@ def _read_window(
     dist = None
     for round_ in range(_ROUNDS):
         before = found
-        found, reached, dist = _read_rim(channels, found, first=round_ == 0)
+        found, reached, dist, next_to = _read_rim(channels, found, first=round_ == 0)
         # A feather still going on at the edge of the rim takes another round; JPEG's
         # fringe and a hard edge are done in one.
         if round_ == 0:
@@ -462,32 +490,152 @@ def _read_window(
     # (pinks) even a tenth of green shows, and ringing does not reach back this close.
     # (Where the last round added nothing, the distances from what was found are the
     # ones it measured.)
-    same = dist if found is before else None
-    found, _, _ = _read_rim(channels, found, False, _TAIL_PX, _TAIL_REACHES, _TAIL_ALPHA, same)
-    # The last pixels of a rim, still greenish, right beside what was found.
+    # (and the pixels next to it).
+    same, near = (dist, next_to) if found is before else (None, None)
+    found = _read_rim(channels, found, False, _TAIL_PX, _TAIL_REACHES, _TAIL_ALPHA, same, near)[0]
+    return _with_last_pixels(win, found)
+
+
+def _with_last_pixels(win: Image, found: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """``found`` and the last pixels of its rim, still greenish, right beside it."""
     rim = np.asarray(cv2.dilate(found, np.ones((2 * _RIM_PX + 1,) * 2, np.uint8)), np.uint8)
-    ys, xs = np.nonzero(np.asarray(cv2.subtract(rim, found)))
+    at = cv2.findNonZero(np.asarray(cv2.subtract(rim, found)))
+    out: NDArray[np.bool_] = found.view(np.bool_).copy()
+    if at is None:
+        return out
+    xs, ys = at.reshape(-1, 2).T
     c = win[ys, xs].astype(np.int16)
     greenish = c[:, 1] - np.maximum(c[:, 0], c[:, 2]) >= _RIM_GREENNESS
-    out: NDArray[np.bool_] = found.view(np.bool_).copy()
     out[ys[greenish], xs[greenish]] = True
     return out
+
+
+# Around paint with hard edges the reading stays within this many px of the paint's box:
+# the pixels next to it, the distances of their neighbours, the last pixels of the rim.
+_HARD_PX = 3
+_SQUARE3 = np.ones((3, 3), np.uint8)
+_SQUARE5 = np.ones((2 * _RIM_PX + 1,) * 2, np.uint8)
+# The look-ups of the first round and of the tail round, each with the share of paint
+# a blend must have: float32, as numpy compares a float32 array with a Python float.
+_HARD_REACHES = np.array([[r + 1.5] for r in (*_REACHES, *_TAIL_REACHES)], np.float32)
+_HARD_ALPHA = np.array([[_MIN_ALPHA]] * len(_REACHES) + [[_TAIL_ALPHA]], np.float32)
+
+
+def _read_hard(
+    rgb: Image,
+    box: tuple[int, int, int, int],
+    core: NDArray[np.uint8],
+    paint_box: tuple[int, int, int, int],
+) -> tuple[tuple[int, int, int, int], NDArray[np.bool_]] | None:
+    """``_read_window``'s answer where no pixel next to the paint reads as a blend (hard
+    edges), read in the paint's box (x0, y0, x1, y1 in the window) grown by _HARD_PX:
+    that box (y0, y1, x0, x1 in the window) and the mask in it; None where a pixel next
+    to the paint is greenish or a blend, to be read in the whole window.
+
+    The answer is the same: with no blend next to the paint the first round adds
+    nothing and ends the reading; the tail round reads the same pixels, also adding
+    nothing; the last pixels of the rim lie within 2 px of the paint. The pixels next to
+    the paint and their neighbours, whose distances each read uses, lie within 2 px of
+    it, and their nearest paint within 2 px more (any paint 3 px away is at least 2.86
+    px away, more than the 2.74 px of 2 px diagonally): the box's distance transform
+    gives their distances as the window's did (OpenCV's 3x3 transform sums integer
+    steps along the best path, which runs inside the box around the pixel and its
+    nearest paint). Each read looks up its colours in window
+    coordinates, clipped to the window, as the window's reading did; and a pixel that
+    does not show is never a blend, so where none is, none showing is.
+    """
+    y0, y1, x0, x1 = box
+    h, w = y1 - y0, x1 - x0
+    cx0, cy0 = max(paint_box[0] - _HARD_PX, 0), max(paint_box[1] - _HARD_PX, 0)
+    cx1, cy1 = min(paint_box[2] + _HARD_PX, w), min(paint_box[3] + _HARD_PX, h)
+    part = np.ascontiguousarray(core[cy0:cy1, cx0:cx1])
+    channels = _Colours(rgb, y0, x0)
+    # The last pixels of the rim (within 2 px of the paint) that are greenish; one next
+    # to the paint is a soft or JPEG'd edge, whose blends the window's reading finds
+    # (this check costs little, a wasted distance transform more).
+    out: NDArray[np.bool_] = part.view(np.bool_).copy()
+    at = cv2.findNonZero(np.asarray(cv2.subtract(cv2.dilate(part, _SQUARE5), part)))
+    if at is not None:
+        xs, ys = at.reshape(-1, 2).T.astype(np.intp)
+        r, g, b = channels.planes(ys + cy0, xs + cx0)
+        greenish = g - np.maximum(r, b) >= _RIM_GREENNESS
+        if greenish.any():
+            ys, xs = ys[greenish], xs[greenish]
+            near = np.asarray(cv2.dilate(part, _SQUARE3))
+            if near[ys, xs].any():
+                return None
+            out[ys, xs] = True
+    dist = np.asarray(cv2.distanceTransform((part == 0).view(np.uint8), cv2.DIST_L2, 3), np.float32)
+    frontier = _flat_nonzero(np.asarray(cv2.inRange(dist, 0.5, _ADJACENT)))
+    # A slice of the rim at a time, each pixel looked up once per reach.
+    part_size = max(_RIM_SLICE // len(_HARD_REACHES), 1)
+    for start in range(0, len(frontier), part_size):
+        rim = frontier[start : start + part_size]
+        if _any_blend(channels, dist, rim, (cy0, cx0, h, w)):
+            return None
+    return (cy0, cy1, cx0, cx1), out
+
+
+def _any_blend(
+    channels: _Colours,
+    dist: NDArray[np.float32],
+    rim: NDArray[np.intp],
+    frame: tuple[int, int, int, int],
+) -> bool:
+    """Whether any of the pixels next to the paint ``rim`` (flat indices in ``dist``, the
+    part of an h x w window at (y, x): ``frame`` (y, x, h, w)) reads as a blend in the
+    first round or in the tail round. The floats are ``_rim_blends``'s (every look-up of
+    the first round counts for these pixels, all within 2 px of its reach), the
+    look-ups of all reaches made at once."""
+    h, w = dist.shape
+    flat = dist.reshape(-1)
+    d = flat[rim]
+    rim_y, rim_x = np.divmod(rim, w)
+    up_y = (
+        flat[np.minimum(rim_y + 1, h - 1) * w + rim_x] - flat[np.maximum(rim_y - 1, 0) * w + rim_x]
+    )
+    up_x = (
+        flat[rim_y * w + np.minimum(rim_x + 1, w - 1)] - flat[rim_y * w + np.maximum(rim_x - 1, 0)]
+    )
+    norm = np.maximum(np.hypot(up_y, up_x), 1e-3)
+    up_y, up_x = up_y / norm, up_x / norm
+    rim_y += frame[0]
+    rim_x += frame[1]
+    px = channels.planes(rim_y, rim_x)
+    rb = np.maximum(px[0], px[2])
+    if ((d <= _INK_PX) & (rb <= _INK_RB) & (px[1] - rb >= _MIN_ALPHA * 255)).any():
+        return True
+    # One row per reach: (reach + 1.5) - d in float32, as _rim_blends has it.
+    step = np.maximum(_HARD_REACHES - d, np.float32(1.0))
+    ty = np.clip(np.rint(rim_y + up_y * step), 0, frame[2] - 1).astype(np.intp)
+    tx = np.clip(np.rint(rim_x + up_x * step), 0, frame[3] - 1).astype(np.intp)
+    bg = channels.planes(ty.reshape(-1), tx.reshape(-1))
+    n = len(rim)
+    rows = (bg[0].reshape(-1, n), bg[1].reshape(-1, n), bg[2].reshape(-1, n))
+    # Few colours have the share of paint a blend needs: only those are read further.
+    reach, at = np.nonzero(_shares(px, rows)[0] >= _HARD_ALPHA)
+    if not len(at):
+        return False
+    some = (px[0][at], px[1][at], px[2][at])
+    under = (rows[0][reach, at], rows[1][reach, at], rows[2][reach, at])
+    return bool(_blends(some, under, _HARD_ALPHA[reach, 0]).any())
 
 
 def _paint(rgb: Image, candidates: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """The paint among ``candidates`` of ``rgb`` (a crop with a margin of 2 px where it is
     not the picture's edge): nearly pure green, less JPEG's specks, and exact green."""
-    r, g, b = cv2.split(rgb)
+    # (OpenCV splits a packed crop some three times faster than a view.)
+    r, g, b = cv2.split(np.ascontiguousarray(rgb))
     gn = cv2.subtract(g, cv2.max(r, b))
     near = np.asarray((candidates > 0) & (gn >= _PAINT_GREENNESS), np.uint8)
     # Specks of nearly pure green that JPEG makes of drawn greens are not paint.
     # (An opening by a 2x2 square, anchored so that it shifts nothing.)
     two = np.ones((2, 2), np.uint8)
     paint = np.asarray(cv2.dilate(cv2.erode(near, two, anchor=(0, 0)), two, anchor=(1, 1)))
-    exact = np.asarray(
-        cv2.inRange(rgb, np.array(GREEN, np.uint8), np.array(GREEN, np.uint8)), np.uint8
-    )
-    out: NDArray[np.uint8] = np.bitwise_or(paint, exact >> 7)
+    # Exact green: green 255 over red and blue 0, the only way to 255 more green (the
+    # difference is cut at 0 and 255).
+    exact = np.asarray(cv2.threshold(gn, 254, 1, cv2.THRESH_BINARY)[1], np.uint8)
+    out: NDArray[np.uint8] = np.bitwise_or(paint, exact)
     return out
 
 
@@ -555,6 +703,17 @@ def painted_mask(rgb: Image, alpha: NDArray[np.uint8] | None = None) -> Mask:
             wx0, wy0 = max(x0 + box[0] - reach, x0), max(y0 + box[1] - reach, y0)
             wx1, wy1 = min(x0 + box[2] + reach, x1), min(y0 + box[3] + reach, y1)
             box_ = (wy0, wy1, wx0, wx1)
+            if rounds == 1:
+                inner = (x0 + box[0] - wx0, y0 + box[1] - wy0, x0 + box[2] - wx0, y0 + box[3] - wy0)
+                hard = _read_hard(rgb, box_, paint[wy0:wy1, wx0:wx1], inner)
+                if hard is not None:
+                    # Hard edges: read in the paint's box (the same pixels come out).
+                    (hy0, hy1, hx0, hx1), in_box = hard
+                    at = (slice(wy0 + hy0, wy0 + hy1), slice(wx0 + hx0, wx0 + hx1))
+                    if opaque is not None:
+                        in_box &= opaque[at]
+                    out[at] |= in_box
+                    break
             read = _read_window(rgb, box_, paint[wy0:wy1, wx0:wx1], rounds, opaque)
             if read is not None:
                 if opaque is not None:
