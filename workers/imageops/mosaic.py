@@ -31,6 +31,13 @@ _TILE_GRIDS = 2
 # short side wide (not under _LOCAL_MIN px).
 _LOCAL_GRIDS = 2
 _LOCAL_MIN = 96
+# A window's comb must not rest on one line: each residue's strongest line is left out of its
+# score, and only blocks of which the window holds this many cells along a side are proposed.
+# Folded at a block of 31-39 (3-4 lines in a 128 px window), one long straight edge or a few
+# hatching lines scored up to block / 3 times their share and outranked small mosaics' combs
+# in every window: at bases 41000 / 45000 a b18 and three b6 mosaics under JPEG 80 had their
+# grid never looked at. (A mosaic's lines each carry a share of its steps.)
+_WINDOW_FOLDS = 6
 # About the most windows looked at: a long strip's are widened (to its short side at most)
 # and then spread out along it. A picture of aspect 2:1 or squarer keeps its quarter-side
 # windows; at 400x40000 there were 5600 of them (3.8 s CPU).
@@ -209,8 +216,14 @@ def _folding(n: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int
     return blocks, np.concatenate(bins), np.concatenate(source), exists
 
 
-def _comb_scores(profile: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """For each block size, the best comb score and the step index residue achieving it."""
+def _comb_scores(
+    profile: NDArray[np.float64], robust: bool = False
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """For each block size, the best comb score and the step index residue achieving it.
+
+    With ``robust`` (a window's profile, see _WINDOW_FOLDS), each residue's strongest line
+    is left out of its mean, and blocks the profile holds fewer than _WINDOW_FOLDS cells of
+    score nothing."""
     n = profile.size
     mean = max(float(profile.mean()), 1e-9)
     scores = np.zeros(MAX_BLOCK + 1)
@@ -221,11 +234,20 @@ def _comb_scores(profile: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDA
     # Every block size's fold in one bincount: called for a few dozen profiles per picture,
     # where a loop of reshape-and-mean was most of the grid search's time. The profiles
     # are counts, so the sums are exact and the result is what the loop gave.
-    folded = np.bincount(bins, weights=profile[source], minlength=exists.size)
+    weights = profile[source]
+    folded = np.asarray(np.bincount(bins, weights=weights, minlength=exists.size), np.float64)
+    folds = n // blocks
+    if robust:
+        top = np.zeros(exists.size)
+        np.maximum.at(top, bins, weights)
+        folded -= top
+        folds = folds - 1
     folded = np.where(exists, folded.reshape(exists.shape), -np.inf)
     best = folded.argmax(axis=1)
-    scores[blocks] = folded[np.arange(len(blocks)), best] / (n // blocks) / mean
+    scores[blocks] = folded[np.arange(len(blocks)), best] / folds / mean
     residues[blocks] = best
+    if robust:
+        scores[blocks[n // blocks < _WINDOW_FOLDS]] = 0.0
     return scores, residues
 
 
@@ -234,10 +256,11 @@ def _ranked(
     py_prof: NDArray[np.float64],
     limit: int,
     at: tuple[int, int] = (0, 0),
+    robust: bool = False,
 ) -> list[tuple[float, MosaicGrid]]:
     """The best grids by comb score, for profiles whose first column and row are ``at``."""
-    sx, rx = _comb_scores(px_prof)
-    sy, ry = _comb_scores(py_prof)
+    sx, rx = _comb_scores(px_prof, robust)
+    sy, ry = _comb_scores(py_prof, robust)
     # Both axes must be periodic with the same square block; stripes are periodic in one.
     both = np.where(np.minimum(sx, sy) >= _MIN_AXIS_COMB, np.sqrt(sx * sy), 0.0)
     out: list[tuple[float, MosaicGrid]] = []
@@ -263,7 +286,11 @@ def _muted(prof: NDArray[np.float64], start: int) -> NDArray[np.float64]:
 
 
 def _candidates_of(
-    px_prof: NDArray[np.float64], py_prof: NDArray[np.float64], limit: int, at: tuple[int, int]
+    px_prof: NDArray[np.float64],
+    py_prof: NDArray[np.float64],
+    limit: int,
+    at: tuple[int, int],
+    robust: bool = False,
 ) -> list[tuple[float, MosaicGrid]]:
     # JPEG's own 8x8 block edges can outscore a mosaic, so the ranking is also done with
     # the columns and rows of JPEG block edges muted; a mosaic whose lines coincide with
@@ -271,7 +298,7 @@ def _candidates_of(
     mx, my = _muted(px_prof, at[0]), _muted(py_prof, at[1])
     out: list[tuple[float, MosaicGrid]] = []
     for ax, ay in ((px_prof, py_prof), (mx, my), (mx, py_prof), (px_prof, my)):
-        for score, grid in _ranked(ax, ay, limit, at):
+        for score, grid in _ranked(ax, ay, limit, at, robust):
             if all(grid != g for _, g in out):
                 out.append((score, grid))
     return out
@@ -324,13 +351,19 @@ def _grid_search(
 
 
 def _window_candidates(
-    ex: NDArray[np.bool_], ey: NDArray[np.bool_], r0: int, r1: int, c0: int, c1: int
+    ex: NDArray[np.bool_],
+    ey: NDArray[np.bool_],
+    r0: int,
+    r1: int,
+    c0: int,
+    c1: int,
+    robust: bool = False,
 ) -> list[tuple[float, MosaicGrid]]:
     """The best grid (with its score) of the window ``[r0:r1, c0:c1]``, from the isolated
     steps in it (``ex`` one column, ``ey`` one row short of the picture)."""
     tx = np.count_nonzero(ex[r0:r1, c0:c1], axis=0).astype(np.float64)
     ty = np.count_nonzero(ey[r0:r1, c0:c1], axis=1).astype(np.float64)
-    return _candidates_of(tx, ty, 1, (c0, r0))
+    return _candidates_of(tx, ty, 1, (c0, r0), robust)
 
 
 def _best_new(
@@ -368,7 +401,7 @@ def _local_grids(
     found: list[tuple[float, MosaicGrid]] = []
     for r0 in rows:
         for c0 in cols:
-            found += _window_candidates(ex, ey, r0, r0 + side, c0, c0 + side)
+            found += _window_candidates(ex, ey, r0, r0 + side, c0, c0 + side, True)
     out = _best_new(found, _LOCAL_GRIDS, tried)
     # In a small window a multiple of the block outscores it more often; its half and
     # third are looked at too.
