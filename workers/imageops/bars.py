@@ -44,6 +44,13 @@ _MIN_COMPOUND_FRAC = 0.006
 _MIN_SMALL_COMPOUND_FRAC = 0.003
 # Widest gap between stacked parallel bars that still joins them into one block, in px.
 _STACK_GAP = 13
+# Share of its rectangle each bar's core fills in a stack taken as parallel boxes. The flat
+# map eats 1.5-2.5 px of a bar's rim on each side, so a thin bar's core is ragged, and a
+# speck on its side widens its rectangle by a pixel: a 16 px grey one (JPEG 95) filled 0.75
+# less a pixel. Deciding which bars join a stack keeps 0.75: at 0.7 a row of lettering's
+# glyphs joined into one bar (a speech balloon, JPEG 85), and cream fills fenced along a
+# grey bar into another (base 41000 #08, JPEG 95).
+_MIN_BOX_FILL = 0.7
 # Traced to a pixel, a gently bowed side (a limb's shadow, a crescent) turns by less than
 # this at each vertex; a bar's corners turn by 40 degrees and more, a JPEG notch sharply.
 _GENTLE_TURN = 7.0
@@ -725,8 +732,14 @@ def _examine(
             return "small for a compound bar"
         strips = _compound(region, at_border)
         sides = (x0 == 0, y0 == 0, x1 == w, y1 == h)
-        # A small one must show it all: strips and an outline of rectangles' sides.
-        if small and (strips is None or not _rectilinear(region, sides, excuse=True)):
+        # A small one must show it all: strips and an outline of rectangles' sides. A stack
+        # of parallel long boxes has shown its shape already: its bars, each too thin to
+        # count alone, join into a block whose staggered ends and gap notches are neither.
+        if (
+            small
+            and not parallel
+            and (strips is None or not _rectilinear(region, sides, excuse=True))
+        ):
             return "small for a compound bar"
         if strips is None:
             # A small fill cut by one straight line (a cel shadow's edge) and a gentle curve
@@ -1052,9 +1065,9 @@ def _closed(core: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return shut.astype(bool)
 
 
-def _long_box(core: NDArray[np.bool_]) -> bool:
-    """Whether ``core`` is a long, nearly filled (rotated) rectangle, as each bar of a stack
-    is; patches fenced off by strokes seldom are."""
+def _long_box(core: NDArray[np.bool_], fill: float = 0.75) -> bool:
+    """Whether ``core`` is a long (rotated) rectangle that fills at least ``fill`` of it, as
+    each bar of a stack is; patches fenced off by strokes seldom are."""
     rect = _rect_of(core.astype(np.uint8))
     if rect is None:
         return False
@@ -1062,7 +1075,7 @@ def _long_box(core: NDArray[np.bool_]) -> bool:
     long_side, short_side = max(rw, rh), min(rw, rh)
     if short_side < 3.0 or long_side < 3.0 * short_side:
         return False
-    return bool(np.count_nonzero(core) >= 0.75 * (rw + 1.0) * (rh + 1.0))
+    return bool(np.count_nonzero(core) >= fill * (rw + 1.0) * (rh + 1.0))
 
 
 def _split_stack(
@@ -1096,7 +1109,7 @@ def _parallel_boxes(mask: U8) -> list[NDArray[np.bool_]]:
             continue
         piece = lab == k
         rect = _rect_of(piece.astype(np.uint8))
-        if rect is None or not _long_box(piece):
+        if rect is None or not _long_box(piece, _MIN_BOX_FILL):
             return []
         (_, _), (rw, rh), ang = rect
         angles.append((ang + (90.0 if rw < rh else 0.0)) % 180.0)
