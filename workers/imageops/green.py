@@ -268,6 +268,17 @@ def _windows(held: NDArray[np.uint8], h: int, w: int) -> list[tuple[int, int, in
     ]
 
 
+def _away(
+    flat: NDArray[np.float32], h: int, w: int, ys: NDArray[np.intp], xs: NDArray[np.intp]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Unit direction away from the paint at pixels (``ys``, ``xs``): up the gradient of the
+    distance field ``flat`` (an h x w field, flat), by central differences."""
+    up_y = flat[np.minimum(ys + 1, h - 1) * w + xs] - flat[np.maximum(ys - 1, 0) * w + xs]
+    up_x = flat[ys * w + np.minimum(xs + 1, w - 1)] - flat[ys * w + np.maximum(xs - 1, 0)]
+    norm = np.maximum(np.hypot(up_y, up_x), 1e-3)
+    return up_y / norm, up_x / norm
+
+
 # Rim pixels read at once (see _read_rim).
 _RIM_SLICE = 1 << 18
 
@@ -294,14 +305,7 @@ def _rim_blends(
         ok = (d <= _INK_PX) & (rb <= _INK_RB) & (px[1] - rb >= _MIN_ALPHA * 255)
     # Away from the paint is up the distance field: the colour under a blend is looked
     # up along that direction, just beyond each ring.
-    up_y = (
-        flat[np.minimum(rim_y + 1, h - 1) * w + rim_x] - flat[np.maximum(rim_y - 1, 0) * w + rim_x]
-    )
-    up_x = (
-        flat[rim_y * w + np.minimum(rim_x + 1, w - 1)] - flat[rim_y * w + np.maximum(rim_x - 1, 0)]
-    )
-    norm = np.maximum(np.hypot(up_y, up_x), 1e-3)
-    up_y, up_x = up_y / norm, up_x / norm
+    up_y, up_x = _away(flat, h, w, rim_y, rim_x)
     for reach in reaches:
         # In the first round a look-up counts only for pixels up to 2 px past its reach:
         # the others are not looked up at all.
@@ -591,14 +595,7 @@ def _any_blend(
     flat = dist.reshape(-1)
     d = flat[rim]
     rim_y, rim_x = np.divmod(rim, w)
-    up_y = (
-        flat[np.minimum(rim_y + 1, h - 1) * w + rim_x] - flat[np.maximum(rim_y - 1, 0) * w + rim_x]
-    )
-    up_x = (
-        flat[rim_y * w + np.minimum(rim_x + 1, w - 1)] - flat[rim_y * w + np.maximum(rim_x - 1, 0)]
-    )
-    norm = np.maximum(np.hypot(up_y, up_x), 1e-3)
-    up_y, up_x = up_y / norm, up_x / norm
+    up_y, up_x = _away(flat, h, w, rim_y, rim_x)
     rim_y += frame[0]
     rim_x += frame[1]
     px = channels.planes(rim_y, rim_x)
