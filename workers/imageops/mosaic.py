@@ -512,10 +512,11 @@ def _block_means(plane: FloatArray, grid: MosaicGrid, pad_r: int = 0, pad_b: int
     return out
 
 
-def _cell_stats(
+def _cell_summer(
     planes: _Planes, grid: MosaicGrid
-) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
-    """Per-cell mean colour, max channel std, and whether the cell lies fully inside."""
+) -> tuple[int, int, Callable[[NDArray[Any]], NDArray[np.float64]]]:
+    """The grid's cell counts (across, down) and a reader of each cell's sum from an
+    integral image of the padded planes."""
     b = grid.block
     ox, oy = _origin(grid)
     nw = -(-(planes.w - ox) // b)
@@ -528,6 +529,16 @@ def _cell_stats(
         out: NDArray[np.float64] = c[1:, 1:] - c[:-1, 1:] - c[1:, :-1] + c[:-1, :-1]
         return out
 
+    return nw, nh, cell_sums
+
+
+def _cell_stats(
+    planes: _Planes, grid: MosaicGrid
+) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+    """Per-cell mean colour, max channel std, and whether the cell lies fully inside."""
+    b = grid.block
+    ox, oy = _origin(grid)
+    nw, nh, cell_sums = _cell_summer(planes, grid)
     mean64 = cell_sums(planes.sum) / (b * b)
     sq = cell_sums(planes.sq_sum) / (b * b)
     std = np.sqrt(np.maximum(sq - mean64 * mean64, 0.0)).max(axis=2)
@@ -543,18 +554,8 @@ def _cell_stats(
 def _luma_std(planes: _Planes, grid: MosaicGrid) -> FloatArray:
     """Per-cell standard deviation of the luma (cells laid out as ``_cell_stats``')."""
     b = grid.block
-    ox, oy = _origin(grid)
-    nw = -(-(planes.w - ox) // b)
-    nh = -(-(planes.h - oy) // b)
-    ys = (MAX_BLOCK + oy + b * np.arange(nh + 1))[:, None]
-    xs = (MAX_BLOCK + ox + b * np.arange(nw + 1))[None, :]
+    _, _, cell_sums = _cell_summer(planes, grid)
     sums, squares = planes.luma()
-
-    def cell_sums(integral: NDArray[np.float64]) -> NDArray[np.float64]:
-        c = integral[ys, xs]
-        out: NDArray[np.float64] = c[1:, 1:] - c[:-1, 1:] - c[1:, :-1] + c[:-1, :-1]
-        return out
-
     mean = cell_sums(sums) / (b * b)
     var = cell_sums(squares) / (b * b) - mean * mean
     out: FloatArray = np.sqrt(np.maximum(var, 0.0)).astype(np.float32)
