@@ -23,6 +23,7 @@ from workers.backend import Image, Mask
 from workers.onnx.config import DeepCreamPyModel
 from workers.onnx.regions import (
     Components,
+    group_bounds,
     group_holes,
     meeting,
     resize_window,
@@ -197,13 +198,8 @@ def _groups(regions: Components, width: int, height: int) -> _Groups:
     far = 2**40
     moved = (x0s + far, y0s + far, x1s + far, y1s + far)
     of, count = group_holes(moved, (4 * far, 4 * far), GROUP_MARGIN, SIZE)
-    big = np.iinfo(np.int64).max
-    gx0, gy0 = np.full(count, big), np.full(count, big)
-    gx1, gy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
-    np.minimum.at(gx0, of, x0s)
-    np.minimum.at(gy0, of, y0s)
-    np.maximum.at(gx1, of, x1s)
-    np.maximum.at(gy1, of, y1s)
+    big = int(np.iinfo(np.int64).max)
+    gx0, gy0, gx1, gy1 = group_bounds(of, count, (x0s, y0s, x1s, y1s), (big, big))
     corners = zip(gx0, gy0, gx1, gy1, strict=True)
     boxes = [(int(a), int(b), int(c), int(d)) for a, b, c, d in corners]
     aims = [[box] for box in boxes]

@@ -41,6 +41,7 @@ from workers.onnx.config import LamaModel, MiganModel, OnnxConfig, model_path
 from workers.onnx.deepcreampy import DeepCreamPyInpainter
 from workers.onnx.regions import (
     Components,
+    group_bounds,
     group_holes,
     grow,
     meeting,
@@ -123,12 +124,7 @@ def join_groups(
 
     apart = np.zeros(count, np.int64)
     np.add.at(apart, joined, area(x0s, y0s, x1s, y1s))
-    jx0, jy0 = np.full(count, w, np.int64), np.full(count, h, np.int64)
-    jx1, jy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
-    np.minimum.at(jx0, joined, x0s)
-    np.minimum.at(jy0, joined, y0s)
-    np.maximum.at(jx1, joined, x1s)
-    np.maximum.at(jy1, joined, y1s)
+    jx0, jy0, jx1, jy1 = group_bounds(joined, count, (x0s, y0s, x1s, y1s), (h, w))
     keep = area(jx0, jy0, jx1, jy1) <= apart
     # Where joining costs more, each group keeps a crop of its own (numbered after).
     own = ~keep[joined]
@@ -256,12 +252,7 @@ class RegionInpainter:
         x0s, y0s = stats[:, 0] + ox, stats[:, 1] + oy
         x1s, y1s = x0s + stats[:, 2], y0s + stats[:, 3]
         group_of, count = group_holes((x0s, y0s, x1s, y1s), (h, w), self.margin, self.span)
-        gx0, gy0 = np.full(count, w, np.int64), np.full(count, h, np.int64)
-        gx1, gy1 = np.zeros(count, np.int64), np.zeros(count, np.int64)
-        np.minimum.at(gx0, group_of, x0s)
-        np.minimum.at(gy0, group_of, y0s)
-        np.maximum.at(gx1, group_of, x1s)
-        np.maximum.at(gy1, group_of, y1s)
+        gx0, gy0, gx1, gy1 = group_bounds(group_of, count, (x0s, y0s, x1s, y1s), (h, w))
         boxes = np.stack([gx0, gy0, gx1, gy1], axis=1)
         # Groups sharing a crop (any-size LaMa: where their margins overlap); each
         # group is still pasted from its own box.

@@ -267,18 +267,34 @@ def _stats(labels: NDArray[Any], count: int) -> Labels:
     points = np.asarray(points).reshape(-1, 2)
     xs, ys = points[:, 0], points[:, 1]
     which = labels[ys, xs]
-    x0, y0 = np.full(count, w, np.int32), np.full(count, h, np.int32)
-    x1, y1 = np.zeros(count, np.int32), np.zeros(count, np.int32)
-    np.minimum.at(x0, which, xs)
-    np.minimum.at(y0, which, ys)
-    np.maximum.at(x1, which, xs)
-    np.maximum.at(y1, which, ys)
+    x0, y0, x1, y1 = group_bounds(which, count, (xs, ys, xs, ys), (h, w), np.int32)
     area = np.bincount(which, minlength=count)
     stats[1:, 0], stats[1:, 1] = x0[1:], y0[1:]
     stats[1:, 2], stats[1:, 3] = x1[1:] - x0[1:] + 1, y1[1:] - y0[1:] + 1
     stats[1:, 4] = area[1:]
     stats[0, 4] = h * w - int(area[1:].sum())
     return stats
+
+
+def group_bounds(
+    group: NDArray[Any],
+    count: int,
+    boxes: tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]],
+    size: tuple[int, int],
+    dtype: type[np.signedinteger[Any]] = np.int64,
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """The box (x0, y0, x1, y1) around each of ``count`` groups of the ``boxes`` (x0s,
+    y0s, x1s, y1s), ``group`` giving each box's group; an empty group's box is inverted
+    (``size`` (h, w) to 0)."""
+    h, w = size
+    x0s, y0s, x1s, y1s = boxes
+    gx0, gy0 = np.full(count, w, dtype), np.full(count, h, dtype)
+    gx1, gy1 = np.zeros(count, dtype), np.zeros(count, dtype)
+    np.minimum.at(gx0, group, x0s)
+    np.minimum.at(gy0, group, y0s)
+    np.maximum.at(gx1, group, x1s)
+    np.maximum.at(gy1, group, y1s)
+    return gx0, gy0, gx1, gy1
 
 
 def group_holes(
