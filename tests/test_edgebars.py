@@ -242,3 +242,52 @@ def test_white_bars_over_near_white_paper() -> None:
     cen = _free_page(25000, 34, 92)
     assert cen.colour == (255, 255, 255)
     assert _free_recall(cen) >= 0.85
+
+
+def test_thin_red_bar_narrowed_by_jpeg() -> None:
+    """A red bar 9 px thick at JPEG 92: JPEG rings its edges a row or two deep past the
+    colour's tolerance, so only 6 rows read as the colour; its thickness is measured where
+    the colour is half-way to its sides, as the edge pair measured it."""
+    pic = drawn.draw_art(90041, size=(700, 700), theme="pastel")
+    img = pic.image.astype(np.float32)
+    cx, cy = _on_subject(pic, np.random.default_rng(7))
+    truth = _bar(img, (cx, cy), 180.0, 9.0, 0.0, (200, 30, 40))
+    rgb = drawn.jpeg(_u8(img), 92)
+    assert _recall(edgebars.detect_edge_bars(rgb, grow=2), truth) >= 0.95
+
+
+def _screentone(img: NDArray[np.float32], box: tuple[int, int, int, int], pitch: int) -> None:
+    """Dark dots on a ``pitch`` px grid over ``box`` (x0, y0, x1, y1), drawn to its edge."""
+    x0, y0, x1, y1 = box
+    for y in range(y0 + pitch // 2, y1 + pitch // 2, pitch):
+        for x in range(x0 + pitch // 2, x1, pitch):
+            cv2.circle(img, (x, y), 2, (40, 40, 40), -1, cv2.LINE_AA)
+
+
+def test_bar_with_one_edge_along_screentone() -> None:
+    """A grey bar whose upper edge runs along screentone: the dots break that edge into
+    pieces too short to pair with the lower one. The lower edge alone seeds the strip
+    (the flat grey followed across to where it ends), and the bar is judged as any."""
+    h, w = 900, 900
+    img = np.full((h, w, 3), 235.0, np.float32)
+    img[:, :, 2] = 240.0
+    _screentone(img, (150, 200, 750, 430), 9)
+    truth = _bar(img, (450.0, 460.0), 300.0, 60.0, 0.0, (128, 128, 128))
+    rgb = drawn.jpeg(_u8(img), 85)
+    assert _recall(edgebars.detect_edge_bars(rgb, grow=2), truth) >= 0.95
+
+
+def test_bars_overlapping_end_to_end() -> None:
+    """Two black bars laid over each other end to end, 16 and 19 px thick, offset by half
+    a thickness (JPEG 80): where they overlap the cross-section is wider than either and
+    no column is judged; each bar still runs on there along its one straight edge."""
+    pic = drawn.draw_art(90051, size=(1200, 1200), theme="plain")
+    img = pic.image.astype(np.float32)
+    cx, cy = _on_subject(pic, np.random.default_rng(11))
+    a = _bar(img, (cx + 100, cy - 12), 210.0, 16.0, 0.0, (0, 0, 0))
+    b = _bar(img, (cx - 20, cy), 196.0, 19.0, 0.0, (0, 0, 0))
+    rgb = drawn.jpeg(_u8(img), 80)
+    found = edgebars.detect_edge_bars(rgb, grow=2)
+    assert _recall(found, a | b) >= 0.97
+    # Nothing past the two bars' ends is taken with them.
+    assert not (found & ~cv2.dilate((a | b).astype(np.uint8), np.ones((9, 9))).astype(bool)).any()

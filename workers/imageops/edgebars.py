@@ -53,6 +53,8 @@ _SCREEN_INNER = 0.8
 _SCREEN_SIDE = 0.45
 _SCREEN_NEAR = 20.0
 _SCREEN_FAR = 24.0
+# Shortest edge (px on the search copy) that seeds a strip on its own (:func:`_one_sided`).
+_ONE_MIN_SEG = 24.0
 # Tolerance of the bar's colour: at least this (RGB distance), and this many times the
 # 90th percentile of its spread at the seed.
 _TOL_FLOOR = 10.0
@@ -248,6 +250,73 @@ def _pairs(segs: F64, tmin: float, tmax: float) -> tuple[F64, F64, F64, F64, F64
     return cx, cy, u[:, 0], u[:, 1], thick, over
 
 
+def _one_sided(
+    small: F32, segs: F64, tmin: float, tmax: float
+) -> tuple[F64, F64, F64, F64, F64, F64]:
+    """Strips seeded by one long edge whose partner LSD did not find (screentone or hatching
+    along it, or ink touching it all the way): on each side of the edge, a flat colour is
+    followed across until most samples leave it; where that is a bar's thickness away, the
+    strip between is a candidate. As :func:`_pairs` answers, on the search copy."""
+    empty = np.zeros(0)
+    if len(segs) == 0:
+        return empty, empty, empty, empty, empty, empty
+    p1, p2 = segs[:, :2], segs[:, 2:]
+    d = p2 - p1
+    length = np.hypot(d[:, 0], d[:, 1])
+    # Long enough to seed a bar three of its thinnest thicknesses long.
+    long = length >= max(_ONE_MIN_SEG, _MIN_ASPECT * tmin)
+    if not long.any():
+        return empty, empty, empty, empty, empty, empty
+    p1, d, length = p1[long], d[long], length[long]
+    u = d / length[:, None]
+    n = np.stack([-u[:, 1], u[:, 0]], axis=1)
+    h, w = small.shape[:2]
+    k = 8
+    f = (np.arange(k) + 0.5) / k * 0.9 + 0.05  # along, share of the segment
+    # Across, px: every pixel near the edge, then in steps of a tenth (a thickness is
+    # judged within 30 % at full size).
+    offs = [1.5, 2.5]
+    while offs[-1] < tmax + 2:
+        offs.append(offs[-1] + max(1.0, 0.1 * offs[-1]))
+    across = np.asarray(offs, np.float64)
+    base = p1[:, None, :] + (f[None, :, None] * length[:, None, None]) * u[:, None, :]
+    small_u8 = np.ascontiguousarray(np.clip(small, 0, 255).astype(np.uint8))
+    out: list[F64] = []
+    for sign in (-1.0, 1.0):
+        pts = base[:, :, None, :] + sign * across[None, None, :, None] * n[:, None, None, :]
+        mx, my = pts[..., 0].astype(np.float32), pts[..., 1].astype(np.float32)
+        flat_px = cv2.remap(
+            small_u8, mx.reshape(-1, len(across)), my.reshape(-1, len(across)), cv2.INTER_NEAREST
+        )
+        px = np.asarray(flat_px, np.float32).reshape(len(p1), k, len(across), 3)
+        gone_px = (mx < -0.5) | (mx > w - 0.5) | (my < -0.5) | (my > h - 0.5)
+        colour = np.median(px[:, :, :2].reshape(len(px), -1, 3), axis=1)
+        near = np.sqrt(((px - colour[:, None, None, :]) ** 2).sum(3)) <= _SCREEN_NEAR
+        near &= ~gone_px
+        share = near.mean(1)  # (N, D)
+        flat = share[:, :2].min(1) >= _SCREEN_INNER
+        # The first offset where most samples have left the colour: the far edge.
+        gone = share < 0.5
+        gone[:, -1] = True
+        last = share <= 0.2
+        first = np.argmax(gone, axis=1)
+        thick = np.where(first > 0, (across[first] + across[np.maximum(first - 1, 0)]) / 2, 0.0)
+        # Mean share over the offsets before it (the strip up to its far edge).
+        cum = np.cumsum(share, axis=1)
+        inside = cum[np.arange(len(share)), np.maximum(first - 1, 0)] / np.maximum(first, 1)
+        # A bar's far side is straight and parallel: its samples leave the colour together
+        # (within a step or two), where a fill bounded by curves thins out gradually.
+        last[:, -1] = True
+        sharp = np.argmax(last, axis=1) - np.argmax(share < _SCREEN_INNER, axis=1) <= 2
+        ok = flat & sharp & (thick >= tmin) & (thick <= tmax) & (inside >= _SCREEN_INNER)
+        ok &= length >= 0.8 * thick
+        mid = p1 + 0.5 * length[:, None] * u
+        c = mid + sign * (thick / 2)[:, None] * n
+        out.append(np.concatenate([c, u, thick[:, None], length[:, None]], axis=1)[ok])
+    res = np.concatenate(out)
+    return res[:, 0], res[:, 1], res[:, 2], res[:, 3], res[:, 4], res[:, 5]
+
+
 def _sample(img: F32, xs: F64, ys: F64) -> F32:
     """Nearest-pixel colours at (xs, ys), any shape; outside the picture: -1000."""
     h, w = img.shape[:2]
@@ -312,23 +381,28 @@ def _candidates(rgb: Image) -> tuple[list[_Cand], float]:
     segs = np.concatenate([segs, _joined(segs)])
     tmin = max(3.0, _MIN_THICK * scale) - 1.0
     tmax = _MAX_THICK_FRAC * min(h, w) * scale
-    cx, cy, ux, uy, thick, over = _pairs(segs, tmin, tmax)
-    if cx.size == 0:
-        return [], scale
-    ok = _screen(small.astype(np.float32), cx, cy, ux, uy, thick, over)
-    order = np.argsort(-(over[ok]))
-    cands = [
-        _Cand(
-            float(cx[ok][i] / scale),
-            float(cy[ok][i] / scale),
-            float(ux[ok][i]),
-            float(uy[ok][i]),
-            float(thick[ok][i] / scale),
-            float(over[ok][i] / scale / 2),
-            float(over[ok][i]),
-        )
-        for i in order
-    ]
+    smallf = small.astype(np.float32)
+    paired = _pairs(segs, tmin, tmax)
+    one = _one_sided(smallf, segs, tmin, tmax)
+    # Strips seeded by one edge come after all pairs, however long: a strip already looked
+    # at is not judged again (find_edge_bars), and a pair measures its thickness better.
+    cands: list[_Cand] = []
+    for cx, cy, ux, uy, thick, over in (paired, one):
+        if cx.size == 0:
+            continue
+        ok = _screen(smallf, cx, cy, ux, uy, thick, over)
+        cands += [
+            _Cand(
+                float(cx[i] / scale),
+                float(cy[i] / scale),
+                float(ux[i]),
+                float(uy[i]),
+                float(thick[i] / scale),
+                float(over[i] / scale / 2),
+                float(over[i]),
+            )
+            for i in np.flatnonzero(ok)[np.argsort(-over[ok], kind="stable")]
+        ]
     return cands, scale
 
 
@@ -453,8 +527,14 @@ def _judge(
     # The edges seen from the seed: medians of the runs.
     st, sb = top[s0:s1], bot[s0:s1]
     et, eb = float(np.median(st)), float(np.median(sb))
-    width = et + eb + 1
-    if width < _MIN_THICK or abs(width - t) > max(3.0, 0.3 * t):
+    width = seen = et + eb + 1
+    if abs(seen - t) > max(3.0, 0.3 * t):
+        # JPEG rings a thin bar of a saturated colour a row or two deep on each side, past
+        # the colour's tolerance (a 9 px red bar at q=92 kept 6 rows): the edges' middles,
+        # where the colour is half-way to its sides, are what the edge pair measured.
+        seen = float(np.median(_edge_pos(dist, ctr, top, -1)[0][s0:s1]))
+        seen += float(np.median(_edge_pos(dist, ctr, bot, 1)[0][s0:s1]))
+    if seen < _MIN_THICK or abs(seen - t) > max(3.0, 0.3 * t):
         return None
     tolw = max(1.5, 0.12 * width)
     good_w = (np.abs(top - et) <= tolw) & (np.abs(bot - eb) <= tolw)
@@ -563,6 +643,19 @@ def _judge(
     ends = (true_end(ga, lo, -1), true_end(gb, hi, 1))
     if not any(ends):
         return None
+    # Where another bar of the colour overlaps this one's other end (bars laid over each
+    # other end to end, thicker or offset), the cross-section is wider there and no column
+    # is judged; the bar still runs on while one of its edges stays in place with another
+    # colour past it and its inner rows keep the colour. A mass of the colour (hair) that
+    # swallows the bar has the colour past both edges instead. Only past a bar that
+    # already ends squarely: the strip between a balloon's border and its lettering would
+    # otherwise run on into the margins past the lettering.
+    half = covered & (((np.abs(top - et) <= tolw) & top_ok) | ((np.abs(bot - eb) <= tolw) & bot_ok))
+    if not ends[0]:
+        ga = _reach(half, ga, lo, -1, gap)
+    if not ends[1]:
+        gb = _reach(half, gb, hi, 1, gap)
+    ends = (true_end(ga, lo, -1), true_end(gb, hi, 1))
     x0 = lo - 0.5 if ends[0] else ga - 0.5
     x1 = hi + 0.5 if ends[1] else gb + 0.5
     # The sides where the colour is half-way to what lies past them (the edge's middle,
@@ -577,6 +670,19 @@ def _judge(
     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
     src = corners @ m[:, :2].T + m[:, 2]
     return _Bar(src.astype(np.float32))
+
+
+def _reach(ok: Mask, start: int, stop: int, step: int, gap: int) -> int:
+    """The last column of ``ok`` reached from ``start`` towards ``stop`` (at most), stepping
+    over runs of up to ``gap`` columns that are not."""
+    at = last = start
+    while at != stop:
+        at += step
+        if ok[at]:
+            last = at
+        elif abs(at - last) > gap:
+            break
+    return last
 
 
 def _edge_pos(dist: F32, ctr: int, run: NDArray[np.int64], sign: int) -> tuple[F64, F32]:
