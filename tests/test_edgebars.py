@@ -291,3 +291,44 @@ def test_bars_overlapping_end_to_end() -> None:
     assert _recall(found, a | b) >= 0.97
     # Nothing past the two bars' ends is taken with them.
     assert not (found & ~cv2.dilate((a | b).astype(np.uint8), np.ones((9, 9))).astype(bool)).any()
+
+
+@pytest.mark.parametrize("quality", [None, 85])
+def test_light_grey_bars_on_white_paper(quality: int | None) -> None:
+    """Bars of 240 grey over paper of 248, pale shading and ink outlines: 14 RGB levels from
+    the paper, under the contrast a bar needs in general; where the bar's colour is flat to
+    well under that (its own noise), it is enough, with both sides differing along most of
+    the bar."""
+    h, w = 900, 1300
+    img = np.full((h, w, 3), 248.0, np.float32)
+    cv2.ellipse(img, (650, 450), (420, 300), 0, 0, 360, (226, 226, 236), -1, cv2.LINE_AA)
+    cv2.ellipse(img, (650, 450), (420, 300), 0, 0, 360, (20, 20, 20), 3, cv2.LINE_AA)
+    cv2.ellipse(img, (560, 520), (200, 120), 20, 0, 360, (20, 20, 20), 2, cv2.LINE_AA)
+    truths = [
+        _bar(img, (300.0, 200.0), 260.0, 15.0, 0.0, (240, 240, 240)),
+        _bar(img, (650.0, 470.0), 300.0, 22.0, 15.0, (240, 240, 240)),
+    ]
+    rgb = _u8(img) if quality is None else drawn.jpeg(_u8(img), quality)
+    found = edgebars.detect_edge_bars(rgb, grow=2)
+    assert all(_recall(found, t) >= 0.9 for t in truths)
+    # The paper and the shading around them stay.
+    near = cv2.dilate((truths[0] | truths[1]).astype(np.uint8), np.ones((9, 9))).astype(bool)
+    assert not (found & ~near).any()
+
+
+def test_bar_does_not_run_on_into_a_widening_fill() -> None:
+    """A black bar whose one end runs into a black wedge sharing its upper edge (a limb's
+    band widening along its outline): the wedge is not another bar, so the bar does not run
+    on into it along that edge."""
+    h, w = 800, 1000
+    img = np.full((h, w, 3), 230.0, np.float32)
+    img[:, :, 0] = 240.0
+    truth = _bar(img, (420.0, 400.0), 300.0, 20.0, 0.0, (0, 0, 0))
+    wedge = np.array([[570, 390], [800, 390], [800, 500], [570, 410]], np.int32)
+    cv2.fillPoly(img, [wedge], (0, 0, 0), cv2.LINE_AA)
+    rgb = drawn.jpeg(_u8(img), 90)
+    found = edgebars.detect_edge_bars(rgb)
+    left = truth.copy()
+    left[:, 560:] = False
+    assert _recall(found, left) >= 0.9
+    assert not found[:, 600:].any()

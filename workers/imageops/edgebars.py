@@ -61,6 +61,11 @@ _TOL_FLOOR = 10.0
 _TOL_NOISE = 3.0
 # A bar's colour differs from what is beside it by at least this much (RGB distance).
 _MIN_CONTRAST = 18.0
+# ... or, a near colour, at least this much and this many times the 90th percentile of
+# its own noise at the seed; then both sides must differ along this share of the bar.
+_LOW_CONTRAST = 9.0
+_LOW_NOISE = 4.0
+_LOW_BOTH = 0.8
 # Full-size columns: share of the inner rows in the bar's colour for the column to be
 # "covered"; share of each side band away from it.
 _COVERED = 0.9
@@ -113,6 +118,8 @@ class _Cand(NamedTuple):
 
 class _Bar(NamedTuple):
     poly: NDArray[np.float32]  # 4 corners, full size
+    # The same run on through another bar's overlap (None: it does not).
+    grown: NDArray[np.float32] | None = None
 
 
 # What a window too short for its bar answers.
@@ -347,14 +354,17 @@ def _screen(small: F32, cx: F64, cy: F64, ux: F64, uy: F64, thick: F64, over: F6
     )
     inner = _sample(small, xs, ys).reshape(len(cx), -1, 3)
     colour = np.median(inner, axis=1)
-    near = np.sqrt(((inner - colour[:, None, :]) ** 2).sum(2)) <= _SCREEN_NEAR
+    spread = np.sqrt(((inner - colour[:, None, :]) ** 2).sum(2))
+    near = spread <= _SCREEN_NEAR
     ok = near.mean(1) >= _SCREEN_INNER
+    # A flat inside lets a near colour beside it count as different.
+    far_at = np.clip(_LOW_NOISE * np.percentile(spread, 90, axis=1), _LOW_CONTRAST, _SCREEN_FAR)
     for sign in (-1.0, 1.0):
         off = sign * (thick / 2 + np.maximum(1.5, 0.2 * thick))
         sx = cx[:, None] + ux[:, None] * along + (nx * off)[:, None]
         sy = cy[:, None] + uy[:, None] * along + (ny * off)[:, None]
         side = _sample(small, sx, sy)
-        far = np.sqrt(((side - colour[:, None, :]) ** 2).sum(2)) >= _SCREEN_FAR
+        far = np.sqrt(((side - colour[:, None, :]) ** 2).sum(2)) >= far_at[:, None]
         ok &= far.mean(1) >= _SCREEN_SIDE
     res: Mask = ok
     return res
@@ -507,7 +517,11 @@ def _judge(
     k_top = max(float(np.median(dist[ctr - o, s0:s1])) for o in offs)
     k_bot = max(float(np.median(dist[ctr + o, s0:s1])) for o in offs)
     contrast = min(k_top, k_bot)
-    if contrast < _MIN_CONTRAST:
+    # A near colour (a light grey bar on white paper, pink on pink) passes where the
+    # colour is flat to well under the contrast: the seed's own noise decides.
+    noise = float(np.percentile(dist[ctr - ri : ctr + ri + 1, s0:s1], 90))
+    low = contrast < _MIN_CONTRAST
+    if low and contrast < max(_LOW_CONTRAST, _LOW_NOISE * noise):
         return None
     # What counts as the bar's colour: within half the contrast with its sides, but no
     # further from it than its own (JPEG) noise warrants: past the seed, a side of a near
@@ -517,11 +531,12 @@ def _judge(
     rn = max(ri, int(t / 2 - 2))
     # Pixels of another colour there (the candidate a little off the bar's middle: its rim)
     # are not noise.
-    tol = float(np.clip(0.5 * contrast, 10.0, 40.0))
+    floor = min(_TOL_FLOOR, 0.5 * contrast)
+    tol = float(np.clip(0.5 * contrast, floor, 40.0))
     strip = dist[ctr - rn : ctr + rn + 1, s0:s1]
     strip = strip[strip < tol]
     if strip.size:
-        tol = min(tol, max(_TOL_FLOOR, _TOL_NOISE * float(np.percentile(strip, 90))))
+        tol = min(tol, max(floor, _TOL_NOISE * float(np.percentile(strip, 90))))
     inside = dist < tol
     top, bot = _runs_from_centre(inside, ctr)
     # The edges seen from the seed: medians of the runs.
@@ -601,7 +616,7 @@ def _judge(
     length = gb - ga + 1
     if length < _MIN_ASPECT * width or gidx.size < _MIN_GOOD * length:
         return None
-    if np.count_nonzero(both[ga : gb + 1]) < _MIN_BOTH * gidx.size:
+    if np.count_nonzero(both[ga : gb + 1]) < (_LOW_BOTH if low else _MIN_BOTH) * gidx.size:
         return None
     # Straight sides a constant distance apart: a limb's lit side or a shadow bends away,
     # a tapered stroke narrows.
@@ -643,21 +658,22 @@ def _judge(
     ends = (true_end(ga, lo, -1), true_end(gb, hi, 1))
     if not any(ends):
         return None
+    spans = [(lo - 0.5 if ends[0] else ga - 0.5, hi + 0.5 if ends[1] else gb + 0.5)]
     # Where another bar of the colour overlaps this one's other end (bars laid over each
     # other end to end, thicker or offset), the cross-section is wider there and no column
     # is judged; the bar still runs on while one of its edges stays in place with another
     # colour past it and its inner rows keep the colour. A mass of the colour (hair) that
     # swallows the bar has the colour past both edges instead. Only past a bar that
     # already ends squarely: the strip between a balloon's border and its lettering would
-    # otherwise run on into the margins past the lettering.
+    # otherwise run on into the margins past the lettering; and only into another bar
+    # found (find_edge_bars), or a limb's band runs on along its outline.
     half = covered & (((np.abs(top - et) <= tolw) & top_ok) | ((np.abs(bot - eb) <= tolw) & bot_ok))
     if not ends[0]:
         ga = _reach(half, ga, lo, -1, gap)
     if not ends[1]:
         gb = _reach(half, gb, hi, 1, gap)
     ends = (true_end(ga, lo, -1), true_end(gb, hi, 1))
-    x0 = lo - 0.5 if ends[0] else ga - 0.5
-    x1 = hi + 0.5 if ends[1] else gb + 0.5
+    spans.append((lo - 0.5 if ends[0] else ga - 0.5, hi + 0.5 if ends[1] else gb + 0.5))
     # The sides where the colour is half-way to what lies past them (the edge's middle,
     # sub-pixel): the last pixel near the bar's colour lies up to a pixel inside that when
     # the colour's tolerance is tight.
@@ -666,10 +682,13 @@ def _judge(
     eb_mid = float(np.median(_edge_pos(dist, ctr, bot, 1)[0][gcols]))
     y0 = ctr - float(np.clip(et_mid, et + 0.5, et + 1.5))
     y1 = ctr + float(np.clip(eb_mid, eb + 0.5, eb + 1.5))
-    x0, x1, y0, y1 = x0 - rim, x1 + rim, y0 - rim, y1 + rim
-    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
-    src = corners @ m[:, :2].T + m[:, 2]
-    return _Bar(src.astype(np.float32))
+    y0, y1 = y0 - rim, y1 + rim
+    polys = []
+    for x0, x1 in spans:
+        x0, x1 = x0 - rim, x1 + rim
+        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+        polys.append((corners @ m[:, :2].T + m[:, 2]).astype(np.float32))
+    return _Bar(polys[0], polys[1] if spans[1] != spans[0] else None)
 
 
 def _reach(ok: Mask, start: int, stop: int, step: int, gap: int) -> int:
@@ -849,7 +868,7 @@ def find_edge_bars(rgb: Image) -> list[NDArray[np.float32]]:
     """The corners (4 x 2, full-size px) of each bar found."""
     cands, _ = _candidates(rgb)
     h, w = rgb.shape[:2]
-    found: list[NDArray[np.float32]] = []
+    found: list[_Bar] = []
     done = np.zeros((h, w), np.uint8)
     seen: list[_Cand] = []
     for c in cands:
@@ -862,9 +881,21 @@ def find_edge_bars(rgb: Image) -> list[NDArray[np.float32]]:
         bar = _refine(rgb, c)
         if bar is None:
             continue
-        found.append(bar.poly)
+        found.append(bar)
         cv2.fillPoly(done, [np.round(bar.poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-    return found
+    # A bar runs on through an overlap only where another bar found lies.
+    out = []
+    for i, bar in enumerate(found):
+        grown = bar.grown
+        if grown is not None and any(
+            cv2.intersectConvexConvex(grown, o.grown if o.grown is not None else o.poly)[0] > 1.0
+            for j, o in enumerate(found)
+            if j != i
+        ):
+            out.append(grown)
+        else:
+            out.append(bar.poly)
+    return out
 
 
 def detect_edge_bars(rgb: Image, grow: int = 0) -> Mask:
