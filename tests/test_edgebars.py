@@ -332,3 +332,32 @@ def test_bar_does_not_run_on_into_a_widening_fill() -> None:
     left[:, 560:] = False
     assert _recall(found, left) >= 0.9
     assert not found[:, 600:].any()
+
+
+def test_short_block_with_square_ends() -> None:
+    """A block 2.1 times as long as it is thick (a dark box in a white rim on a night sky,
+    JPEG 80, and a black one on plain art): too short for a bar by its length alone, it is
+    one as a box, both ends square in another colour and both sides differing."""
+    pic = drawn.draw_art(90071, size=(1000, 1000), theme="night")
+    img = pic.image.astype(np.float32)
+    cx, cy = _on_subject(pic, np.random.default_rng(17))
+    _bar(img, (cx, cy), 166.0, 81.0, 15.0, (255, 255, 255))
+    dark = _bar(img, (cx, cy), 160.0, 75.0, 15.0, (20, 20, 30))
+    rgb = drawn.jpeg(_u8(img), 80)
+    assert _recall(edgebars.detect_edge_bars(rgb, grow=2), dark) >= 0.95
+    pic = drawn.draw_art(90072, size=(900, 900), theme="plain")
+    img = pic.image.astype(np.float32)
+    black = _bar(img, _on_subject(pic, np.random.default_rng(19)), 120.0, 60.0, -30.0, (0, 0, 0))
+    assert _recall(edgebars.detect_edge_bars(_u8(img), grow=2), black) >= 0.95
+
+
+def test_short_block_running_into_a_mass_is_not_a_box() -> None:
+    """A short black block (twice as long as thick) whose one end runs into a black mass:
+    only one end is square, so it is not a box; a bar that short needs both."""
+    img = np.full((700, 900, 3), 225.0, np.float32)
+    img[:, :, 2] = 205.0
+    cv2.circle(img, (300, 350), 110, (0, 0, 0), -1, cv2.LINE_AA)
+    block = _bar(img, (450.0, 350.0), 180.0, 60.0, 0.0, (0, 0, 0))
+    rgb = drawn.jpeg(_u8(img), 90)
+    found = edgebars.detect_edge_bars(rgb)
+    assert (found & block).sum() < 0.2 * block.sum()

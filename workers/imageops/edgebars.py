@@ -55,6 +55,9 @@ _SCREEN_NEAR = 20.0
 _SCREEN_FAR = 24.0
 # Shortest edge (px on the search copy) that seeds a strip on its own (:func:`_one_sided`).
 _ONE_MIN_SEG = 24.0
+# ... and the thinnest strip it seeds (px at full size): thinner, a band of shading along
+# an outline passes for one wherever it runs straight for a while.
+_ONE_MIN_THICK = 16.0
 # Tolerance of the bar's colour: at least this (RGB distance), and this many times the
 # 90th percentile of its spread at the seed.
 _TOL_FLOOR = 10.0
@@ -72,6 +75,8 @@ _COVERED = 0.9
 _SIDE = 0.7
 # A bar is at least this many thicknesses long (its judged columns).
 _MIN_ASPECT = 3.0
+# ... or this many, a block whose two ends are square (a box).
+_MIN_BOX_ASPECT = 1.5
 # Share of a bar's extent whose columns are judged bar-like (crossings and masses take
 # the rest).
 _MIN_GOOD = 0.5
@@ -393,7 +398,7 @@ def _candidates(rgb: Image) -> tuple[list[_Cand], float]:
     tmax = _MAX_THICK_FRAC * min(h, w) * scale
     smallf = small.astype(np.float32)
     paired = _pairs(segs, tmin, tmax)
-    one = _one_sided(smallf, segs, tmin, tmax)
+    one = _one_sided(smallf, segs, max(tmin, _ONE_MIN_THICK * scale), tmax)
     # Strips seeded by one edge come after all pairs, however long: a strip already looked
     # at is not judged again (find_edge_bars), and a pair measures its thickness better.
     cands: list[_Cand] = []
@@ -469,7 +474,7 @@ def _refine(rgb: Image, c: _Cand) -> _Bar | None:
             a, b = (-0.5 - p) / d, (size - 0.5 - p) / d
             tlo, thi = max(tlo, min(a, b)), min(thi, max(a, b))
     t0, t1 = math.floor(tlo), math.ceil(thi)
-    if t1 - t0 + 1 < _MIN_ASPECT * t:
+    if t1 - t0 + 1 < _MIN_BOX_ASPECT * t:
         return None
     # First the seed alone (cheap), then the whole line through the picture.
     q0, q1 = max(t0, int(-c.half) - 2), min(t1, int(c.half) + 2)
@@ -614,9 +619,13 @@ def _judge(
         return None
     ga, gb = lo + int(gidx[0]), lo + int(gidx[-1])
     length = gb - ga + 1
-    if length < _MIN_ASPECT * width or gidx.size < _MIN_GOOD * length:
+    # A short block (under three thicknesses long) must be a box: both ends square in
+    # another colour, and both sides differing along most of it.
+    boxy = length < _MIN_ASPECT * width
+    if (boxy and length < _MIN_BOX_ASPECT * width) or gidx.size < _MIN_GOOD * length:
         return None
-    if np.count_nonzero(both[ga : gb + 1]) < (_LOW_BOTH if low else _MIN_BOTH) * gidx.size:
+    strict = low or boxy
+    if np.count_nonzero(both[ga : gb + 1]) < (_LOW_BOTH if strict else _MIN_BOTH) * gidx.size:
         return None
     # Straight sides a constant distance apart: a limb's lit side or a shadow bends away,
     # a tapered stroke narrows.
@@ -656,7 +665,7 @@ def _judge(
         return bool(inside[col, beyond].mean() <= 0.2)
 
     ends = (true_end(ga, lo, -1), true_end(gb, hi, 1))
-    if not any(ends):
+    if not (all(ends) if boxy else any(ends)):
         return None
     spans = [(lo - 0.5 if ends[0] else ga - 0.5, hi + 0.5 if ends[1] else gb + 0.5)]
     # Where another bar of the colour overlaps this one's other end (bars laid over each
