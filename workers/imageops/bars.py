@@ -25,6 +25,10 @@ _CORE_DIST = 14.0
 _MIN_CONTRAST = 16.0
 _MAX_STD = 5.0
 _MAX_TEXTURE = 9.0
+# A bar is a solid fill: its colour does not drift across it. A patch cut out of a sky's
+# gradient by the colour test changes by up to twice _CORE_DIST along the gradient; JPEG
+# adds noise, not a ramp.
+_MAX_RAMP = 8.0
 _SAME_COLOUR = 24.0
 # A patch fenced off by outlines has its colour again past the fence; a bar's colour does
 # not continue beyond it. Dense ink around a black bar is the same colour, hence the slack.
@@ -664,6 +668,9 @@ def _examine(
     spread = float(med[y0:y1, x0:x1][inside].std(axis=0).max())
     if spread > _MAX_STD:
         return f"not one colour {spread:.1f}"
+    ramp = _ramp(med_roi, inside)
+    if ramp > _MAX_RAMP:
+        return f"shaded {ramp:.1f}"
     # The median filter also melts fine hatching and screentone into a flat mid-tone; the
     # picture itself still shows them.
     deep = _u8(cv2.erode(inside.astype(np.uint8), _square(5))).astype(bool)
@@ -1027,6 +1034,20 @@ def _find(rgb: Image) -> list[tuple[U8, int, int, NDArray[np.float32], float]]:
                 held.append((colour, core, x, y))
     found += _stacks(rgb, med, held, lone, min_area)
     return found
+
+
+def _ramp(roi: NDArray[np.float32], inside: NDArray[np.bool_]) -> float:
+    """How far the colour over ``inside`` changes along its best-fitting plane (per
+    channel, the largest; 2nd to 98th percentile of the fit over the pixels)."""
+    ys, xs = np.nonzero(inside)
+    if ys.size > 4096:  # the plane is just as well fitted to a sample
+        pick = np.linspace(0, ys.size - 1, 4096).astype(np.intp)
+        ys, xs = ys[pick], xs[pick]
+    basis = np.stack([np.ones(ys.size), xs - xs.mean(), ys - ys.mean()], axis=1)
+    coef = np.linalg.lstsq(basis, roi[ys, xs].astype(np.float64), rcond=None)[0]
+    fit = basis[:, 1:] @ coef[1:]
+    lo, hi = np.percentile(fit, (2, 98), axis=0)
+    return float((hi - lo).max())
 
 
 def _melted_rim(
