@@ -361,3 +361,12 @@ def test_short_block_running_into_a_mass_is_not_a_box() -> None:
     rgb = drawn.jpeg(_u8(img), 90)
     found = edgebars.detect_edge_bars(rgb)
     assert (found & block).sum() < 0.2 * block.sum()
+
+
+def test_a_glyph_of_lettering_is_no_box() -> None:
+    """A glyph of a balloon's lettering, a black block 10 x 8 px with square ends in white
+    paper (an uncensored manga page, JPEG 92): too small for a box."""
+    i = 14
+    size = drawn.FREE_SIZES[i % len(drawn.FREE_SIZES)]
+    page = drawn.draw_art(80000 + i, size, drawn.THEMES[i % len(drawn.THEMES)]).image
+    assert not edgebars.detect_edge_bars(drawn.jpeg(page, 92)).any()

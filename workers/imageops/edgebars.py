@@ -77,6 +77,8 @@ _SIDE = 0.7
 _MIN_ASPECT = 3.0
 # ... or this many, a block whose two ends are square (a box).
 _MIN_BOX_ASPECT = 1.5
+# A box is at least this thick (px): smaller ones are glyphs of lettering and dots.
+_MIN_BOX_THICK = 16.0
 # Share of a bar's extent whose columns are judged bar-like (crossings and masses take
 # the rest).
 _MIN_GOOD = 0.5
@@ -622,7 +624,9 @@ def _judge(
     # A short block (under three thicknesses long) must be a box: both ends square in
     # another colour, and both sides differing along most of it.
     boxy = length < _MIN_ASPECT * width
-    if (boxy and length < _MIN_BOX_ASPECT * width) or gidx.size < _MIN_GOOD * length:
+    if boxy and (length < _MIN_BOX_ASPECT * width or width < _MIN_BOX_THICK):
+        return None
+    if gidx.size < _MIN_GOOD * length:
         return None
     strict = low or boxy
     if np.count_nonzero(both[ga : gb + 1]) < (_LOW_BOTH if strict else _MIN_BOTH) * gidx.size:
