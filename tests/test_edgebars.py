@@ -370,3 +370,14 @@ def test_a_glyph_of_lettering_is_no_box() -> None:
     size = drawn.FREE_SIZES[i % len(drawn.FREE_SIZES)]
     page = drawn.draw_art(80000 + i, size, drawn.THEMES[i % len(drawn.THEMES)]).image
     assert not edgebars.detect_edge_bars(drawn.jpeg(page, 92)).any()
+
+
+def test_strip_between_a_line_and_the_border_is_no_bar() -> None:
+    """A flat strip of paper 30 px wide between a box's straight side and the picture's
+    right border, closed squarely by the box's bottom: one edge and the border, which is
+    no bar's far side (an uncensored manga page had such a strip taken)."""
+    img = np.full((700, 900, 3), 245.0, np.float32)
+    cv2.line(img, (870, 0), (870, 300), (20, 20, 20), 3, cv2.LINE_AA)
+    cv2.line(img, (600, 300), (899, 300), (20, 20, 20), 3, cv2.LINE_AA)
+    cv2.line(img, (600, 0), (600, 300), (20, 20, 20), 3, cv2.LINE_AA)
+    assert not edgebars.detect_edge_bars(drawn.jpeg(_u8(img), 90)).any()

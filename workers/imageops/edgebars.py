@@ -324,6 +324,10 @@ def _one_sided(
         sharp = np.argmax(last, axis=1) - np.argmax(share < _SCREEN_INNER, axis=1) <= 2
         ok = flat & sharp & (thick >= tmin) & (thick <= tmax) & (inside >= _SCREEN_INNER)
         ok &= length >= 0.8 * thick
+        # The picture's border is no far side: a strip of background between a line and
+        # the border is no bar's thickness (a bar cut by the border is found by its pair).
+        beyond = gone_px.mean(1)[np.arange(len(share)), first]
+        ok &= beyond < 0.5
         mid = p1 + 0.5 * length[:, None] * u
         c = mid + sign * (thick / 2)[:, None] * n
         out.append(np.concatenate([c, u, thick[:, None], length[:, None]], axis=1)[ok])
