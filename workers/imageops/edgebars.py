@@ -600,24 +600,8 @@ def _judge(
             return None
         seed_col = s0 + int(near[near.size // 2])
     gap = max(2, int(0.1 * width))
-    lo = seed_col
-    miss = 0
-    while lo > 0 and miss <= gap:
-        if covered[lo - 1]:
-            miss = 0
-        else:
-            miss += 1
-        lo -= 1
-    lo += miss
-    hi = seed_col
-    miss = 0
-    while hi < cols - 1 and miss <= gap:
-        if covered[hi + 1]:
-            miss = 0
-        else:
-            miss += 1
-        hi += 1
-    hi -= miss
+    lo = _reach(covered, seed_col, 0, -1, gap)
+    hi = _reach(covered, seed_col, cols - 1, 1, gap)
     if (lo == 0 and more[0]) or (hi == cols - 1 and more[1]):
         return _MORE
     gidx = np.flatnonzero(good[lo : hi + 1])
